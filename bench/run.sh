@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# segl's benchmarks: full logins/s against the Argon2id limit, refresh grants/s against
+# panva's oidc-provider and the disk's durable-write limit, and resident memory.
+#
+#   bench/run.sh            # everything, RUNS=3 (about 6-8 minutes on 2 cores)
+#   RUNS=5 bench/run.sh     # more runs; see the variables below for the other knobs
+#
+# Load only ever goes to 127.0.0.1. Each benchmark runs RUNS times, interleaved with the
+# limit it is compared to, so both are measured in the same run on the same machine. The
+# raw JSON lines go to $WORK/results.jsonl; the markdown tables for docs/benchmarks.md are
+# printed at the end (and kept in $WORK/tables.md).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-3}
+ARGON2_SECS=${ARGON2_SECS:-10}
+LOGIN_SECS=${LOGIN_SECS:-15}
+REFRESH_SECS=${REFRESH_SECS:-10}
+FSYNC_SECS=${FSYNC_SECS:-3}
+LOGIN_CONC=${LOGIN_CONC:-8}
+REFRESH_CONC=${REFRESH_CONC:-32}
+PEOPLE=${PEOPLE:-32}
+BACKENDS=${BACKENDS:-"sqlite postgres"}
+PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+REDIRECT_URI=http://127.0.0.1:9/cb
+
+WORK=$(mktemp -d /tmp/segl-bench.XXXXXX)
+OUT=$WORK/results.jsonl
+SEGL=$ROOT/target/release/segl
+LG=$ROOT/target/release/loadgen
+PIDS=()
+PG_DB=""
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ -n $PG_DB ]]; then
+        psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$WORK"/data-* 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# Tags a loadgen JSON line and appends it to the results.
+record() { jq -c --arg backend "$1" --argjson run "$2" '. + {backend: $backend, run: $run}' | tee -a "$OUT" >&2; }
+
+# Waits until no compiler is running: figures taken beside a big compile mean nothing.
+wait_quiet() {
+    local waited=0
+    while pgrep -x rustc >/dev/null || pgrep -x cc1 >/dev/null || pgrep -x cc1plus >/dev/null; do
+        if ((waited == 0)); then log "a compiler is running; waiting for it to finish"; fi
+        sleep 10
+        waited=$((waited + 10))
+        if ((waited >= 900)); then
+            log "still compiling after 15 minutes; giving up"
+            exit 1
+        fi
+    done
+}
+
+# Starts `segl serve` on 127.0.0.1:0; sets SERVER_PID and BASE.
+start_segl() {
+    local dir=$1 url=${2:-}
+    local args=(--data-dir "$dir")
+    [[ -n $url ]] && args+=(--database-url "$url")
+    "$SEGL" "${args[@]}" serve --listen 127.0.0.1:0 >"$dir/serve.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    local i
+    for i in $(seq 1 600); do
+        BASE=$(grep -o -m1 'segl listening on http://[0-9.:]*' "$dir/serve.log" | sed 's/segl listening on //' || true)
+        [[ -n $BASE ]] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/serve.log" >&2; log "segl serve exited"; exit 1; }
+        sleep 0.1
+    done
+    log "segl serve did not say it was listening within 60 s"
+    exit 1
+}
+
+stop_pid() {
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# VmRSS and VmHWM of a process, kB, as a JSON object.
+memory() {
+    awk '/^VmRSS:/ {rss=$2} /^VmHWM:/ {hwm=$2} END {printf "{\"rss_kb\":%d,\"hwm_kb\":%d}\n", rss, hwm}' "/proc/$1/status"
+}
+
+# ---------------------------------------------------------------------------------------
+log "building release binaries"
+wait_quiet
+(cd "$ROOT" && cargo build --release -q -p segl -p segl-loadgen)
+if [[ ! -d $ROOT/bench/peer/node_modules/oidc-provider ]]; then
+    log "installing the peer (npm ci)"
+    (cd "$ROOT/bench/peer" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+wait_quiet
+
+{
+    echo "machine nproc=$(nproc)"
+    echo "machine cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    echo "machine mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "machine kernel=$(uname -r)"
+    echo "machine disk=$(df -h "$WORK" | awk 'NR==2 {print $1" ("$2")"}')"
+    echo "tools $(rustc --version) / node $(node --version) / oidc-provider $(node -p "require('$ROOT/bench/peer/node_modules/oidc-provider/package.json').version") / $(psql --version | head -1)"
+    echo "segl argon2 config: $("$SEGL" --data-dir "$WORK/data-config" --json config show 2>/dev/null | jq -c '.argon2 // .config.argon2 // "?"' 2>/dev/null || echo '?')"
+} | tee "$WORK/machine.txt" >&2
+rm -rf "$WORK/data-config"
+
+# The peer: oidc-provider with REFRESH_CONC refresh tokens, started once.
+PEER_TOKENS=$WORK/peer-tokens.txt
+PEER_SECRET=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+(cd "$ROOT/bench/peer" && exec node peer.mjs --tokens "$PEER_TOKENS" --count "$REFRESH_CONC" \
+    --client-secret "$PEER_SECRET") >"$WORK/peer.log" 2>&1 &
+PEER_PID=$!
+PIDS+=("$PEER_PID")
+for _ in $(seq 1 300); do
+    PEER_BASE=$(grep -o -m1 'peer listening on http://[0-9.:]*' "$WORK/peer.log" | sed 's/peer listening on //' || true)
+    [[ -n $PEER_BASE ]] && break
+    kill -0 "$PEER_PID" 2>/dev/null || { cat "$WORK/peer.log" >&2; exit 1; }
+    sleep 0.1
+done
+[[ -n $PEER_BASE ]] || { log "the peer did not start"; exit 1; }
+log "peer oidc-provider at $PEER_BASE"
+
+for backend in $BACKENDS; do
+    data=$WORK/data-$backend
+    mkdir -p "$data"
+    url=""
+    if [[ $backend == postgres ]]; then
+        PG_DB=segl_bench_$$_$RANDOM
+        psql "$PG_ADMIN_URL" -qc "CREATE DATABASE \"$PG_DB\"" >/dev/null
+        url=${PG_ADMIN_URL%/*}/$PG_DB
+    fi
+    log "$backend: setup ($PEOPLE persons)"
+    setup_args=(--segl "$SEGL" --data-dir "$data" --people "$PEOPLE" --out "$WORK/people-$backend.json"
+        --redirect-uri "$REDIRECT_URI")
+    [[ -n $url ]] && setup_args+=(--database-url "$url")
+    client=$("$LG" setup "${setup_args[@]}")
+    client_id=$(jq -r .client_id <<<"$client")
+    client_secret=$(jq -r .client_secret <<<"$client")
+
+    start_segl "$data" "$url"
+    pid=$SERVER_PID
+    log "$backend: segl at $BASE (pid $pid)"
+    sleep 2
+    memory "$pid" | jq -c --arg b "$backend" '{bench: "memory_idle", backend: $b} + .' | tee -a "$OUT" >&2
+
+    rts=$WORK/refresh-$backend.txt
+    : >"$rts"
+    for i in $(seq 1 "$RUNS"); do
+        wait_quiet
+        "$LG" argon2 --threads 2 --seconds "$ARGON2_SECS" | record "$backend" "$i"
+        "$LG" logins --base "$BASE" --people "$WORK/people-$backend.json" --client-id "$client_id" \
+            --client-secret "$client_secret" --redirect-uri "$REDIRECT_URI" \
+            --concurrency "$LOGIN_CONC" --seconds "$LOGIN_SECS" --save-refresh "$rts" | record "$backend" "$i"
+    done
+
+    chains=$WORK/chains-$backend.txt
+    head -n "$REFRESH_CONC" "$rts" >"$chains"
+    for i in $(seq 1 "$RUNS"); do
+        wait_quiet
+        "$LG" refresh --token-url "$BASE/oauth2/token" --client-id "$client_id" \
+            --client-secret "$client_secret" --tokens "$chains" \
+            --concurrency "$REFRESH_CONC" --seconds "$REFRESH_SECS" | record "$backend" "$i"
+        if [[ $backend == sqlite ]]; then
+            "$LG" refresh --token-url "$PEER_BASE/token" --client-id bench-peer \
+                --client-secret "$PEER_SECRET" --tokens "$PEER_TOKENS" \
+                --concurrency "$REFRESH_CONC" --seconds "$REFRESH_SECS" | record oidc-provider "$i"
+            "$LG" fsync --dir "$data" --seconds "$FSYNC_SECS" | record "$backend" "$i"
+        fi
+    done
+    memory "$pid" | jq -c --arg b "$backend" '{bench: "memory_after_load", backend: $b} + .' | tee -a "$OUT" >&2
+    if [[ $backend == sqlite ]]; then
+        memory "$PEER_PID" | jq -c '{bench: "memory_after_load", backend: "oidc-provider"} + .' | tee -a "$OUT" >&2
+    fi
+    echo "serve log $backend: $(wc -l <"$data/serve.log") lines, $(grep -ci 'error' "$data/serve.log" || true) mentioning error" >>"$WORK/machine.txt"
+    stop_pid "$pid"
+    if [[ $backend == postgres ]]; then
+        psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null
+        PG_DB=""
+    fi
+done
+
+python3 "$ROOT/bench/summarize.py" "$OUT" "$WORK/machine.txt" | tee "$WORK/tables.md"
+log "raw results: $OUT"

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's results.jsonl into the markdown tables of docs/benchmarks.md.
+
+    python3 bench/summarize.py results.jsonl [machine.txt]
+
+Medians over the runs; ratios are median / median of the limit or peer measured in the
+same run of run.sh.
+"""
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+LOGIN_GOAL = 0.85          # logins/s >= 85 % of Argon2id hashes/s
+REFRESH_GOAL = 5000.0      # refresh grants/s on SQLite
+IDLE_GOAL_BYTES = 40e6     # idle resident memory under 40 MB
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+def series(rows, bench, backend):
+    return [r for r in rows if r.get("bench") == bench and r.get("backend") == backend]
+
+
+def med(rs, key="rate"):
+    return statistics.median(r[key] for r in rs) if rs else None
+
+
+def fmt_runs(rs):
+    return ", ".join(f"{r['rate']:.1f}" for r in rs)
+
+
+def yes(ok):
+    return "met" if ok else "**missed**"
+
+
+def main():
+    rows = load(sys.argv[1])
+    if len(sys.argv) > 2:
+        print("```")
+        with open(sys.argv[2]) as f:
+            print(f.read().rstrip())
+        print("```\n")
+    backends = [b for b in ("sqlite", "postgres") if series(rows, "logins", b) or series(rows, "refresh", b)]
+
+    print("### Full logins per second vs. the Argon2id limit\n")
+    print("| backend | logins/s (runs) | median logins/s | p50 / p99 ms per login | errors | "
+          "Argon2id hashes/s, 2 threads (runs) | median hashes/s | ratio | goal >= 85 % |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for b in backends:
+        lg, ar = series(rows, "logins", b), series(rows, "argon2", b)
+        if not lg:
+            continue
+        ml, ma = med(lg), med(ar)
+        ratio = ml / ma if ma else float("nan")
+        errs = sum(r["errors"] for r in lg)
+        print(f"| {b} | {fmt_runs(lg)} | **{ml:.1f}** | {med(lg, 'p50_ms'):.1f} / {med(lg, 'p99_ms'):.1f} | {errs} "
+              f"| {fmt_runs(ar)} | {ma:.1f} | **{ratio:.0%}** | {yes(ratio >= LOGIN_GOAL)} |")
+    print()
+    for b in backends:
+        lg = series(rows, "logins", b)
+        stages = defaultdict(list)
+        for r in lg:
+            for k, v in r.get("stage_mean_ms", {}).items():
+                stages[k].append(v)
+        if stages:
+            parts = ", ".join(f"{k[2:]} {statistics.median(v):.1f}" for k, v in sorted(stages.items()))
+            print(f"Mean time per step ({b}, ms, median over runs): {parts}.  ")
+        kinds = defaultdict(int)
+        for r in lg:
+            for k, v in r.get("error_kinds", {}).items():
+                kinds[k] += v
+        if kinds:
+            print(f"Login errors ({b}): " + "; ".join(f"`{k}` x{v}" for k, v in kinds.items()) + ".  ")
+    print()
+
+    print("### Refresh-token grants per second (rotation on every grant)\n")
+    print("| server | storage | grants/s (runs) | median grants/s | p50 / p99 ms | errors | "
+          "ratio to oidc-provider | ratio to fsync limit | goal |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    peer = series(rows, "refresh", "oidc-provider")
+    mp = med(peer)
+    fs = series(rows, "fsync", "sqlite")
+    mf = med(fs)
+    for b in backends:
+        rf = series(rows, "refresh", b)
+        if not rf:
+            continue
+        m = med(rf)
+        errs = sum(r["errors"] for r in rf)
+        storage = "SQLite file, WAL, synchronous=FULL" if b == "sqlite" else "PostgreSQL 15 on 127.0.0.1"
+        vs_peer = f"{m / mp:.2f}x" if mp else "-"
+        vs_fs = f"{m / mf:.0%}" if (mf and b == "sqlite") else "-"
+        if b == "sqlite":
+            goal = f">= 5,000/s: {yes(m >= REFRESH_GOAL)}; >= peer: {yes(mp is not None and m >= mp)}"
+        else:
+            goal = "(no goal)"
+        print(f"| segl | {storage} | {fmt_runs(rf)} | **{m:.0f}** | {med(rf, 'p50_ms'):.2f} / {med(rf, 'p99_ms'):.2f} "
+              f"| {errs} | {vs_peer} | {vs_fs} | {goal} |")
+    if peer:
+        errs = sum(r["errors"] for r in peer)
+        print(f"| oidc-provider 9 | default in-memory adapter (nothing durable) | {fmt_runs(peer)} | **{mp:.0f}** "
+              f"| {med(peer, 'p50_ms'):.2f} / {med(peer, 'p99_ms'):.2f} | {errs} | 1.00x | - | peer |")
+    if fs:
+        print(f"| (limit) 4 KiB append + fdatasync, one writer, same disk | - | {fmt_runs(fs)} | **{mf:.0f}** "
+              f"| {med(fs, 'p50_ms'):.2f} / {med(fs, 'p99_ms'):.2f} | - | - | 100% | physical limit |")
+    print()
+
+    print("### Resident memory of `segl serve`\n")
+    print("| server | idle VmRSS (after start, before load) | VmRSS after load | peak VmHWM | goal idle < 40 MB |")
+    print("|---|---|---|---|---|")
+    for b in backends + ["oidc-provider"]:
+        idle = series(rows, "memory_idle", b)
+        after = series(rows, "memory_after_load", b)
+        if not (idle or after):
+            continue
+        mb = lambda kb: f"{kb / 1024:.1f} MiB"  # noqa: E731
+        i = mb(idle[0]["rss_kb"]) if idle else "-"
+        goal = yes(idle[0]["rss_kb"] * 1024 < IDLE_GOAL_BYTES) if idle else "-"
+        name = f"segl ({b})" if b != "oidc-provider" else "oidc-provider (node)"
+        if b == "oidc-provider":
+            goal = "peer"
+        a = mb(after[0]["rss_kb"]) if after else "-"
+        h = mb(after[0]["hwm_kb"]) if after else "-"
+        print(f"| {name} | {i} | {a} | {h} | {goal} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,512 @@
+//! The login flow as a state machine: `identify → choose_method → otp → password → done`.
+//!
+//! The server loads a flow, checks the outcome of a credential against its own store
+//! (code device, password hash) and feeds that outcome in here together with `now`. This
+//! module decides what the flow may do next; it never sees a secret and does no I/O, so
+//! every expiry and counter rule is tested with plain numbers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::nin::{Nin, NinError};
+use crate::oidc::{self, AuthRequest};
+
+/// Where a login flow stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginState {
+    /// Waiting for the national identity number.
+    Identify,
+    /// Waiting for the person to pick a method.
+    ChooseMethod,
+    /// Waiting for the code device's one-time code.
+    Otp,
+    /// Waiting for the password.
+    Password,
+    /// Authenticated; the client gets its code.
+    Done,
+    /// Ended without authentication; see the failure.
+    Failed,
+}
+
+impl LoginState {
+    /// The wire name of the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginState::Identify => "identify",
+            LoginState::ChooseMethod => "choose_method",
+            LoginState::Otp => "otp",
+            LoginState::Password => "password",
+            LoginState::Done => "done",
+            LoginState::Failed => "failed",
+        }
+    }
+}
+
+/// A way to prove who you are in the first step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Hardware code device (HOTP/TOTP).
+    Otp,
+}
+
+impl Method {
+    /// The wire name of the method.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Otp => "otp",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Method> {
+        match s {
+            "otp" => Some(Method::Otp),
+            _ => None,
+        }
+    }
+}
+
+/// Why a flow ended without success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// Too many wrong answers in this flow.
+    TooManyAttempts,
+    /// The person or the client cancelled.
+    Cancelled,
+    /// The code device is blocked.
+    DeviceBlocked,
+    /// The password is locked.
+    PasswordLocked,
+}
+
+impl FailureReason {
+    /// The wire name, also the OAuth error description's key.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::TooManyAttempts => "too_many_attempts",
+            FailureReason::Cancelled => "cancelled",
+            FailureReason::DeviceBlocked => "device_blocked",
+            FailureReason::PasswordLocked => "password_locked",
+        }
+    }
+}
+
+/// The outcome of checking a one-time code, as the server found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtpCheck {
+    /// The code was right and is now used up.
+    Accepted,
+    /// The code was wrong (or the person has no usable device: the same answer, so the
+    /// pages do not reveal who has a device).
+    Wrong,
+    /// The code was right once but has been used before.
+    Replayed,
+    /// The device is blocked; no code is checked.
+    Blocked,
+}
+
+/// The outcome of checking a password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasswordCheck {
+    /// Right password.
+    Accepted,
+    /// Wrong password; `locked_now` when this failure locked it.
+    Wrong,
+    /// Locked before this attempt; the password was not checked.
+    Locked,
+}
+
+/// A step refused; the flow may have changed (failure counted) or not.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FlowError {
+    /// The flow's lifetime is over.
+    #[error("the login has expired; start again from the service")]
+    Expired,
+    /// The step does not fit the state the flow is in.
+    #[error("this step is not possible now (the login is at '{0}')")]
+    InvalidState(&'static str),
+    /// The number did not parse.
+    #[error("{0}")]
+    InvalidNin(NinError),
+    /// The method is not offered.
+    #[error("that method is not offered")]
+    UnsupportedMethod,
+    /// Wrong one-time code.
+    #[error("wrong one-time code")]
+    WrongOtp {
+        /// Attempts left in this flow.
+        remaining: u32,
+    },
+    /// A code used before.
+    #[error("this one-time code has already been used; wait for the next one")]
+    OtpReplayed {
+        /// Attempts left in this flow.
+        remaining: u32,
+    },
+    /// Wrong password.
+    #[error("wrong password")]
+    WrongPassword {
+        /// Attempts left in this flow.
+        remaining: u32,
+    },
+    /// The device is blocked.
+    #[error("the code device is blocked after too many wrong codes; contact support or resynchronise it")]
+    DeviceBlocked,
+    /// The password is locked.
+    #[error("the password is locked after too many wrong attempts; reset it")]
+    PasswordLocked,
+    /// The flow closed after too many failures.
+    #[error("too many failed attempts; start again from the service")]
+    TooManyAttempts,
+}
+
+/// A login flow. Stored as JSON by the store (field `v` versions the record).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginFlow {
+    /// Record version, for future migrations of stored flows.
+    pub v: u32,
+    /// Current state.
+    pub state: LoginState,
+    /// The authorization request this login answers.
+    pub request: AuthRequest,
+    /// Who is logging in, once identified.
+    pub nin: Option<Nin>,
+    /// Methods offered.
+    pub methods: Vec<Method>,
+    /// The method chosen.
+    pub method: Option<Method>,
+    /// The browser's remembered choice, used to skip the choice step.
+    pub remembered_method: Option<Method>,
+    /// Failed answers in this flow.
+    pub failures: u32,
+    /// Most failures allowed before the flow closes.
+    pub max_failures: u32,
+    /// When the flow was created (unix seconds).
+    pub created_at: i64,
+    /// When it stops accepting steps (unix seconds).
+    pub expires_at: i64,
+    /// When the person finished authenticating.
+    pub auth_time: Option<i64>,
+    /// Authentication methods used, RFC 8176.
+    pub amr: Vec<String>,
+    /// Why it failed, in state `failed`.
+    pub failure: Option<FailureReason>,
+    /// Where the browser goes when done (the client's redirect URI with the code).
+    #[serde(default)]
+    pub redirect_to: Option<String>,
+}
+
+impl LoginFlow {
+    /// Starts a flow for a validated request.
+    pub fn new(
+        request: AuthRequest,
+        remembered_method: Option<Method>,
+        now: i64,
+        ttl_secs: i64,
+        max_failures: u32,
+    ) -> Result<LoginFlow, FlowError> {
+        let mut flow = LoginFlow {
+            v: 1,
+            state: LoginState::Identify,
+            nin: None,
+            methods: vec![Method::Otp],
+            method: None,
+            remembered_method,
+            failures: 0,
+            max_failures,
+            created_at: now,
+            expires_at: now + ttl_secs,
+            auth_time: None,
+            amr: Vec::new(),
+            failure: None,
+            redirect_to: None,
+            request,
+        };
+        // A login_hint with a valid number skips the first page.
+        if let Some(hint) = flow.request.login_hint.clone() {
+            flow.identify(&hint, now)?;
+        }
+        Ok(flow)
+    }
+
+    /// Whether the flow has run out of time at `now`.
+    pub fn is_expired(&self, now: i64) -> bool {
+        now >= self.expires_at
+    }
+
+    fn ensure(&self, state: LoginState, now: i64) -> Result<(), FlowError> {
+        if self.is_expired(now) && !matches!(self.state, LoginState::Done | LoginState::Failed) {
+            return Err(FlowError::Expired);
+        }
+        if self.state == LoginState::Failed && self.failure == Some(FailureReason::TooManyAttempts)
+        {
+            return Err(FlowError::TooManyAttempts);
+        }
+        if self.state != state {
+            return Err(FlowError::InvalidState(self.state.as_str()));
+        }
+        Ok(())
+    }
+
+    /// Step 1: the national identity number.
+    pub fn identify(&mut self, nin: &str, now: i64) -> Result<(), FlowError> {
+        self.ensure(LoginState::Identify, now)?;
+        let nin = Nin::parse(nin).map_err(FlowError::InvalidNin)?;
+        self.nin = Some(nin);
+        match self.remembered_method.filter(|m| self.methods.contains(m)) {
+            Some(m) => {
+                self.method = Some(m);
+                self.state = state_for(m);
+            }
+            None => self.state = LoginState::ChooseMethod,
+        }
+        Ok(())
+    }
+
+    /// Step 2: the method. Also "choose another method" from the method's own step.
+    pub fn choose_method(&mut self, method: &str, now: i64) -> Result<Method, FlowError> {
+        if self.state == LoginState::Otp {
+            // Going back to choose is allowed before the first factor is done.
+            self.state = LoginState::ChooseMethod;
+        }
+        self.ensure(LoginState::ChooseMethod, now)?;
+        let method = Method::parse(method)
+            .filter(|m| self.methods.contains(m))
+            .ok_or(FlowError::UnsupportedMethod)?;
+        self.method = Some(method);
+        self.state = state_for(method);
+        Ok(method)
+    }
+
+    /// Back to the list of methods, from the first factor's step.
+    pub fn choose_another(&mut self, now: i64) -> Result<(), FlowError> {
+        self.ensure(LoginState::Otp, now)?;
+        self.state = LoginState::ChooseMethod;
+        Ok(())
+    }
+
+    /// Whether the flow accepts a one-time code now (checked before the server spends a
+    /// code on it).
+    pub fn expect_otp(&self, now: i64) -> Result<(), FlowError> {
+        self.ensure(LoginState::Otp, now)
+    }
+
+    /// Step 3: the outcome of the one-time code.
+    pub fn otp_checked(&mut self, check: OtpCheck, now: i64) -> Result<(), FlowError> {
+        self.expect_otp(now)?;
+        match check {
+            OtpCheck::Accepted => {
+                self.amr.push("otp".into());
+                self.state = LoginState::Password;
+                Ok(())
+            }
+            OtpCheck::Wrong => Err(self.fail_once(|remaining| FlowError::WrongOtp { remaining })),
+            OtpCheck::Replayed => {
+                Err(self.fail_once(|remaining| FlowError::OtpReplayed { remaining }))
+            }
+            OtpCheck::Blocked => {
+                self.state = LoginState::Failed;
+                self.failure = Some(FailureReason::DeviceBlocked);
+                Err(FlowError::DeviceBlocked)
+            }
+        }
+    }
+
+    /// Whether the flow accepts a password now.
+    pub fn expect_password(&self, now: i64) -> Result<(), FlowError> {
+        self.ensure(LoginState::Password, now)
+    }
+
+    /// Step 4: the outcome of the password.
+    pub fn password_checked(&mut self, check: PasswordCheck, now: i64) -> Result<(), FlowError> {
+        self.expect_password(now)?;
+        match check {
+            PasswordCheck::Accepted => {
+                self.amr = oidc::amr_otp_password();
+                self.auth_time = Some(now);
+                self.state = LoginState::Done;
+                Ok(())
+            }
+            PasswordCheck::Wrong => {
+                Err(self.fail_once(|remaining| FlowError::WrongPassword { remaining }))
+            }
+            PasswordCheck::Locked => {
+                self.state = LoginState::Failed;
+                self.failure = Some(FailureReason::PasswordLocked);
+                Err(FlowError::PasswordLocked)
+            }
+        }
+    }
+
+    /// Ends the flow at the person's or client's wish.
+    pub fn cancel(&mut self, now: i64) -> Result<(), FlowError> {
+        if matches!(self.state, LoginState::Done | LoginState::Failed) {
+            return Err(FlowError::InvalidState(self.state.as_str()));
+        }
+        if self.is_expired(now) {
+            return Err(FlowError::Expired);
+        }
+        self.state = LoginState::Failed;
+        self.failure = Some(FailureReason::Cancelled);
+        Ok(())
+    }
+
+    /// The level this flow reached, once done.
+    pub fn acr(&self) -> &'static str {
+        oidc::ACR_HIGH
+    }
+
+    fn fail_once(&mut self, err: impl Fn(u32) -> FlowError) -> FlowError {
+        self.failures += 1;
+        if self.failures >= self.max_failures {
+            self.state = LoginState::Failed;
+            self.failure = Some(FailureReason::TooManyAttempts);
+            return FlowError::TooManyAttempts;
+        }
+        err(self.max_failures - self.failures)
+    }
+}
+
+fn state_for(method: Method) -> LoginState {
+    match method {
+        Method::Otp => LoginState::Otp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(hint: Option<&str>) -> AuthRequest {
+        AuthRequest {
+            client_id: "c".into(),
+            client_name: "Client".into(),
+            redirect_uri: "https://rp.example/cb".into(),
+            scopes: vec!["openid".into()],
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            prompt: vec![],
+            max_age: None,
+            acr: oidc::ACR_HIGH.into(),
+            login_hint: hint.map(str::to_string),
+            ui_locales: vec![],
+            id_token_claims: vec![],
+            userinfo_claims: vec![],
+        }
+    }
+
+    fn flow() -> LoginFlow {
+        LoginFlow::new(request(None), None, 1000, 600, 3).unwrap()
+    }
+
+    #[test]
+    fn happy_path_reaches_done_with_amr() {
+        let mut f = flow();
+        f.identify("15058500027", 1001).unwrap();
+        assert_eq!(f.state, LoginState::ChooseMethod);
+        f.choose_method("otp", 1002).unwrap();
+        f.otp_checked(OtpCheck::Accepted, 1003).unwrap();
+        assert_eq!(f.state, LoginState::Password);
+        f.password_checked(PasswordCheck::Accepted, 1004).unwrap();
+        assert_eq!(f.state, LoginState::Done);
+        assert_eq!(f.amr, vec!["otp", "pwd", "mfa"]);
+        assert_eq!(f.auth_time, Some(1004));
+    }
+
+    #[test]
+    fn login_hint_and_remembered_method_skip_steps() {
+        let f = LoginFlow::new(request(Some("15058500027")), Some(Method::Otp), 0, 600, 3).unwrap();
+        assert_eq!(f.state, LoginState::Otp);
+        assert_eq!(f.method, Some(Method::Otp));
+    }
+
+    #[test]
+    fn bad_nin_is_refused_with_reason_and_changes_nothing() {
+        let mut f = flow();
+        let err = f.identify("15058500028", 1001).unwrap_err();
+        assert!(matches!(err, FlowError::InvalidNin(NinError::BadCheckDigit2)));
+        assert_eq!(f.state, LoginState::Identify);
+        assert_eq!(f.failures, 0);
+    }
+
+    #[test]
+    fn expired_flow_refuses_every_step() {
+        let mut f = flow();
+        assert_eq!(f.identify("15058500027", 1600), Err(FlowError::Expired));
+        assert_eq!(f.cancel(1600), Err(FlowError::Expired));
+    }
+
+    #[test]
+    fn steps_out_of_order_are_refused() {
+        let mut f = flow();
+        assert_eq!(
+            f.otp_checked(OtpCheck::Accepted, 1001),
+            Err(FlowError::InvalidState("identify"))
+        );
+        assert_eq!(
+            f.password_checked(PasswordCheck::Accepted, 1001),
+            Err(FlowError::InvalidState("identify"))
+        );
+        assert_eq!(f.state, LoginState::Identify);
+    }
+
+    #[test]
+    fn failures_count_and_close_the_flow() {
+        let mut f = flow();
+        f.identify("15058500027", 1001).unwrap();
+        f.choose_method("otp", 1001).unwrap();
+        assert_eq!(
+            f.otp_checked(OtpCheck::Wrong, 1002),
+            Err(FlowError::WrongOtp { remaining: 2 })
+        );
+        assert_eq!(
+            f.otp_checked(OtpCheck::Replayed, 1002),
+            Err(FlowError::OtpReplayed { remaining: 1 })
+        );
+        assert_eq!(f.otp_checked(OtpCheck::Wrong, 1002), Err(FlowError::TooManyAttempts));
+        assert_eq!(f.state, LoginState::Failed);
+        assert_eq!(f.failure, Some(FailureReason::TooManyAttempts));
+        assert_eq!(f.otp_checked(OtpCheck::Accepted, 1003), Err(FlowError::TooManyAttempts));
+    }
+
+    #[test]
+    fn blocked_device_and_locked_password_fail_the_flow() {
+        let mut f = flow();
+        f.identify("15058500027", 1001).unwrap();
+        f.choose_method("otp", 1001).unwrap();
+        assert_eq!(f.otp_checked(OtpCheck::Blocked, 1002), Err(FlowError::DeviceBlocked));
+        assert_eq!(f.failure, Some(FailureReason::DeviceBlocked));
+
+        let mut f = flow();
+        f.identify("15058500027", 1001).unwrap();
+        f.choose_method("otp", 1001).unwrap();
+        f.otp_checked(OtpCheck::Accepted, 1002).unwrap();
+        assert_eq!(
+            f.password_checked(PasswordCheck::Locked, 1003),
+            Err(FlowError::PasswordLocked)
+        );
+        assert_eq!(f.state, LoginState::Failed);
+    }
+
+    #[test]
+    fn choose_another_method_goes_back() {
+        let mut f = LoginFlow::new(request(Some("15058500027")), Some(Method::Otp), 0, 600, 3).unwrap();
+        f.choose_another(1).unwrap();
+        assert_eq!(f.state, LoginState::ChooseMethod);
+        assert_eq!(f.choose_method("fido9", 1), Err(FlowError::UnsupportedMethod));
+        f.choose_method("otp", 1).unwrap();
+        assert_eq!(f.state, LoginState::Otp);
+    }
+
+    #[test]
+    fn cancel_ends_and_cannot_repeat() {
+        let mut f = flow();
+        f.cancel(1001).unwrap();
+        assert_eq!(f.failure, Some(FailureReason::Cancelled));
+        assert_eq!(f.cancel(1002), Err(FlowError::InvalidState("failed")));
+    }
+}

@@ -1,0 +1,14 @@
+//! segl-core: the domain of an eID provider without I/O.
+//!
+//! - [`nin`]: Norwegian national identity numbers (fødselsnummer, D-number).
+//! - [`password`]: the password policy (length, common passwords).
+//! - [`flow`]: the login flow state machine; time comes in as a parameter.
+//! - [`oidc`]: the validated authorization request, levels and `amr` values.
+//! - [`policy`]: limits and lifetimes (retries, expiries) in one place.
+#![forbid(unsafe_code)]
+
+pub mod flow;
+pub mod nin;
+pub mod oidc;
+pub mod password;
+pub mod policy;

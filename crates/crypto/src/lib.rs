@@ -1,0 +1,16 @@
+//! segl-crypto: the cryptography segl needs, on audited primitives.
+//!
+//! - [`otp`]: HOTP (RFC 4226) and TOTP (RFC 6238) with windows, drift and replay guard.
+//! - [`pskc`]: import of PSKC files (RFC 6030), plain, pre-shared key and PBKDF2.
+//! - [`password`]: Argon2id hashing with rehash detection and a dummy verify.
+//! - [`jose`]: token-signing keys (ES256, RS256), JWKS, JWT signing and verification.
+//! - [`seal`]: AES-256-GCM sealing of secrets at rest (OTP seeds).
+//! - [`random`]: random tokens, hashes, constant-time comparison, PKCE.
+#![forbid(unsafe_code)]
+
+pub mod jose;
+pub mod otp;
+pub mod password;
+pub mod pskc;
+pub mod random;
+pub mod seal;

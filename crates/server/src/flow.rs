@@ -1,0 +1,577 @@
+//! The flow API (`/api/v1/flows/{id}/…`) and the steps it shares with the pages.
+//!
+//! Each step loads the flow, checks its binding to the browser (cookie) and the CSRF token,
+//! lets `segl_core::flow` decide, and saves the flow together with the credential's counters
+//! and the audit events in one transaction. A flow saved by another request in the meantime
+//! makes the later one fail with a conflict instead of overwriting it.
+
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use segl_core::flow::{FlowError, LoginFlow, LoginState, OtpCheck, PasswordCheck};
+use segl_crypto::otp::{self, OtpOutcome};
+use segl_crypto::password::Verification;
+use segl_crypto::pskc::TokenKind;
+use segl_crypto::random::{ct_eq, sha256_b64url};
+use segl_store::audit::{self, Event};
+use segl_store::devices::{self, DeviceState};
+use segl_store::flows::{self, FlowRow};
+use segl_store::{StoreError, persons};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::oidc::{self, BROWSER_COOKIE};
+use crate::pages::METHOD_COOKIE;
+
+/// The flow API routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/flows/{id}", get(get_flow))
+        .route("/api/v1/flows/{id}/identify", post(api_identify))
+        .route("/api/v1/flows/{id}/method", post(api_method))
+        .route("/api/v1/flows/{id}/otp", post(api_otp))
+        .route("/api/v1/flows/{id}/password", post(api_password))
+        .route("/api/v1/flows/{id}/cancel", post(api_cancel))
+}
+
+/// A step a client can take.
+#[derive(Debug)]
+pub enum Step {
+    /// National identity number.
+    Identify(String),
+    /// Pick a method.
+    Method(String),
+    /// Back to the list of methods.
+    ChooseAnother,
+    /// One-time code.
+    Otp(String),
+    /// Password.
+    Password(String),
+    /// Give up.
+    Cancel,
+}
+
+/// A flow after a step, with cookies the browser should get.
+pub struct Stepped {
+    /// The flow record.
+    pub row: FlowRow,
+    /// The flow.
+    pub flow: LoginFlow,
+    /// Cookies to set (session, remembered method).
+    pub cookies: Vec<Cookie<'static>>,
+}
+
+/// The flow as the API shows it.
+pub fn view(row: &FlowRow, flow: &LoginFlow) -> Value {
+    let mut v = json!({
+        "id": row.id,
+        "kind": row.kind,
+        "state": flow.state.as_str(),
+        "methods": flow.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        "method": flow.method.map(|m| m.as_str()),
+        "csrf_token": row.csrf,
+        "expires_at": rfc3339(flow.expires_at),
+        "client_name": flow.request.client_name,
+        "failures": flow.failures,
+    });
+    if let Some(r) = &flow.redirect_to {
+        v["redirect_to"] = json!(r);
+    }
+    if let Some(f) = flow.failure {
+        v["error"] = json!({"code": f.as_str(), "message": failure_message(f)});
+    }
+    v
+}
+
+fn failure_message(f: segl_core::flow::FailureReason) -> &'static str {
+    use segl_core::flow::FailureReason as R;
+    match f {
+        R::TooManyAttempts => "too many failed attempts",
+        R::Cancelled => "the login was cancelled",
+        R::DeviceBlocked => "the code device is blocked",
+        R::PasswordLocked => "the password is locked",
+    }
+}
+
+fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn decode(row: &FlowRow) -> Result<LoginFlow, ApiError> {
+    if row.kind != "login" {
+        return Err(ApiError::problem(StatusCode::CONFLICT, "invalid_state", "this flow is not a login"));
+    }
+    serde_json::from_str(&row.data).map_err(|e| ApiError::Store(StoreError::Corrupt(e.to_string())))
+}
+
+/// Loads a flow and checks the browser binding and, for steps, the CSRF token.
+pub async fn load(
+    c: &mut segl_store::Conn,
+    id: &str,
+    browser: Option<&str>,
+    csrf: Option<Option<&str>>,
+) -> Result<(FlowRow, LoginFlow), ApiError> {
+    let row = flows::get(c, id)
+        .await?
+        .ok_or_else(|| ApiError::problem(StatusCode::NOT_FOUND, "flow_not_found", "no such flow"))?;
+    let bound = browser.is_some_and(|b| ct_eq(sha256_b64url(b.as_bytes()).as_bytes(), row.binding_hash.as_bytes()));
+    if !bound {
+        return Err(ApiError::problem(
+            StatusCode::FORBIDDEN,
+            "flow_binding",
+            "this login belongs to another browser; start again from the service",
+        ));
+    }
+    if let Some(token) = csrf
+        && !token.is_some_and(|t| ct_eq(t.as_bytes(), row.csrf.as_bytes()))
+    {
+        return Err(ApiError::problem(
+            StatusCode::FORBIDDEN,
+            "csrf_mismatch",
+            "the CSRF token is missing or wrong",
+        ));
+    }
+    let flow = decode(&row)?;
+    Ok((row, flow))
+}
+
+/// Runs one step: the shared path of the API and the pages.
+pub async fn run_step(st: &AppState, id: &str, browser: Option<&str>, csrf: Option<&str>, step: Step) -> Result<Stepped, ApiError> {
+    let now = st.now();
+    // The password is checked outside the transaction: hashing takes tens of milliseconds
+    // and must not hold the database's write lock.
+    let password_check = match &step {
+        Step::Password(pw) => Some(check_password(st, id, browser, csrf, pw, now).await?),
+        _ => None,
+    };
+    let mut tx = st.store.begin().await?;
+    let (mut row, mut flow) = load(&mut tx, id, browser, Some(csrf)).await?;
+    let before = row.data.clone();
+    let mut cookies = Vec::new();
+    let result: Result<(), FlowError> = match step {
+        Step::Identify(nin) => flow.identify(&nin, now),
+        Step::Method(m) => flow.choose_method(&m, now).map(|m| {
+            cookies.push(method_cookie(st, m.as_str()));
+        }),
+        Step::ChooseAnother => flow.choose_another(now),
+        Step::Otp(code) => otp_step(st, &mut tx, &mut flow, &code, now).await?,
+        Step::Password(_) => match password_check {
+            Some((check, person_id, failures)) => {
+                password_step(st, &mut tx, &mut flow, check, &person_id, failures, now).await?
+            }
+            None => Err(FlowError::InvalidState("password")),
+        },
+        Step::Cancel => flow.cancel(now),
+    };
+    if flow.state == LoginState::Done && flow.redirect_to.is_none() {
+        cookies.push(finish(st, &mut tx, &mut flow, now).await?);
+    }
+    if flow.state == LoginState::Failed && flow.redirect_to.is_none() {
+        // The client hears of a failed or cancelled login as access_denied (RFC 6749 4.1.2.1).
+        flow.redirect_to = Some(denied_url(st, &flow));
+    }
+    if flow.state == LoginState::Failed && !before.contains("\"state\":\"failed\"") {
+        st.metrics.logins_failed.inc();
+        let subject = person_of(&mut tx, &flow).await?;
+        audit::append(
+            &mut tx,
+            &Event {
+                event: "login.failure",
+                subject: subject.as_deref(),
+                client_id: Some(&flow.request.client_id),
+                data: json!({"reason": flow.failure.map(|f| f.as_str())}),
+            },
+            now,
+        )
+        .await?;
+    }
+    row.data = serde_json::to_string(&flow).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if row.data != before {
+        flows::update(&mut tx, &mut row).await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    result?;
+    Ok(Stepped { row, flow, cookies })
+}
+
+fn denied_url(st: &AppState, flow: &LoginFlow) -> String {
+    let Ok(mut url) = url::Url::parse(&flow.request.redirect_uri) else {
+        return String::new();
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("error", "access_denied");
+        q.append_pair("error_description", flow.failure.map_or("failed", |f| f.as_str()));
+        if let Some(s) = &flow.request.state {
+            q.append_pair("state", s);
+        }
+        q.append_pair("iss", &st.settings.issuer);
+    }
+    url.to_string()
+}
+
+async fn person_of(c: &mut segl_store::Conn, flow: &LoginFlow) -> Result<Option<String>, ApiError> {
+    Ok(match &flow.nin {
+        Some(n) => persons::by_nin(c, n.as_str()).await?.map(|p| p.id),
+        None => None,
+    })
+}
+
+fn method_cookie(st: &AppState, method: &str) -> Cookie<'static> {
+    let mut c = Cookie::new(METHOD_COOKIE, method.to_string());
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c.set_secure(st.settings.cookie_secure);
+    c.set_path("/");
+    c.set_max_age(time::Duration::days(365));
+    c
+}
+
+/// Checks the code against the person's device and records the outcome.
+async fn otp_step(
+    st: &AppState,
+    c: &mut segl_store::Conn,
+    flow: &mut LoginFlow,
+    code: &str,
+    now: i64,
+) -> Result<Result<(), FlowError>, ApiError> {
+    if let Err(e) = flow.expect_otp(now) {
+        return Ok(Err(e));
+    }
+    let person = person_of(c, flow).await?;
+    let device = match &person {
+        Some(p) => devices::for_person(c, p).await?,
+        None => None,
+    };
+    let policy = &st.settings.policy;
+    let check = match device {
+        // Unknown person or no device: the same answer as a wrong code, so the page does
+        // not tell who has an eID.
+        None => OtpCheck::Wrong,
+        Some(d) if d.state == DeviceState::Blocked => OtpCheck::Blocked,
+        Some(d) => {
+            let secret = d.secret(&st.store)?;
+            let outcome = match d.kind {
+                TokenKind::Hotp { .. } => {
+                    otp::verify_hotp(d.algorithm, &secret, d.digits, d.counter, policy.hotp_look_ahead, code)
+                }
+                TokenKind::Totp { step, t0 } => otp::verify_totp(
+                    d.algorithm,
+                    &secret,
+                    d.digits,
+                    step,
+                    t0,
+                    now,
+                    d.drift,
+                    d.last_step,
+                    policy.totp_window,
+                    code,
+                ),
+            };
+            match outcome {
+                OtpOutcome::Accepted { counter } => {
+                    let saved = match d.kind {
+                        TokenKind::Hotp { .. } => devices::accepted(c, &d, counter + 1, d.last_step, d.drift).await,
+                        TokenKind::Totp { step, t0 } => {
+                            let drift = counter as i64 - otp::totp_step(now, step, t0);
+                            devices::accepted(c, &d, d.counter, Some(counter as i64), drift).await
+                        }
+                    };
+                    match saved {
+                        Ok(()) => OtpCheck::Accepted,
+                        // Another request spent this code a moment ago.
+                        Err(StoreError::Conflict) => OtpCheck::Replayed,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                OtpOutcome::Replayed => OtpCheck::Replayed,
+                OtpOutcome::Rejected => {
+                    let (failures, blocked) = devices::failed(c, &d.serial, policy.otp_max_failures).await?;
+                    st.metrics.otp_failures.inc();
+                    audit::append(
+                        c,
+                        &Event {
+                            event: "otp.failure",
+                            subject: person.as_deref(),
+                            client_id: Some(&flow.request.client_id),
+                            data: json!({"serial": d.serial, "failures": failures}),
+                        },
+                        now,
+                    )
+                    .await?;
+                    if blocked {
+                        audit::append(
+                            c,
+                            &Event {
+                                event: "otp.device_blocked",
+                                subject: person.as_deref(),
+                                client_id: Some(&flow.request.client_id),
+                                data: json!({"serial": d.serial}),
+                            },
+                            now,
+                        )
+                        .await?;
+                    }
+                    OtpCheck::Wrong
+                }
+            }
+        }
+    };
+    if check == OtpCheck::Replayed {
+        audit::append(
+            c,
+            &Event {
+                event: "otp.replay",
+                subject: person.as_deref(),
+                client_id: Some(&flow.request.client_id),
+                data: json!({}),
+            },
+            now,
+        )
+        .await?;
+    }
+    Ok(flow.otp_checked(check, now))
+}
+
+/// Verifies the password outside any transaction. Unknown persons and locked passwords
+/// cost one dummy hash, so timing does not tell them apart from a wrong password.
+async fn check_password(
+    st: &AppState,
+    id: &str,
+    browser: Option<&str>,
+    csrf: Option<&str>,
+    password: &str,
+    now: i64,
+) -> Result<(PasswordCheck, String, i64), ApiError> {
+    let mut c = st.store.conn().await?;
+    let (_, flow) = load(&mut c, id, browser, Some(csrf)).await?;
+    if let Err(e) = flow.expect_password(now) {
+        return Err(e.into());
+    }
+    let person = person_of(&mut c, &flow).await?.unwrap_or_default();
+    let record = persons::password(&mut c, &person).await?;
+    drop(c);
+    if password.len() > 1024 {
+        return Err(ApiError::problem(StatusCode::BAD_REQUEST, "malformed_request", "the password is too long"));
+    }
+    let _slot = st.hash_slots.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let hasher = st.hasher.clone();
+    let pw = zeroize::Zeroizing::new(password.to_string());
+    let rec = record.clone();
+    let verdict = tokio::task::spawn_blocking(move || match rec {
+        Some(r) if !r.locked => match hasher.verify(&pw, &r.phc) {
+            Ok(Verification::Valid { needs_rehash }) => {
+                let rehash = if needs_rehash { hasher.hash(&pw).ok() } else { None };
+                (Some(true), rehash)
+            }
+            _ => (Some(false), None),
+        },
+        _ => {
+            hasher.dummy_verify(&pw);
+            (None, None)
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let failures = record.as_ref().map_or(0, |r| r.failures);
+    let check = match (verdict, &record) {
+        ((Some(true), rehash), _) => {
+            if let Some(phc) = rehash {
+                let mut c = st.store.conn().await?;
+                persons::rehash_password(&mut c, &person, &phc).await?;
+            }
+            PasswordCheck::Accepted
+        }
+        ((Some(false), _), _) => PasswordCheck::Wrong,
+        ((None, _), Some(r)) if r.locked => PasswordCheck::Locked,
+        // No password set: treated as a wrong password.
+        ((None, _), _) => PasswordCheck::Wrong,
+    };
+    Ok((check, person, failures))
+}
+
+async fn password_step(
+    st: &AppState,
+    c: &mut segl_store::Conn,
+    flow: &mut LoginFlow,
+    check: PasswordCheck,
+    person_id: &str,
+    _failures_before: i64,
+    now: i64,
+) -> Result<Result<(), FlowError>, ApiError> {
+    let policy = &st.settings.policy;
+    let check = match check {
+        PasswordCheck::Wrong if !person_id.is_empty() => {
+            let (failures, locked) = persons::password_failed(c, person_id, policy.password_max_failures)
+                .await
+                .or_else(|e| match e {
+                    StoreError::NotFound(_) => Ok((0, false)),
+                    e => Err(e),
+                })?;
+            audit::append(
+                c,
+                &Event {
+                    event: "password.failure",
+                    subject: Some(person_id),
+                    client_id: Some(&flow.request.client_id),
+                    data: json!({"failures": failures}),
+                },
+                now,
+            )
+            .await?;
+            if locked && failures == i64::from(policy.password_max_failures) {
+                audit::append(
+                    c,
+                    &Event {
+                        event: "password.locked",
+                        subject: Some(person_id),
+                        client_id: Some(&flow.request.client_id),
+                        data: json!({}),
+                    },
+                    now,
+                )
+                .await?;
+            }
+            PasswordCheck::Wrong
+        }
+        PasswordCheck::Accepted => {
+            persons::password_succeeded(c, person_id).await?;
+            PasswordCheck::Accepted
+        }
+        other => other,
+    };
+    Ok(flow.password_checked(check, now))
+}
+
+/// Completes a login: session, authorization code, audit. Returns the session cookie.
+async fn finish(st: &AppState, c: &mut segl_store::Conn, flow: &mut LoginFlow, now: i64) -> Result<Cookie<'static>, ApiError> {
+    let person = person_of(c, flow)
+        .await?
+        .ok_or_else(|| ApiError::Internal("finished login without a person".into()))?;
+    let auth_time = flow.auth_time.unwrap_or(now);
+    let acr = flow.acr();
+    let cookie = oidc::start_session(st, c, &person, auth_time, acr, &flow.amr).await?;
+    let url = oidc::issue_code(st, c, &flow.request, &person, auth_time, acr, &flow.amr, now).await?;
+    flow.redirect_to = Some(url);
+    audit::append(
+        c,
+        &Event {
+            event: "login.success",
+            subject: Some(&person),
+            client_id: Some(&flow.request.client_id),
+            data: json!({"amr": flow.amr, "acr": acr}),
+        },
+        now,
+    )
+    .await?;
+    st.metrics.logins_ok.inc();
+    Ok(cookie)
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON handlers
+
+/// JSON body whose rejections are problem+json with precise codes.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rej) => {
+                let status = rej.status();
+                Err(match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => {
+                        ApiError::problem(status, "payload_too_large", "the request body is too large")
+                    }
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::problem(
+                        status,
+                        "unsupported_media_type",
+                        "send the body as application/json",
+                    ),
+                    _ => ApiError::problem(StatusCode::BAD_REQUEST, "malformed_request", rej.body_text()),
+                })
+            }
+        }
+    }
+}
+
+fn csrf_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
+}
+
+fn respond(st: &AppState, s: Stepped) -> Response {
+    let mut resp = ([(header::CACHE_CONTROL, "no-store")], Json(view(&s.row, &s.flow))).into_response();
+    for c in s.cookies {
+        if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    let _ = st;
+    resp
+}
+
+async fn get_flow(State(st): State<AppState>, jar: CookieJar, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let mut c = st.store.conn().await?;
+    let (row, flow) = load(&mut c, &id, jar.get(BROWSER_COOKIE).map(|c| c.value()), None).await?;
+    if flow.is_expired(st.now()) && !matches!(flow.state, LoginState::Done | LoginState::Failed) {
+        return Err(FlowError::Expired.into());
+    }
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(view(&row, &flow))).into_response())
+}
+
+#[derive(Deserialize)]
+struct NinBody {
+    nin: String,
+}
+#[derive(Deserialize)]
+struct MethodBody {
+    method: String,
+}
+#[derive(Deserialize)]
+struct OtpBody {
+    otp: String,
+}
+#[derive(Deserialize)]
+struct PasswordBody {
+    password: String,
+}
+#[derive(Deserialize)]
+struct Empty {}
+
+macro_rules! api_step {
+    ($name:ident, $body:ty, |$b:ident| $step:expr) => {
+        async fn $name(
+            State(st): State<AppState>,
+            jar: CookieJar,
+            headers: HeaderMap,
+            Path(id): Path<String>,
+            ApiJson($b): ApiJson<$body>,
+        ) -> Result<Response, ApiError> {
+            let s = run_step(&st, &id, jar.get(BROWSER_COOKIE).map(|c| c.value()), csrf_header(&headers), $step).await?;
+            Ok(respond(&st, s))
+        }
+    };
+}
+
+api_step!(api_identify, NinBody, |b| Step::Identify(b.nin));
+api_step!(api_method, MethodBody, |b| Step::Method(b.method));
+api_step!(api_otp, OtpBody, |b| Step::Otp(b.otp));
+api_step!(api_password, PasswordBody, |b| Step::Password(b.password));
+api_step!(api_cancel, Empty, |_b| Step::Cancel);
+

@@ -1,0 +1,108 @@
+//! segl-server: the HTTP face of segl.
+//!
+//! - [`oidc`]: the OpenID Connect provider (discovery, authorize, PAR, token, userinfo,
+//!   JWKS, logout).
+//! - [`flow`]: the flow API (`/api/v1/flows/…`) and the steps it shares with the pages.
+//! - [`pages`]: server-rendered login pages in bokmål, nynorsk and English.
+//! - [`demo`]: the demo relying party at `/demo` (only with `--demo`).
+//! - [`error`]: one error type, rendered as problem+json, OAuth errors or an HTML page.
+//! - [`ops`]: `/healthz`, `/metrics` and security headers.
+//!
+//! Handlers are thin: they parse, call `segl_core` for the rules and `segl_store` for the
+//! data, in one transaction per step.
+#![forbid(unsafe_code)]
+
+pub mod demo;
+pub mod error;
+pub mod flow;
+pub mod i18n;
+pub mod oidc;
+pub mod ops;
+pub mod pages;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use segl_core::policy::Policy;
+use segl_crypto::jose::KeyRing;
+use segl_crypto::password::PasswordHasher;
+use segl_store::Store;
+use tokio::sync::Semaphore;
+
+/// Settings the server needs, already validated by the CLI.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Issuer URL, without a trailing slash.
+    pub issuer: String,
+    /// Limits and lifetimes.
+    pub policy: Policy,
+    /// Mark cookies `Secure` (on whenever the issuer is https).
+    pub cookie_secure: bool,
+    /// Largest request body of the JSON APIs, bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Token-signing keys.
+    pub keys: Arc<KeyRing>,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Password hashing at the configured parameters.
+    pub hasher: Arc<PasswordHasher>,
+    /// Bounds concurrent password hashes to the number of cores, so a burst of logins
+    /// queues instead of starving the runtime of memory (19 MiB each).
+    pub hash_slots: Arc<Semaphore>,
+    /// Prometheus metrics.
+    pub metrics: Arc<ops::Metrics>,
+    /// The demo relying party, when serving with `--demo`.
+    pub demo: Option<Arc<demo::Demo>>,
+    /// The clock (unix seconds); tests may replace it.
+    pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl AppState {
+    /// Builds the state with the system clock.
+    pub fn new(store: Store, keys: KeyRing, settings: Settings, hasher: PasswordHasher) -> AppState {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        AppState {
+            store,
+            keys: Arc::new(keys),
+            settings: Arc::new(settings),
+            hasher: Arc::new(hasher),
+            hash_slots: Arc::new(Semaphore::new(cores)),
+            metrics: Arc::new(ops::Metrics::new()),
+            demo: None,
+            clock: Arc::new(system_now),
+        }
+    }
+
+    /// Now, in unix seconds.
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+}
+
+/// The system clock in unix seconds.
+pub fn system_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let mut app = Router::new()
+        .merge(oidc::routes())
+        .merge(flow::routes())
+        .merge(pages::routes())
+        .merge(ops::routes());
+    if state.demo.is_some() {
+        app = app.merge(demo::routes());
+    }
+    ops::layers(app, &state).with_state(state)
+}

@@ -1,0 +1,1068 @@
+//! The OpenID Connect provider: discovery, authorize, PAR (RFC 9126), token, userinfo,
+//! JWKS and RP-initiated logout.
+//!
+//! Until the client and its redirect URI are verified, errors are shown as a page and never
+//! redirected; after that they go back to the client with `state` and `iss` (RFC 9207).
+
+use std::collections::HashMap;
+
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use data_encoding::BASE64;
+use segl_core::flow::LoginFlow;
+use segl_core::nin::Nin;
+use segl_core::oidc::{self, AuthRequest, Grant, Prompt};
+use segl_crypto::jose::JwsAlg;
+use segl_crypto::random::{ct_eq, pkce_s256_matches, random_token, sha256, sha256_b64url};
+use segl_store::audit::{self, Event};
+use segl_store::clients::{self, AuthMethod, Client};
+use segl_store::grants::{self, Redeem, Session, TokenRow};
+use segl_store::{flows, persons};
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::error::{OAuthError, log_fault};
+use crate::{AppState, pages};
+
+/// Cookie naming the browser, to which flows are bound.
+pub const BROWSER_COOKIE: &str = "segl_flow";
+/// Cookie of the single sign-on session.
+pub const SESSION_COOKIE: &str = "segl_sid";
+/// Prefix of PAR request URIs.
+pub const PAR_URN: &str = "urn:ietf:params:oauth:request_uri:";
+/// Scopes segl understands; others are ignored, as OAuth allows.
+const SCOPES: [&str; 4] = ["openid", "profile", "nin", "offline_access"];
+
+/// The OIDC routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/oauth2/jwks", get(jwks))
+        .route("/oauth2/authorize", get(authorize_get).post(authorize_post))
+        .route("/oauth2/par", post(par))
+        .route("/oauth2/token", post(token))
+        .route("/oauth2/userinfo", get(userinfo).post(userinfo_post))
+        .route("/oauth2/logout", get(logout_get).post(logout_post))
+}
+
+async fn discovery(State(st): State<AppState>) -> Response {
+    let iss = &st.settings.issuer;
+    let body = json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{iss}/oauth2/authorize"),
+        "pushed_authorization_request_endpoint": format!("{iss}/oauth2/par"),
+        "token_endpoint": format!("{iss}/oauth2/token"),
+        "userinfo_endpoint": format!("{iss}/oauth2/userinfo"),
+        "jwks_uri": format!("{iss}/oauth2/jwks"),
+        "end_session_endpoint": format!("{iss}/oauth2/logout"),
+        "scopes_supported": SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256", "RS256"],
+        "userinfo_signing_alg_values_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "PS256"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "name", "given_name", "family_name", "birthdate", "nin"],
+        "claims_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "require_request_uri_registration": true,
+        "authorization_response_iss_parameter_supported": true,
+        "acr_values_supported": oidc::SUPPORTED_ACRS,
+        "ui_locales_supported": ["nb", "nn", "en"],
+        "claims_locales_supported": ["nb", "nn", "en"],
+        "display_values_supported": ["page"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "require_pushed_authorization_requests": false,
+        "frontchannel_logout_supported": false,
+    });
+    ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response()
+}
+
+async fn jwks(State(st): State<AppState>) -> Response {
+    (
+        [
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::CONTENT_TYPE, "application/jwk-set+json"),
+        ],
+        st.keys.jwks().to_string(),
+    )
+        .into_response()
+}
+
+type Params = HashMap<String, String>;
+
+async fn authorize_get(
+    State(st): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> Response {
+    authorize(st, jar, headers, params).await
+}
+
+async fn authorize_post(
+    State(st): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Form(params): Form<Params>,
+) -> Response {
+    authorize(st, jar, headers, params).await
+}
+
+/// An authorization error that may be redirected to the (verified) client.
+struct Redirectable {
+    redirect_uri: String,
+    state: Option<String>,
+    error: &'static str,
+    description: String,
+}
+
+/// Errors before the redirect URI is trusted: a page, never a redirect.
+struct PageErr {
+    status: StatusCode,
+    detail: String,
+}
+
+fn page_err(detail: impl Into<String>) -> PageErr {
+    PageErr {
+        status: StatusCode::BAD_REQUEST,
+        detail: detail.into(),
+    }
+}
+
+/// The client's parameters, resolved through PAR when `request_uri` is used.
+async fn resolve_params(st: &AppState, mut params: Params) -> Result<Params, PageErr> {
+    let Some(uri) = params.get("request_uri").cloned() else {
+        return Ok(params);
+    };
+    if !uri.starts_with(PAR_URN) {
+        // Only PAR request URIs are supported; without a verified redirect this is a page.
+        return Err(page_err("request_uri is only supported for pushed authorization requests"));
+    }
+    let now = st.now();
+    let mut c = st.store.conn().await.map_err(server_page)?;
+    let Some((client_id, stored)) = grants::take_par(&mut c, &sha256_b64url(uri.as_bytes()), now)
+        .await
+        .map_err(server_page)?
+    else {
+        return Err(page_err("the pushed authorization request is unknown, used or expired"));
+    };
+    if params.get("client_id").is_some_and(|c| c != &client_id) {
+        return Err(page_err("client_id does not match the pushed authorization request"));
+    }
+    let stored: Params = serde_json::from_str(&stored).map_err(server_page)?;
+    params.clear();
+    params.extend(stored);
+    params.insert("client_id".into(), client_id);
+    Ok(params)
+}
+
+fn server_page(e: impl std::fmt::Display) -> PageErr {
+    let id = log_fault(&e);
+    PageErr {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        detail: format!("The server could not complete the request (error id {id})."),
+    }
+}
+
+/// Checks the client and redirect URI; errors here are never redirected.
+async fn verify_client(st: &AppState, params: &Params) -> Result<(Client, String), PageErr> {
+    let client_id = params
+        .get("client_id")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| page_err("client_id is missing"))?;
+    let mut c = st.store.conn().await.map_err(server_page)?;
+    let client = clients::by_id(&mut c, client_id)
+        .await
+        .map_err(server_page)?
+        .ok_or_else(|| page_err("unknown client_id"))?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| page_err("redirect_uri is missing"))?;
+    // Exact string match, as OAuth 2.1 and the BCP require: no prefix, no normalisation.
+    if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
+        return Err(page_err("redirect_uri is not registered for this client"));
+    }
+    Ok((client, redirect_uri.clone()))
+}
+
+/// Validates everything after the client: the request as the flow will carry it.
+fn validate_request(
+    client: &Client,
+    redirect_uri: &str,
+    params: &Params,
+) -> Result<AuthRequest, Redirectable> {
+    let state = params.get("state").cloned();
+    let err = |error: &'static str, description: &str| Redirectable {
+        redirect_uri: redirect_uri.to_string(),
+        state: state.clone(),
+        error,
+        description: description.to_string(),
+    };
+    if params.contains_key("request") {
+        return Err(err("request_not_supported", "request objects are not supported; use PAR"));
+    }
+    if params.contains_key("request_uri") {
+        return Err(err("request_uri_not_supported", "request_uri is only supported with PAR"));
+    }
+    match params.get("response_type").map(String::as_str) {
+        Some("code") => {}
+        None => return Err(err("invalid_request", "response_type is missing")),
+        Some(_) => return Err(err("unsupported_response_type", "only response_type=code is supported")),
+    }
+    if let Some(mode) = params.get("response_mode")
+        && mode != "query"
+    {
+        return Err(err("invalid_request", "only response_mode=query is supported"));
+    }
+    let mut scopes: Vec<String> = Vec::new();
+    for s in params.get("scope").map(String::as_str).unwrap_or("").split(' ') {
+        if SCOPES.contains(&s) && !scopes.iter().any(|x| x == s) {
+            scopes.push(s.to_string());
+        }
+    }
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(err("invalid_scope", "the scope must include openid"));
+    }
+    let code_challenge = match (params.get("code_challenge"), params.get("code_challenge_method")) {
+        (Some(c), m) => {
+            if m.map(String::as_str).unwrap_or("plain") != "S256" {
+                return Err(err("invalid_request", "code_challenge_method must be S256"));
+            }
+            if c.len() != 43 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(err("invalid_request", "code_challenge is not a base64url SHA-256"));
+            }
+            Some(c.clone())
+        }
+        (None, Some(_)) => return Err(err("invalid_request", "code_challenge_method without code_challenge")),
+        (None, None) if client.is_public() => {
+            return Err(err("invalid_request", "PKCE (code_challenge with S256) is required for public clients"));
+        }
+        (None, None) => None,
+    };
+    let mut prompt = Vec::new();
+    for p in params.get("prompt").map(String::as_str).unwrap_or("").split(' ').filter(|p| !p.is_empty()) {
+        prompt.push(Prompt::parse(p).ok_or_else(|| err("invalid_request", "unknown prompt value"))?);
+    }
+    if prompt.contains(&Prompt::None) && prompt.len() > 1 {
+        return Err(err("invalid_request", "prompt=none cannot be combined with other values"));
+    }
+    let max_age = match params.get("max_age") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| err("invalid_request", "max_age must be a non-negative integer"))?,
+        ),
+    };
+    // acr_values are voluntary claims: segl meets the strongest supported level asked for,
+    // and a login that cannot reach it fails rather than silently downgrading.
+    let acr = params
+        .get("acr_values")
+        .map(|v| {
+            v.split(' ')
+                .filter(|a| oidc::acr_rank(a).is_some())
+                .max_by_key(|a| oidc::acr_rank(a))
+                .unwrap_or(oidc::ACR_HIGH)
+                .to_string()
+        })
+        .unwrap_or_else(|| oidc::ACR_HIGH.to_string());
+    let login_hint = params
+        .get("login_hint")
+        .and_then(|h| Nin::parse(h).ok())
+        .map(|n| n.as_str().to_string());
+    let ui_locales = params
+        .get("ui_locales")
+        .map(|l| l.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    let (id_token_claims, userinfo_claims) = match params.get("claims") {
+        None => (Vec::new(), Vec::new()),
+        Some(c) => parse_claims(c).ok_or_else(|| err("invalid_request", "claims is not a valid claims request object"))?,
+    };
+    Ok(AuthRequest {
+        client_id: client.client_id.clone(),
+        client_name: client.name.clone(),
+        redirect_uri: redirect_uri.to_string(),
+        scopes,
+        state,
+        nonce: params.get("nonce").cloned(),
+        code_challenge,
+        prompt,
+        max_age,
+        acr,
+        login_hint,
+        ui_locales,
+        id_token_claims,
+        userinfo_claims,
+    })
+}
+
+/// The `claims` request parameter (OIDC Core 5.5): the claim names per target.
+fn parse_claims(raw: &str) -> Option<(Vec<String>, Vec<String>)> {
+    let v: Value = serde_json::from_str(raw).ok()?;
+    let obj = v.as_object()?;
+    let names = |k: &str| -> Option<Vec<String>> {
+        match obj.get(k) {
+            None | Some(Value::Null) => Some(Vec::new()),
+            Some(Value::Object(m)) => Some(m.keys().cloned().collect()),
+            Some(_) => None,
+        }
+    };
+    Some((names("id_token")?, names("userinfo")?))
+}
+
+fn redirect_error(st: &AppState, e: Redirectable) -> Response {
+    let mut url = match Url::parse(&e.redirect_uri) {
+        Ok(u) => u,
+        Err(_) => return pages::error_page(StatusCode::BAD_REQUEST, "invalid redirect_uri", &[]),
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("error", e.error);
+        q.append_pair("error_description", &e.description);
+        if let Some(s) = &e.state {
+            q.append_pair("state", s);
+        }
+        q.append_pair("iss", &st.settings.issuer);
+    }
+    Redirect::to(url.as_str()).into_response()
+}
+
+async fn authorize(st: AppState, jar: CookieJar, headers: HeaderMap, params: Params) -> Response {
+    let langs = pages::langs_from(params.get("ui_locales").map(String::as_str), &headers);
+    let params = match resolve_params(&st, params).await {
+        Ok(p) => p,
+        Err(e) => return pages::error_page(e.status, &e.detail, &langs),
+    };
+    let (client, redirect_uri) = match verify_client(&st, &params).await {
+        Ok(v) => v,
+        Err(e) => return pages::error_page(e.status, &e.detail, &langs),
+    };
+    let req = match validate_request(&client, &redirect_uri, &params) {
+        Ok(r) => r,
+        Err(e) => return redirect_error(&st, e),
+    };
+    match start_or_resume(&st, &jar, req).await {
+        Ok(resp) => resp,
+        Err(e) => redirect_error(&st, e),
+    }
+}
+
+/// With a live session that satisfies `prompt` and `max_age`, answers at once; otherwise
+/// starts a login flow bound to this browser.
+async fn start_or_resume(st: &AppState, jar: &CookieJar, req: AuthRequest) -> Result<Response, Redirectable> {
+    let now = st.now();
+    let fail = |error: &'static str, description: String| Redirectable {
+        redirect_uri: req.redirect_uri.clone(),
+        state: req.state.clone(),
+        error,
+        description,
+    };
+    let server = |e: segl_store::StoreError| {
+        let id = log_fault(&e);
+        fail("temporarily_unavailable", format!("error id {id}"))
+    };
+    let session = match jar.get(SESSION_COOKIE) {
+        Some(c) => {
+            let mut conn = st.store.conn().await.map_err(server)?;
+            grants::session(&mut conn, &sha256_b64url(c.value().as_bytes()), now)
+                .await
+                .map_err(server)?
+        }
+        None => None,
+    };
+    let session = session.filter(|s| {
+        oidc::within_max_age(s.auth_time, req.max_age, now)
+            && oidc::acr_rank(&s.acr) >= oidc::acr_rank(&req.acr)
+    });
+    // A login_hint naming someone else than the session's person needs a fresh login.
+    let session = match (session, &req.login_hint) {
+        (Some(s), Some(hint)) => {
+            let mut conn = st.store.conn().await.map_err(server)?;
+            let p = persons::by_id(&mut conn, &s.person_id).await.map_err(server)?;
+            p.filter(|p| &p.nin == hint).map(|_| s)
+        }
+        (s, _) => s,
+    };
+    if let Some(s) = session.filter(|_| !req.prompt.contains(&Prompt::Login)) {
+        let mut tx = st.store.begin().await.map_err(server)?;
+        let url = issue_code(st, &mut tx, &req, &s.person_id, s.auth_time, &s.acr, &s.amr, now)
+            .await
+            .map_err(server)?;
+        tx.commit().await.map_err(|e| server(e.into()))?;
+        st.metrics.sso_total.inc();
+        return Ok(Redirect::to(&url).into_response());
+    }
+    if req.prompt.contains(&Prompt::None) {
+        return Err(fail("login_required", "the person is not logged in".into()));
+    }
+    let (browser, new_cookie) = match jar.get(BROWSER_COOKIE) {
+        Some(c) if c.value().len() >= 32 => (c.value().to_string(), false),
+        _ => (random_token(32), true),
+    };
+    let remembered = jar
+        .get(pages::METHOD_COOKIE)
+        .and_then(|c| segl_core::flow::Method::parse(c.value()));
+    let policy = &st.settings.policy;
+    let flow = match LoginFlow::new(req.clone(), remembered, now, policy.flow_ttl_secs, policy.flow_max_failures) {
+        Ok(f) => f,
+        Err(e) => return Err(fail("invalid_request", e.to_string())),
+    };
+    let id = random_token(18);
+    let mut row = flows::FlowRow {
+        id: id.clone(),
+        kind: "login".into(),
+        binding_hash: sha256_b64url(browser.as_bytes()),
+        csrf: random_token(24),
+        data: String::new(),
+        version: 1,
+        expires_at: flow.expires_at,
+    };
+    row.data = serde_json::to_string(&flow).map_err(|e| fail("server_error", log_fault(&e)))?;
+    let mut conn = st.store.conn().await.map_err(server)?;
+    flows::insert(&mut conn, &row).await.map_err(server)?;
+    st.metrics.flows_started.inc();
+    let mut resp = Redirect::to(&format!("/login?flow={id}")).into_response();
+    if new_cookie {
+        let cookie = browser_cookie(st, browser);
+        if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// The browser cookie: HttpOnly, SameSite=Lax (it must ride along the redirect from the
+/// client), Secure on https.
+pub fn browser_cookie(st: &AppState, value: String) -> Cookie<'static> {
+    let mut c = Cookie::new(BROWSER_COOKIE, value);
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c.set_secure(st.settings.cookie_secure);
+    c.set_path("/");
+    c
+}
+
+/// Creates an authorization code for a finished login and returns the redirect URL.
+#[allow(clippy::too_many_arguments)] // one call site per origin (flow or session); a struct would only rename these
+pub async fn issue_code(
+    st: &AppState,
+    c: &mut segl_store::Conn,
+    req: &AuthRequest,
+    person_id: &str,
+    auth_time: i64,
+    acr: &str,
+    amr: &[String],
+    now: i64,
+) -> Result<String, segl_store::StoreError> {
+    let grant = Grant {
+        v: 1,
+        grant_id: random_token(16),
+        client_id: req.client_id.clone(),
+        person_id: person_id.to_string(),
+        scopes: req.scopes.clone(),
+        nonce: req.nonce.clone(),
+        auth_time,
+        acr: acr.to_string(),
+        amr: amr.to_vec(),
+        redirect_uri: req.redirect_uri.clone(),
+        code_challenge: req.code_challenge.clone(),
+        id_token_claims: req.id_token_claims.clone(),
+        userinfo_claims: req.userinfo_claims.clone(),
+    };
+    let code = random_token(32);
+    let data = serde_json::to_string(&grant).map_err(|e| segl_store::StoreError::Corrupt(e.to_string()))?;
+    grants::insert_code(
+        c,
+        &TokenRow {
+            hash: sha256_b64url(code.as_bytes()),
+            client_id: req.client_id.clone(),
+            person_id: person_id.to_string(),
+            grant_id: grant.grant_id.clone(),
+            grant_data: data,
+            expires_at: now + st.settings.policy.auth_code_ttl_secs,
+        },
+    )
+    .await?;
+    let mut url = Url::parse(&req.redirect_uri).map_err(|e| segl_store::StoreError::Corrupt(e.to_string()))?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("code", &code);
+        if let Some(s) = &req.state {
+            q.append_pair("state", s);
+        }
+        q.append_pair("iss", &st.settings.issuer);
+    }
+    Ok(url.to_string())
+}
+
+/// Starts a single sign-on session and returns the cookie value.
+pub async fn start_session(
+    st: &AppState,
+    c: &mut segl_store::Conn,
+    person_id: &str,
+    auth_time: i64,
+    acr: &str,
+    amr: &[String],
+) -> Result<Cookie<'static>, segl_store::StoreError> {
+    let value = random_token(32);
+    grants::insert_session(
+        c,
+        &Session {
+            id_hash: sha256_b64url(value.as_bytes()),
+            person_id: person_id.to_string(),
+            auth_time,
+            acr: acr.to_string(),
+            amr: amr.to_vec(),
+            expires_at: auth_time + st.settings.policy.session_ttl_secs,
+        },
+    )
+    .await?;
+    let mut cookie = Cookie::new(SESSION_COOKIE, value);
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Lax);
+    cookie.set_secure(st.settings.cookie_secure);
+    cookie.set_path("/");
+    Ok(cookie)
+}
+
+// ---------------------------------------------------------------------------------------
+// Client authentication (token and PAR endpoints)
+
+async fn authenticate_client(st: &AppState, headers: &HeaderMap, form: &Params) -> Result<Client, OAuthError> {
+    let invalid = |d: &str| OAuthError::new("invalid_client", d);
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .map(|b| -> Result<(String, String), OAuthError> {
+            let raw = BASE64.decode(b.trim().as_bytes()).map_err(|_| invalid("malformed Basic credentials"))?;
+            let raw = String::from_utf8(raw).map_err(|_| invalid("malformed Basic credentials"))?;
+            let (id, secret) = raw.split_once(':').ok_or_else(|| invalid("malformed Basic credentials"))?;
+            // RFC 6749 2.3.1: both parts are form-urlencoded.
+            let dec = |s: &str| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            Ok((dec(id), dec(secret)))
+        })
+        .transpose()?;
+    let assertion = form.get("client_assertion");
+    let (client_id, method) = match (&basic, form.get("client_secret"), assertion) {
+        (Some((id, _)), None, None) => (id.clone(), AuthMethod::ClientSecretBasic),
+        (None, Some(_), None) => (
+            form.get("client_id").cloned().ok_or_else(|| invalid("client_id is missing"))?,
+            AuthMethod::ClientSecretPost,
+        ),
+        (None, None, Some(jwt)) => {
+            if form.get("client_assertion_type").map(String::as_str)
+                != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+            {
+                return Err(invalid("unsupported client_assertion_type"));
+            }
+            let id = match form.get("client_id") {
+                Some(id) => id.clone(),
+                None => unverified_jwt_sub(jwt).ok_or_else(|| invalid("client_assertion has no sub"))?,
+            };
+            (id, AuthMethod::PrivateKeyJwt)
+        }
+        (None, None, None) => (
+            form.get("client_id").cloned().ok_or_else(|| invalid("client authentication is missing"))?,
+            AuthMethod::None,
+        ),
+        _ => return Err(invalid("use exactly one client authentication method")),
+    };
+    if form.get("client_id").is_some_and(|id| id != &client_id) {
+        return Err(invalid("client_id does not match the client authentication"));
+    }
+    let mut c = st.store.conn().await?;
+    let Some(client) = clients::by_id(&mut c, &client_id).await? else {
+        return Err(invalid("unknown client"));
+    };
+    if client.auth_method != method {
+        return Err(invalid(&format!(
+            "this client must authenticate with {}",
+            client.auth_method.as_str()
+        )));
+    }
+    match method {
+        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
+            let secret = match &basic {
+                Some((_, s)) => s.clone(),
+                None => form.get("client_secret").cloned().unwrap_or_default(),
+            };
+            let stored = client.secret_hash.clone().unwrap_or_default();
+            if !ct_eq(sha256_b64url(secret.as_bytes()).as_bytes(), stored.as_bytes()) {
+                return Err(invalid("wrong client secret"));
+            }
+        }
+        AuthMethod::PrivateKeyJwt => {
+            let jwt = assertion.map(String::as_str).unwrap_or_default();
+            let jwks = client.jwks.clone().unwrap_or_else(|| json!({"keys": []}));
+            let iss = &st.settings.issuer;
+            let audiences = [iss.clone(), format!("{iss}/oauth2/token"), format!("{iss}/oauth2/par")];
+            let now = st.now();
+            let a = segl_crypto::jose::verify_client_assertion(jwt, &jwks, &client.client_id, &audiences, now)
+                .map_err(|e| invalid(&format!("client_assertion refused: {e}")))?;
+            let key = format!("{}\u{1f}{}", client.client_id, a.jti);
+            if !grants::use_jti(&mut c, &key, a.exp).await? {
+                return Err(invalid("client_assertion was used before (jti replay)"));
+            }
+        }
+        AuthMethod::None => {}
+    }
+    Ok(client)
+}
+
+fn unverified_jwt_sub(jwt: &str) -> Option<String> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = data_encoding::BASE64URL_NOPAD.decode(payload.as_bytes()).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("sub")?.as_str().map(str::to_string)
+}
+
+// ---------------------------------------------------------------------------------------
+// PAR
+
+async fn par(State(st): State<AppState>, headers: HeaderMap, Form(form): Form<Params>) -> Result<Response, OAuthError> {
+    let client = authenticate_client(&st, &headers, &form).await?;
+    let mut params = form.clone();
+    for k in ["client_secret", "client_assertion", "client_assertion_type", "client_id"] {
+        params.remove(k);
+    }
+    if params.contains_key("request_uri") {
+        return Err(OAuthError::new("invalid_request", "request_uri is not allowed in a pushed request"));
+    }
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| OAuthError::new("invalid_request", "redirect_uri is missing"))?;
+    if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
+        return Err(OAuthError::new("invalid_request", "redirect_uri is not registered for this client"));
+    }
+    validate_request(&client, redirect_uri, &params).map_err(|e| OAuthError::new(e.error, e.description))?;
+    let uri = format!("{PAR_URN}{}", random_token(24));
+    let ttl = st.settings.policy.par_ttl_secs;
+    let data = serde_json::to_string(&params).map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
+    let mut c = st.store.conn().await?;
+    grants::insert_par(&mut c, &sha256_b64url(uri.as_bytes()), &client.client_id, &data, st.now() + ttl).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({"request_uri": uri, "expires_in": ttl})),
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------------------------------
+// Token endpoint
+
+async fn token(State(st): State<AppState>, headers: HeaderMap, Form(form): Form<Params>) -> Result<Response, OAuthError> {
+    let client = authenticate_client(&st, &headers, &form).await?;
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::new("invalid_request", "grant_type is missing"))?;
+    let body = match grant_type.as_str() {
+        "authorization_code" => {
+            let code = form.get("code").ok_or_else(|| OAuthError::new("invalid_request", "code is missing"))?;
+            exchange_code(
+                &st,
+                &client,
+                code,
+                form.get("redirect_uri").map(String::as_str),
+                form.get("code_verifier").map(String::as_str),
+            )
+            .await?
+        }
+        "refresh_token" => {
+            let rt = form
+                .get("refresh_token")
+                .ok_or_else(|| OAuthError::new("invalid_request", "refresh_token is missing"))?;
+            refresh(&st, &client, rt, form.get("scope").map(String::as_str)).await?
+        }
+        _ => return Err(OAuthError::new("unsupported_grant_type", "use authorization_code or refresh_token")),
+    };
+    Ok((
+        [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// Redeems an authorization code (also used by the demo relying party in-process).
+pub async fn exchange_code(
+    st: &AppState,
+    client: &Client,
+    code: &str,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+) -> Result<Value, OAuthError> {
+    let now = st.now();
+    let mut tx = st.store.begin().await?;
+    let row = match grants::redeem_code(&mut tx, &sha256_b64url(code.as_bytes()), now).await? {
+        Redeem::Fresh(row) => row,
+        Redeem::Reused(row) => {
+            // RFC 6749 4.1.2: a code used twice revokes what it issued.
+            let revoked = grants::revoke_grant(&mut tx, &row.grant_id).await?;
+            audit::append(
+                &mut tx,
+                &Event {
+                    event: "token.code_reuse",
+                    subject: Some(&row.person_id),
+                    client_id: Some(&row.client_id),
+                    data: json!({"revoked": revoked}),
+                },
+                now,
+            )
+            .await?;
+            tx.commit().await.map_err(segl_store::StoreError::from)?;
+            st.metrics.code_reuse.inc();
+            return Err(OAuthError::new("invalid_grant", "the authorization code was already used"));
+        }
+        Redeem::Invalid => return Err(OAuthError::new("invalid_grant", "unknown or expired authorization code")),
+    };
+    // From here the code is spent whatever happens, so a wrong verifier cannot be retried.
+    let fail = |d: &str| OAuthError::new("invalid_grant", d);
+    let grant: Grant = serde_json::from_str(&row.grant_data).map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
+    let outcome = if row.client_id != client.client_id {
+        Err(fail("the code was issued to another client"))
+    } else if redirect_uri != Some(grant.redirect_uri.as_str()) {
+        Err(fail("redirect_uri does not match the authorization request"))
+    } else {
+        match (&grant.code_challenge, verifier) {
+            (Some(ch), Some(v)) if pkce_s256_matches(v, ch) => Ok(()),
+            (Some(_), Some(_)) => Err(fail("PKCE verification failed: code_verifier does not match")),
+            (Some(_), None) => Err(fail("code_verifier is missing")),
+            (None, Some(_)) => Err(fail("code_verifier given but no code_challenge was sent")),
+            (None, None) => Ok(()),
+        }
+    };
+    if let Err(e) = outcome {
+        tx.commit().await.map_err(segl_store::StoreError::from)?;
+        return Err(e);
+    }
+    let body = issue_tokens(st, &mut tx, client, &grant, true, now).await?;
+    tx.commit().await.map_err(segl_store::StoreError::from)?;
+    Ok(body)
+}
+
+async fn refresh(st: &AppState, client: &Client, rt: &str, scope: Option<&str>) -> Result<Value, OAuthError> {
+    let now = st.now();
+    let mut tx = st.store.begin().await?;
+    let row = match grants::redeem_refresh(&mut tx, &sha256_b64url(rt.as_bytes()), now).await? {
+        Redeem::Fresh(row) => row,
+        Redeem::Reused(row) => {
+            // A rotated token presented again means it was copied: revoke the whole family.
+            let revoked = grants::revoke_grant(&mut tx, &row.grant_id).await?;
+            audit::append(
+                &mut tx,
+                &Event {
+                    event: "token.refresh_reuse",
+                    subject: Some(&row.person_id),
+                    client_id: Some(&row.client_id),
+                    data: json!({"revoked": revoked}),
+                },
+                now,
+            )
+            .await?;
+            tx.commit().await.map_err(segl_store::StoreError::from)?;
+            st.metrics.refresh_reuse.inc();
+            return Err(OAuthError::new("invalid_grant", "the refresh token was already used; its family is revoked"));
+        }
+        Redeem::Invalid => return Err(OAuthError::new("invalid_grant", "unknown, revoked or expired refresh token")),
+    };
+    if row.client_id != client.client_id {
+        tx.rollback().await.map_err(segl_store::StoreError::from)?;
+        return Err(OAuthError::new("invalid_grant", "the refresh token was issued to another client"));
+    }
+    let mut grant: Grant =
+        serde_json::from_str(&row.grant_data).map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
+    if let Some(scope) = scope {
+        let asked: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+        if asked.iter().any(|s| !grant.has_scope(s)) {
+            tx.rollback().await.map_err(segl_store::StoreError::from)?;
+            return Err(OAuthError::new("invalid_scope", "a refresh may only narrow the scope"));
+        }
+        grant.scopes.retain(|s| asked.contains(&s.as_str()));
+    }
+    // The nonce belongs to the first ID token only (OIDC Core 12.2).
+    grant.nonce = None;
+    let body = issue_tokens(st, &mut tx, client, &grant, false, now).await?;
+    tx.commit().await.map_err(segl_store::StoreError::from)?;
+    st.metrics.refresh_total.inc();
+    Ok(body)
+}
+
+async fn issue_tokens(
+    st: &AppState,
+    c: &mut segl_store::Conn,
+    client: &Client,
+    grant: &Grant,
+    first: bool,
+    now: i64,
+) -> Result<Value, OAuthError> {
+    let policy = &st.settings.policy;
+    let person = persons::by_id(c, &grant.person_id)
+        .await?
+        .ok_or_else(|| OAuthError::new("invalid_grant", "the person no longer exists"))?;
+    let data = serde_json::to_string(grant).map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
+    let access = random_token(32);
+    grants::insert_access(
+        c,
+        &TokenRow {
+            hash: sha256_b64url(access.as_bytes()),
+            client_id: client.client_id.clone(),
+            person_id: person.id.clone(),
+            grant_id: grant.grant_id.clone(),
+            grant_data: data.clone(),
+            expires_at: now + policy.access_token_ttl_secs,
+        },
+    )
+    .await?;
+    let refresh = if grant.has_scope("offline_access") {
+        let rt = random_token(32);
+        grants::insert_refresh(
+            c,
+            &TokenRow {
+                hash: sha256_b64url(rt.as_bytes()),
+                client_id: client.client_id.clone(),
+                person_id: person.id.clone(),
+                grant_id: grant.grant_id.clone(),
+                grant_data: data,
+                expires_at: now + policy.refresh_token_ttl_secs,
+            },
+        )
+        .await?;
+        Some(rt)
+    } else {
+        None
+    };
+    let alg: JwsAlg = client.id_token_alg.parse().unwrap_or(JwsAlg::ES256);
+    let mut claims = json!({
+        "iss": st.settings.issuer,
+        "sub": person.sub,
+        "aud": client.client_id,
+        "azp": client.client_id,
+        "iat": now,
+        "exp": now + policy.id_token_ttl_secs,
+        "auth_time": grant.auth_time,
+        "acr": grant.acr,
+        "amr": grant.amr,
+        "at_hash": at_hash(&access),
+    });
+    if let Some(n) = &grant.nonce {
+        claims["nonce"] = json!(n);
+    }
+    add_person_claims(&mut claims, &person, grant, &grant.id_token_claims);
+    let id_token = st
+        .keys
+        .sign(alg, Some("JWT"), &claims)
+        .map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
+    audit::append(
+        c,
+        &Event {
+            event: if first { "token.issued" } else { "token.refreshed" },
+            subject: Some(&person.id),
+            client_id: Some(&client.client_id),
+            data: json!({"scopes": grant.scopes, "acr": grant.acr}),
+        },
+        now,
+    )
+    .await?;
+    st.metrics.tokens_issued.inc();
+    let mut body = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": policy.access_token_ttl_secs,
+        "id_token": id_token,
+        "scope": grant.scopes.join(" "),
+    });
+    if let Some(rt) = refresh {
+        body["refresh_token"] = json!(rt);
+    }
+    Ok(body)
+}
+
+/// OIDC Core 3.1.3.6: left half of the SHA-256 of the access token (ES256 and RS256 both
+/// use SHA-256).
+fn at_hash(access: &str) -> String {
+    let h = sha256(access.as_bytes());
+    data_encoding::BASE64URL_NOPAD.encode(&h[..16])
+}
+
+/// Adds the person's claims that the scopes or the `claims` parameter ask for. `nin` only
+/// ever with the `nin` scope.
+fn add_person_claims(claims: &mut Value, p: &persons::Person, grant: &Grant, requested: &[String]) {
+    let wants = |name: &str| grant.has_scope("profile") || requested.iter().any(|r| r == name);
+    if wants("name") {
+        claims["name"] = json!(p.name);
+    }
+    if wants("given_name") {
+        claims["given_name"] = json!(p.given_name());
+    }
+    if wants("family_name") {
+        claims["family_name"] = json!(p.family_name());
+    }
+    if wants("birthdate") {
+        claims["birthdate"] = json!(p.birthdate);
+    }
+    if grant.has_scope("nin") {
+        claims["nin"] = json!(p.nin);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Userinfo
+
+async fn userinfo(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    userinfo_for(&st, bearer(&headers)).await
+}
+
+async fn userinfo_post(State(st): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let from_body = serde_urlencoded::from_bytes::<Params>(&body)
+        .ok()
+        .and_then(|p| p.get("access_token").cloned());
+    userinfo_for(&st, bearer(&headers).or(from_body)).await
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|t| t.trim().to_string())
+}
+
+fn invalid_token(desc: &str) -> Response {
+    let www = format!("Bearer error=\"invalid_token\", error_description=\"{desc}\"");
+    let mut resp = (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": "invalid_token", "error_description": desc})),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&www) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+async fn userinfo_for(st: &AppState, token: Option<String>) -> Response {
+    let Some(token) = token else {
+        let mut r = (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token", "error_description": "no access token"}))).into_response();
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    };
+    let now = st.now();
+    let result = async {
+        let mut c = st.store.conn().await?;
+        let Some(row) = grants::access(&mut c, &sha256_b64url(token.as_bytes()), now).await? else {
+            return Ok(None);
+        };
+        let p = persons::by_id(&mut c, &row.person_id).await?;
+        Ok::<_, segl_store::StoreError>(p.map(|p| (row, p)))
+    }
+    .await;
+    match result {
+        Ok(Some((row, p))) => {
+            let Ok(grant) = serde_json::from_str::<Grant>(&row.grant_data) else {
+                return invalid_token("unreadable grant");
+            };
+            let mut claims = json!({"sub": p.sub});
+            add_person_claims(&mut claims, &p, &grant, &grant.userinfo_claims);
+            ([(header::CACHE_CONTROL, "no-store")], Json(claims)).into_response()
+        }
+        Ok(None) => invalid_token("the access token is unknown, expired or revoked"),
+        Err(e) => crate::error::ApiError::from(e).into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// RP-initiated logout
+
+async fn logout_get(State(st): State<AppState>, jar: CookieJar, headers: HeaderMap, Query(p): Query<Params>) -> Response {
+    logout(st, jar, headers, p).await
+}
+
+async fn logout_post(State(st): State<AppState>, jar: CookieJar, headers: HeaderMap, Form(p): Form<Params>) -> Response {
+    logout(st, jar, headers, p).await
+}
+
+async fn logout(st: AppState, jar: CookieJar, headers: HeaderMap, p: Params) -> Response {
+    let langs = pages::langs_from(p.get("ui_locales").map(String::as_str), &headers);
+    let hint_aud = match p.get("id_token_hint") {
+        Some(t) => match st.keys.verify_own(t, true) {
+            Ok(claims) => claims.get("aud").and_then(|a| a.as_str()).map(str::to_string),
+            Err(_) => return pages::error_page(StatusCode::BAD_REQUEST, "id_token_hint is not a valid ID token from this provider", &langs),
+        },
+        None => None,
+    };
+    let client_id = p.get("client_id").cloned().or(hint_aud.clone());
+    if let (Some(a), Some(c)) = (&hint_aud, p.get("client_id"))
+        && a != c
+    {
+        return pages::error_page(StatusCode::BAD_REQUEST, "client_id does not match id_token_hint", &langs);
+    }
+    let mut redirect = None;
+    if let Some(uri) = p.get("post_logout_redirect_uri") {
+        let Some(cid) = &client_id else {
+            return pages::error_page(StatusCode::BAD_REQUEST, "post_logout_redirect_uri needs id_token_hint or client_id", &langs);
+        };
+        let client = match st.store.conn().await {
+            Ok(mut c) => clients::by_id(&mut c, cid).await.ok().flatten(),
+            Err(_) => None,
+        };
+        match client {
+            Some(cl) if cl.post_logout_redirect_uris.iter().any(|u| u == uri) => {
+                let mut url = match Url::parse(uri) {
+                    Ok(u) => u,
+                    Err(_) => return pages::error_page(StatusCode::BAD_REQUEST, "invalid post_logout_redirect_uri", &langs),
+                };
+                if let Some(s) = p.get("state") {
+                    url.query_pairs_mut().append_pair("state", s);
+                }
+                redirect = Some(url.to_string());
+            }
+            _ => return pages::error_page(StatusCode::BAD_REQUEST, "post_logout_redirect_uri is not registered for this client", &langs),
+        }
+    }
+    let now = st.now();
+    let mut jar = jar;
+    if let Some(c) = jar.get(SESSION_COOKIE) {
+        let hash = sha256_b64url(c.value().as_bytes());
+        if let Ok(mut tx) = st.store.begin().await {
+            let person = grants::session(&mut tx, &hash, now).await.ok().flatten().map(|s| s.person_id);
+            if grants::end_session(&mut tx, &hash).await.unwrap_or(false) {
+                let _ = audit::append(
+                    &mut tx,
+                    &Event {
+                        event: "session.logout",
+                        subject: person.as_deref(),
+                        client_id: client_id.as_deref(),
+                        data: json!({}),
+                    },
+                    now,
+                )
+                .await;
+            }
+            if let Err(e) = tx.commit().await {
+                log_fault(&e);
+            }
+        }
+        jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
+    }
+    match redirect {
+        Some(url) => (jar, Redirect::to(&url)).into_response(),
+        None => (jar, pages::logged_out_page(&langs)).into_response(),
+    }
+}

@@ -1,0 +1,293 @@
+//! Code devices (HOTP/TOTP). Seeds are sealed with the store's key; the serial is the
+//! additional data, so a sealed seed cannot be moved to another device's row.
+
+use segl_crypto::otp::OtpAlgorithm;
+use segl_crypto::pskc::{PskcToken, TokenKind};
+use serde::Serialize;
+use sqlx::Row;
+use zeroize::Zeroizing;
+
+use crate::{Conn, Result, Store, StoreError, map_unique};
+
+/// Device state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    /// Usable.
+    Active,
+    /// Blocked after too many wrong codes; a resync or support unblocks it.
+    Blocked,
+}
+
+impl DeviceState {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::Active => "active",
+            DeviceState::Blocked => "blocked",
+        }
+    }
+}
+
+/// A code device with its counters (the seed is opened only when needed).
+#[derive(Clone, Debug)]
+pub struct Device {
+    /// Serial number printed on the device.
+    pub serial: String,
+    /// Manufacturer from the PSKC file.
+    pub manufacturer: Option<String>,
+    /// HOTP or TOTP.
+    pub kind: TokenKind,
+    /// HMAC algorithm.
+    pub algorithm: OtpAlgorithm,
+    /// Code length.
+    pub digits: u8,
+    /// Sealed seed.
+    sealed: Vec<u8>,
+    /// HOTP: next counter expected.
+    pub counter: u64,
+    /// TOTP: learned drift in steps.
+    pub drift: i64,
+    /// TOTP: last step accepted (replay guard).
+    pub last_step: Option<i64>,
+    /// Wrong codes in a row.
+    pub failures: i64,
+    /// Active or blocked.
+    pub state: DeviceState,
+    /// Person it is assigned to.
+    pub person_id: Option<String>,
+}
+
+impl Device {
+    /// Opens the seed.
+    pub fn secret(&self, store: &Store) -> Result<Zeroizing<Vec<u8>>> {
+        store
+            .seal()
+            .open(&self.sealed, self.serial.as_bytes())
+            .map_err(|_| StoreError::Seal)
+    }
+}
+
+/// What `segl token list` shows.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceSummary {
+    /// Serial number.
+    pub serial: String,
+    /// `hotp` or `totp`.
+    pub kind: &'static str,
+    /// Code length.
+    pub digits: u8,
+    /// `active` or `blocked`.
+    pub state: DeviceState,
+    /// Whether assigned to a person.
+    pub assigned: bool,
+    /// Wrong codes in a row.
+    pub failures: i64,
+}
+
+impl From<&Device> for DeviceSummary {
+    fn from(d: &Device) -> Self {
+        DeviceSummary {
+            serial: d.serial.clone(),
+            kind: match d.kind {
+                TokenKind::Hotp { .. } => "hotp",
+                TokenKind::Totp { .. } => "totp",
+            },
+            digits: d.digits,
+            state: d.state,
+            assigned: d.person_id.is_some(),
+            failures: d.failures,
+        }
+    }
+}
+
+const COLS: &str = "serial, manufacturer, kind, algorithm, digits, secret, counter, step, t0, drift, \
+                    last_step, failures, state, person_id";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Device> {
+    let kind: String = r.try_get("kind")?;
+    let kind = match kind.as_str() {
+        "hotp" => TokenKind::Hotp {
+            counter: r.try_get::<i64, _>("counter")? as u64,
+        },
+        "totp" => TokenKind::Totp {
+            step: r.try_get::<i64, _>("step")? as u32,
+            t0: r.try_get("t0")?,
+        },
+        other => return Err(StoreError::Corrupt(format!("device kind {other}"))),
+    };
+    let alg: String = r.try_get("algorithm")?;
+    let state: String = r.try_get("state")?;
+    Ok(Device {
+        serial: r.try_get("serial")?,
+        manufacturer: r.try_get("manufacturer")?,
+        kind,
+        algorithm: alg
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("device algorithm {alg}")))?,
+        digits: r.try_get::<i64, _>("digits")? as u8,
+        sealed: r.try_get("secret")?,
+        counter: r.try_get::<i64, _>("counter")? as u64,
+        drift: r.try_get("drift")?,
+        last_step: r.try_get("last_step")?,
+        failures: r.try_get("failures")?,
+        state: if state == "blocked" {
+            DeviceState::Blocked
+        } else {
+            DeviceState::Active
+        },
+        person_id: r.try_get("person_id")?,
+    })
+}
+
+/// Imports tokens in the caller's transaction; a serial already present is a
+/// [`StoreError::Duplicate`] naming it, and the caller rolls everything back.
+pub async fn import(
+    c: &mut Conn,
+    store: &Store,
+    t: &PskcToken,
+    now: i64,
+) -> Result<()> {
+    let sealed = store.seal().seal(&t.secret, t.serial.as_bytes());
+    let (kind, counter, step, t0) = match t.kind {
+        TokenKind::Hotp { counter } => ("hotp", counter as i64, 30i64, 0i64),
+        TokenKind::Totp { step, t0 } => ("totp", 0, i64::from(step), t0),
+    };
+    sqlx::query(
+        "INSERT INTO otp_devices (serial, manufacturer, kind, algorithm, digits, secret, counter, step, t0, \
+         drift, last_step, failures, state, person_id, imported_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, NULL, 0, 'active', NULL, $10)",
+    )
+    .bind(&t.serial)
+    .bind(&t.manufacturer)
+    .bind(kind)
+    .bind(t.algorithm.as_str())
+    .bind(i64::from(t.digits))
+    .bind(sealed)
+    .bind(counter)
+    .bind(step)
+    .bind(t0)
+    .bind(now)
+    .execute(c)
+    .await
+    .map_err(|e| map_unique(e, format!("code device {}", t.serial)))?;
+    Ok(())
+}
+
+/// A device by serial.
+pub async fn by_serial(c: &mut Conn, serial: &str) -> Result<Option<Device>> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM otp_devices WHERE serial = $1"));
+    let row = sqlx::query(sql).bind(serial).fetch_optional(c).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The person's device (the newest assigned one).
+pub async fn for_person(c: &mut Conn, person_id: &str) -> Result<Option<Device>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM otp_devices WHERE person_id = $1 ORDER BY imported_at DESC, serial LIMIT 1"
+    ));
+    let row = sqlx::query(sql).bind(person_id).fetch_optional(c).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// All devices, or a person's.
+pub async fn list(c: &mut Conn, person_id: Option<&str>) -> Result<Vec<Device>> {
+    let rows = match person_id {
+        Some(p) => {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT {COLS} FROM otp_devices WHERE person_id = $1 ORDER BY serial"
+            ));
+            sqlx::query(sql).bind(p).fetch_all(c).await?
+        }
+        None => {
+            let sql = sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM otp_devices ORDER BY serial"));
+            sqlx::query(sql).fetch_all(c).await?
+        }
+    };
+    rows.iter().map(from_row).collect()
+}
+
+/// Assigns a device to a person.
+pub async fn assign(c: &mut Conn, serial: &str, person_id: &str) -> Result<()> {
+    let n = sqlx::query("UPDATE otp_devices SET person_id = $2 WHERE serial = $1")
+        .bind(serial)
+        .bind(person_id)
+        .execute(c)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("code device {serial}")));
+    }
+    Ok(())
+}
+
+/// Records an accepted code: HOTP moves the counter past it, TOTP remembers the step and
+/// the drift; failures reset. Guarded by the old values, so of two requests racing with the
+/// same code only one succeeds ([`StoreError::Conflict`] for the other).
+pub async fn accepted(
+    c: &mut Conn,
+    d: &Device,
+    counter: u64,
+    last_step: Option<i64>,
+    drift: i64,
+) -> Result<()> {
+    let n = sqlx::query(
+        "UPDATE otp_devices SET counter = $2, last_step = $3, drift = $4, failures = 0, state = 'active' \
+         WHERE serial = $1 AND counter = $5 AND COALESCE(last_step, -1) = $6",
+    )
+    .bind(&d.serial)
+    .bind(counter as i64)
+    .bind(last_step)
+    .bind(drift)
+    .bind(d.counter as i64)
+    .bind(d.last_step.unwrap_or(-1))
+    .execute(c)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(StoreError::Conflict);
+    }
+    Ok(())
+}
+
+/// Counts a wrong code atomically and blocks at `max`; returns (failures, blocked).
+pub async fn failed(c: &mut Conn, serial: &str, max: u32) -> Result<(i64, bool)> {
+    let row = sqlx::query(
+        "UPDATE otp_devices SET failures = failures + 1, \
+         state = CASE WHEN failures + 1 >= $2 THEN 'blocked' ELSE state END \
+         WHERE serial = $1 RETURNING failures, state",
+    )
+    .bind(serial)
+    .bind(i64::from(max))
+    .fetch_optional(c)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("code device {serial}")))?;
+    let state: String = row.try_get("state")?;
+    Ok((row.try_get("failures")?, state == DeviceState::Blocked.as_str()))
+}
+
+/// Sets counters after a resync and unblocks.
+pub async fn resynced(c: &mut Conn, serial: &str, counter: u64, last_step: Option<i64>, drift: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE otp_devices SET counter = $2, last_step = $3, drift = $4, failures = 0, state = 'active' WHERE serial = $1",
+    )
+    .bind(serial)
+    .bind(counter as i64)
+    .bind(last_step)
+    .bind(drift)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// Clears the failure counter and unblocks (support).
+pub async fn unblock(c: &mut Conn, serial: &str) -> Result<()> {
+    let n = sqlx::query("UPDATE otp_devices SET failures = 0, state = 'active' WHERE serial = $1")
+        .bind(serial)
+        .execute(c)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("code device {serial}")));
+    }
+    Ok(())
+}

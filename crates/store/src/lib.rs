@@ -1,0 +1,245 @@
+//! segl-store: persistence for segl, SQLite by default and PostgreSQL for scale-out.
+//!
+//! One set of queries serves both backends: they go through sqlx's `Any` driver with `$N`
+//! placeholders (which sqlx's SQLite driver also understands), times are unix seconds and
+//! flags are 0/1 integers. The two migration folders (`migrations/sqlite`,
+//! `migrations/postgres`) are kept side by side and differ only in type names.
+//!
+//! Repository functions take `&mut AnyConnection` so a handler can run several of them in one
+//! transaction ([`Store::begin`]); the modules are laid out by table:
+//! [`persons`], [`devices`], [`clients`], [`flows`], [`grants`], [`audit`].
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod clients;
+pub mod devices;
+pub mod flows;
+pub mod grants;
+pub mod persons;
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use segl_crypto::seal::SealKey;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor};
+
+pub use sqlx::AnyConnection as Conn;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database refused or failed; the detail is for the log, not for clients.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database URL names a backend segl does not support.
+    #[error("unsupported database URL (use sqlite://… or postgres://…)")]
+    UnsupportedUrl,
+    /// A row that must be unique exists already.
+    #[error("{0} already exists")]
+    Duplicate(String),
+    /// A row that must exist does not.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The row changed under us (another request won the race).
+    #[error("concurrent update, try again")]
+    Conflict,
+    /// A stored record could not be read (corrupt or from an unknown version).
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(String),
+    /// A sealed secret could not be opened (wrong seal key for this database).
+    #[error("a sealed secret could not be opened; is the data directory's seal key the one this database was made with?")]
+    Seal,
+}
+
+/// Result of the store.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Which database is behind the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend named by a database URL.
+    pub fn from_url(url: &str) -> Result<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+}
+
+/// The handle to the database, cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    seal: std::sync::Arc<SealKey>,
+}
+
+/// A transaction; dereferences to a connection for the repository functions.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// The SQLite URL for a database file (created when missing).
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+fn migrations(backend: Backend) -> Vec<Migration> {
+    let files: &[(i64, &str, &str)] = match backend {
+        Backend::Sqlite => &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))],
+        Backend::Postgres => &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))],
+    };
+    files
+        .iter()
+        .map(|(v, d, sql)| {
+            Migration::new(
+                *v,
+                Cow::Borrowed(*d),
+                MigrationType::Simple,
+                sqlx::AssertSqlSafe(*sql).into_sql_str(),
+                false,
+            )
+        })
+        .collect()
+}
+
+use sqlx::SqlSafeStr;
+
+impl Store {
+    /// Connects, applies pending migrations and returns the store. `seal` protects secrets
+    /// at rest (code-device seeds).
+    pub async fn open(url: &str, seal: SealKey) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let opts = AnyConnectOptions::from_str(url)?;
+        let pool = match backend {
+            // One connection: SQLite has one writer anyway, and a single connection never
+            // sees SQLITE_BUSY, which under load costs more than the queueing it replaces.
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            // FULL: a commit is on disk before the client hears of it.
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(opts)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts)
+                    .await?
+            }
+        };
+        let migrator = Migrator {
+            migrations: Cow::Owned(migrations(backend)),
+            ..Migrator::DEFAULT
+        };
+        migrator.run(&pool).await?;
+        Ok(Store {
+            pool,
+            backend,
+            seal: std::sync::Arc::new(seal),
+        })
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a transaction. On SQLite it takes the write lock at once, so two
+    /// transactions never deadlock upgrading a read lock.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// A pooled connection for reads outside a transaction.
+    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// The key that seals secrets at rest.
+    pub fn seal(&self) -> &SealKey {
+        &self.seal
+    }
+
+    /// Checks the database answers (for `/healthz`).
+    pub async fn ping(&self) -> Result<()> {
+        let mut c = self.pool.acquire().await?;
+        sqlx::query("SELECT 1").execute(&mut *c).await?;
+        Ok(())
+    }
+
+    /// Closes the pool (graceful shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Deletes expired flows, codes, tokens and used client-assertion ids.
+    pub async fn purge_expired(&self, now: i64) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM flows WHERE expires_at < $1",
+            "DELETE FROM auth_codes WHERE expires_at < $1",
+            "DELETE FROM access_tokens WHERE expires_at < $1",
+            "DELETE FROM refresh_tokens WHERE expires_at < $1",
+            "DELETE FROM par_requests WHERE expires_at < $1",
+            "DELETE FROM used_jtis WHERE expires_at < $1",
+            "DELETE FROM sessions WHERE expires_at < $1",
+        ] {
+            // Keep a day of grace so reuse of an expired code or token is still detected.
+            n += sqlx::query(sql)
+                .bind(now - 86_400)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Duplicate`].
+pub(crate) fn map_unique(e: sqlx::Error, what: impl Into<String>) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return StoreError::Duplicate(what.into());
+    }
+    StoreError::Db(e)
+}
+
+/// 0/1 integer flags.
+pub(crate) fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
