@@ -51,12 +51,13 @@ fn token_row(r: &sqlx::any::AnyRow, hash_col: &str) -> Result<TokenRow> {
 /// Stores an authorization code.
 pub async fn insert_code(c: &mut Conn, t: &TokenRow) -> Result<()> {
     sqlx::query(
-        "INSERT INTO auth_codes (code_hash, client_id, person_id, grant_data, expires_at, used_at) \
-         VALUES ($1, $2, $3, $4, $5, NULL)",
+        "INSERT INTO auth_codes (code_hash, client_id, person_id, grant_id, grant_data, expires_at, used_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, NULL)",
     )
     .bind(&t.hash)
     .bind(&t.client_id)
     .bind(&t.person_id)
+    .bind(&t.grant_id)
     .bind(&t.grant_data)
     .bind(t.expires_at)
     .execute(c)
@@ -69,42 +70,26 @@ pub async fn insert_code(c: &mut Conn, t: &TokenRow) -> Result<()> {
 pub async fn redeem_code(c: &mut Conn, hash: &str, now: i64) -> Result<Redeem> {
     let used = sqlx::query(
         "UPDATE auth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-         RETURNING code_hash, client_id, person_id, grant_data, expires_at",
+         RETURNING code_hash, client_id, person_id, grant_id, grant_data, expires_at",
     )
     .bind(hash)
     .bind(now)
     .fetch_optional(&mut *c)
     .await?;
     if let Some(r) = used {
-        let mut row = token_row(&r, "code_hash")?;
-        row.grant_id = grant_id_of(&row.grant_data)?;
-        return Ok(Redeem::Fresh(row));
+        return Ok(Redeem::Fresh(token_row(&r, "code_hash")?));
     }
     let again = sqlx::query(
-        "SELECT code_hash, client_id, person_id, grant_data, expires_at FROM auth_codes \
+        "SELECT code_hash, client_id, person_id, grant_id, grant_data, expires_at FROM auth_codes \
          WHERE code_hash = $1 AND used_at IS NOT NULL",
     )
     .bind(hash)
     .fetch_optional(c)
     .await?;
     match again {
-        Some(r) => {
-            let mut row = token_row(&r, "code_hash")?;
-            row.grant_id = grant_id_of(&row.grant_data)?;
-            Ok(Redeem::Reused(row))
-        }
+        Some(r) => Ok(Redeem::Reused(token_row(&r, "code_hash")?)),
         None => Ok(Redeem::Invalid),
     }
-}
-
-fn grant_id_of(data: &str) -> Result<String> {
-    #[derive(serde::Deserialize)]
-    struct G {
-        grant_id: String,
-    }
-    serde_json::from_str::<G>(data)
-        .map(|g| g.grant_id)
-        .map_err(|e| StoreError::Corrupt(format!("grant: {e}")))
 }
 
 /// Stores an access token.

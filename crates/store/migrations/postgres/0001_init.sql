@@ -77,6 +77,7 @@ CREATE TABLE auth_codes (
     code_hash   TEXT PRIMARY KEY,
     client_id   TEXT NOT NULL,
     person_id   TEXT NOT NULL,
+    grant_id    TEXT NOT NULL,
     grant_data  TEXT NOT NULL,
     expires_at  BIGINT NOT NULL,
     used_at     BIGINT
