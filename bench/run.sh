@@ -109,7 +109,7 @@ wait_quiet
     echo "machine kernel=$(uname -r)"
     echo "machine disk=$(df -h "$WORK" | awk 'NR==2 {print $1" ("$2")"}')"
     echo "tools $(rustc --version) / node $(node --version) / oidc-provider $(node -p "require('$ROOT/bench/peer/node_modules/oidc-provider/package.json').version") / $(psql --version | head -1)"
-    echo "segl argon2 config: $("$SEGL" --data-dir "$WORK/data-config" --json config show 2>/dev/null | jq -c '.argon2 // .config.argon2 // "?"' 2>/dev/null || echo '?')"
+    echo "segl argon2 config: $("$SEGL" --data-dir "$WORK/data-config" --json config show 2>/dev/null | jq -c '[.[] | select(.key | startswith("argon2")) | {(.key): .value}] | add' 2>/dev/null || echo '?')"
 } | tee "$WORK/machine.txt" >&2
 rm -rf "$WORK/data-config"
 

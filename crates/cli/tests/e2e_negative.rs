@@ -234,10 +234,13 @@ async fn password_locks_after_five_wrong_passwords(backend: Backend) {
     let view = b.flow(&flow_id(&flow)).await;
     assert_eq!(view["state"], "failed", "{view}");
     assert_eq!(view["error"]["code"], "password_locked", "{view}");
-    assert!(
-        view.get("redirect_to").is_none_or(Value::is_null),
-        "no code for a locked password: {view}"
-    );
+    if let Some(to) = view["redirect_to"].as_str() {
+        let url = url::Url::parse(to).expect("redirect_to is a URL");
+        assert!(
+            !url.query_pairs().any(|(k, _)| k == "code"),
+            "no code for a locked password: {view}"
+        );
+    }
     let person = fx.segl.person(NIN);
     assert_eq!(person["password_locked"], true, "{person}");
     assert!(
@@ -252,11 +255,13 @@ async fn password_locks_after_five_wrong_passwords(backend: Backend) {
 
 async fn expired_flow_is_gone(backend: Backend) {
     let segl = Segl::new(backend);
-    segl.write_config("[policy]\nflow_ttl_secs = 1\n");
+    // 3 s rather than 1: starting the flow (authorize, then the view) must fit in it even
+    // on a loaded 2-core machine; the clock is whole seconds, so wait TTL + 1 s.
+    segl.write_config("[policy]\nflow_ttl_secs = 3\n");
     let fx = Fixture::with_segl(segl, &[]);
     let (mut b, flow) = at_identify_step(&fx).await;
     let before = fx.segl.audit_ok();
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     let r = b.step(&flow, "identify", json!({ "nin": NIN })).await;
     assert_problem(&r, 410, "flow_expired");
     assert_eq!(

@@ -1,0 +1,300 @@
+//! The store's rules, run against SQLite always and against PostgreSQL when
+//! `SEGL_TEST_POSTGRES_URL` names an admin connection (each run in a fresh database,
+//! dropped at the end). In CI (`CI` set) a missing PostgreSQL fails the test.
+
+use segl_crypto::otp::OtpAlgorithm;
+use segl_crypto::pskc::{PskcToken, TokenKind};
+use segl_crypto::seal::SealKey;
+use segl_store::audit::{self, Event};
+use segl_store::grants::{self, Redeem, TokenRow};
+use segl_store::persons::{self, Person};
+use segl_store::{Store, StoreError, devices, sqlite_url};
+use serde_json::json;
+
+struct Db {
+    store: Store,
+    url: String,
+    _dir: tempfile::TempDir,
+    drop_pg: Option<(String, String)>,
+}
+
+impl Db {
+    async fn close(self) {
+        self.store.close().await;
+        if let Some((admin, name)) = self.drop_pg {
+            let store_admin = sqlx_admin(&admin).await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&store_admin)
+                .await;
+        }
+    }
+}
+
+async fn sqlx_admin(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(url).await.expect("admin connection to PostgreSQL")
+}
+
+async fn backends() -> Vec<Db> {
+    let mut out = Vec::new();
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir.path().join("t.db"));
+    out.push(Db {
+        store: Store::open(&url, SealKey::from_bytes(&[7u8; 32]).unwrap()).await.unwrap(),
+        url,
+        _dir: dir,
+        drop_pg: None,
+    });
+    match std::env::var("SEGL_TEST_POSTGRES_URL") {
+        Ok(admin) => {
+            let name = format!("segl_store_{}_{}", std::process::id(), segl_crypto::random::random_digits(8));
+            let pool = sqlx_admin(&admin).await;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&pool)
+                .await
+                .unwrap();
+            let mut u = url::Url::parse(&admin).unwrap();
+            u.set_path(&name);
+            let dir = tempfile::tempdir().unwrap();
+            out.push(Db {
+                store: Store::open(u.as_str(), SealKey::from_bytes(&[7u8; 32]).unwrap()).await.unwrap(),
+                url: u.to_string(),
+                _dir: dir,
+                drop_pg: Some((admin, name)),
+            });
+        }
+        Err(_) if std::env::var("CI").is_ok() => panic!("SEGL_TEST_POSTGRES_URL is required in CI"),
+        Err(_) => eprintln!("skipping PostgreSQL: SEGL_TEST_POSTGRES_URL not set"),
+    }
+    out
+}
+
+fn person(nin: &str) -> Person {
+    Person {
+        id: uuid::Uuid::new_v4().to_string(),
+        sub: uuid::Uuid::new_v4().to_string(),
+        nin: nin.into(),
+        name: "Kari Nordmann".into(),
+        birthdate: "1985-05-15".into(),
+        phone: None,
+        email: None,
+        created_at: 1,
+    }
+}
+
+async fn append(store: &Store, event: &str, n: i64) {
+    let mut tx = store.begin().await.unwrap();
+    audit::append(&mut tx, &Event { event, subject: None, client_id: None, data: json!({"n": n}) }, 1000 + n)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn audit_chain_detects_edit_delete_and_truncation() {
+    for db in backends().await {
+        let s = &db.store;
+        for n in 1..=5 {
+            append(s, "test.event", n).await;
+        }
+        let mut c = s.conn().await.unwrap();
+        let r = audit::verify(&mut c).await.unwrap();
+        assert!(r.ok, "{} {r:?}", db.url);
+        assert_eq!(r.entries, 5);
+
+        // Edit entry 3's data: the chain breaks at 3.
+        sqlx::query("UPDATE audit_log SET data = '{\"n\":99}' WHERE seq = 3").execute(&mut *c).await.unwrap();
+        let r = audit::verify(&mut c).await.unwrap();
+        assert!(!r.ok);
+        assert_eq!(r.first_broken, Some(3), "{r:?}");
+
+        // Restore, then delete entry 2: a gap at 2.
+        sqlx::query("UPDATE audit_log SET data = '{\"n\":3}' WHERE seq = 3").execute(&mut *c).await.unwrap();
+        assert!(audit::verify(&mut c).await.unwrap().ok);
+        sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(&mut *c).await.unwrap();
+        let r = audit::verify(&mut c).await.unwrap();
+        assert_eq!(r.first_broken, Some(2), "{r:?}");
+        drop(c);
+        db.close().await;
+    }
+
+    for db in backends().await {
+        let s = &db.store;
+        for n in 1..=3 {
+            append(s, "test.event", n).await;
+        }
+        let mut c = s.conn().await.unwrap();
+        // Cut the last entry off: the head is ahead of the log.
+        sqlx::query("DELETE FROM audit_log WHERE seq = 3").execute(&mut *c).await.unwrap();
+        let r = audit::verify(&mut c).await.unwrap();
+        assert!(!r.ok);
+        assert_eq!(r.first_broken, Some(3), "{r:?}");
+        drop(c);
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_audit_appends_stay_one_chain() {
+    for db in backends().await {
+        let mut tasks = Vec::new();
+        for n in 0..20 {
+            let s = db.store.clone();
+            tasks.push(tokio::spawn(async move { append(&s, "race", n).await }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut c = db.store.conn().await.unwrap();
+        let r = audit::verify(&mut c).await.unwrap();
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.entries, 20);
+        drop(c);
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn duplicate_person_is_refused_and_nothing_changes() {
+    for db in backends().await {
+        let mut tx = db.store.begin().await.unwrap();
+        persons::insert(&mut tx, &person("15058500027")).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = db.store.begin().await.unwrap();
+        let err = persons::insert(&mut tx, &person("15058500027")).await.unwrap_err();
+        assert!(matches!(err, StoreError::Duplicate(_)), "{err:?}");
+        drop(tx);
+        let mut c = db.store.conn().await.unwrap();
+        assert_eq!(persons::count(&mut c).await.unwrap(), 1);
+        drop(c);
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn password_lock_counts_atomically() {
+    for db in backends().await {
+        let p = person("15058500027");
+        let mut c = db.store.conn().await.unwrap();
+        persons::insert(&mut c, &p).await.unwrap();
+        persons::set_password(&mut c, &p.id, "$argon2id$fake", 1).await.unwrap();
+        for i in 1..=4 {
+            assert_eq!(persons::password_failed(&mut c, &p.id, 5).await.unwrap(), (i, false));
+        }
+        assert_eq!(persons::password_failed(&mut c, &p.id, 5).await.unwrap(), (5, true));
+        assert!(persons::password(&mut c, &p.id).await.unwrap().unwrap().locked);
+        assert!(persons::unlock_password(&mut c, &p.id).await.unwrap());
+        let r = persons::password(&mut c, &p.id).await.unwrap().unwrap();
+        assert!(!r.locked);
+        assert_eq!(r.failures, 0);
+        drop(c);
+        db.close().await;
+    }
+}
+
+fn token(serial: &str) -> PskcToken {
+    PskcToken {
+        serial: serial.into(),
+        manufacturer: None,
+        key_id: serial.into(),
+        kind: TokenKind::Hotp { counter: 0 },
+        algorithm: OtpAlgorithm::Sha1,
+        digits: 6,
+        secret: zeroize::Zeroizing::new(b"12345678901234567890".to_vec()),
+    }
+}
+
+#[tokio::test]
+async fn device_seed_is_sealed_and_accepted_codes_cannot_race() {
+    for db in backends().await {
+        let s = &db.store;
+        let mut tx = s.begin().await.unwrap();
+        devices::import(&mut tx, s, &token("600000000"), 1).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut c = s.conn().await.unwrap();
+        // The raw column is not the seed.
+        let raw: Vec<u8> = sqlx::Row::get(
+            &sqlx::query("SELECT secret FROM otp_devices").fetch_one(&mut *c).await.unwrap(),
+            "secret",
+        );
+        assert!(!raw.windows(20).any(|w| w == b"12345678901234567890"));
+        let d = devices::by_serial(&mut c, "600000000").await.unwrap().unwrap();
+        assert_eq!(&d.secret(s).unwrap()[..], b"12345678901234567890");
+
+        // Two requests that both read counter 0: only the first may move it.
+        devices::accepted(&mut c, &d, 1, None, 0).await.unwrap();
+        let err = devices::accepted(&mut c, &d, 1, None, 0).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict));
+
+        // A duplicate serial is refused by name.
+        drop(c);
+        let mut tx = s.begin().await.unwrap();
+        let err = devices::import(&mut tx, s, &token("600000000"), 1).await.unwrap_err();
+        assert!(err.to_string().contains("600000000"), "{err}");
+        drop(tx);
+        let mut c = s.conn().await.unwrap();
+
+        // Failures block at the limit.
+        for _ in 0..4 {
+            assert!(!devices::failed(&mut c, "600000000", 5).await.unwrap().1);
+        }
+        assert_eq!(devices::failed(&mut c, "600000000", 5).await.unwrap(), (5, true));
+        drop(c);
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn wrong_seal_key_cannot_open_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir.path().join("t.db"));
+    let s = Store::open(&url, SealKey::from_bytes(&[7u8; 32]).unwrap()).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    devices::import(&mut tx, &s, &token("1"), 1).await.unwrap();
+    tx.commit().await.unwrap();
+    s.close().await;
+    let other = Store::open(&url, SealKey::from_bytes(&[8u8; 32]).unwrap()).await.unwrap();
+    let mut c = other.conn().await.unwrap();
+    let d = devices::by_serial(&mut c, "1").await.unwrap().unwrap();
+    assert!(matches!(d.secret(&other), Err(StoreError::Seal)));
+}
+
+fn row(hash: &str, grant: &str) -> TokenRow {
+    TokenRow {
+        hash: hash.into(),
+        client_id: "c".into(),
+        person_id: "p".into(),
+        grant_id: grant.into(),
+        grant_data: json!({"grant_id": grant}).to_string(),
+        expires_at: 2000,
+    }
+}
+
+#[tokio::test]
+async fn codes_and_refresh_tokens_redeem_once_and_reuse_revokes() {
+    for db in backends().await {
+        let mut c = db.store.conn().await.unwrap();
+        grants::insert_code(&mut c, &row("code1", "g1")).await.unwrap();
+        assert!(matches!(grants::redeem_code(&mut c, "code1", 1000).await.unwrap(), Redeem::Fresh(r) if r.grant_id == "g1"));
+        assert!(matches!(grants::redeem_code(&mut c, "code1", 1001).await.unwrap(), Redeem::Reused(r) if r.grant_id == "g1"));
+        assert!(matches!(grants::redeem_code(&mut c, "nope", 1001).await.unwrap(), Redeem::Invalid));
+        // Expired codes are invalid.
+        grants::insert_code(&mut c, &row("code2", "g2")).await.unwrap();
+        assert!(matches!(grants::redeem_code(&mut c, "code2", 2000).await.unwrap(), Redeem::Invalid));
+
+        grants::insert_access(&mut c, &row("at1", "g1")).await.unwrap();
+        grants::insert_refresh(&mut c, &row("rt1", "g1")).await.unwrap();
+        assert!(matches!(grants::redeem_refresh(&mut c, "rt1", 1000).await.unwrap(), Redeem::Fresh(_)));
+        grants::insert_refresh(&mut c, &row("rt2", "g1")).await.unwrap();
+        assert!(matches!(grants::redeem_refresh(&mut c, "rt1", 1001).await.unwrap(), Redeem::Reused(_)));
+        assert_eq!(grants::revoke_grant(&mut c, "g1").await.unwrap(), 3);
+        assert!(grants::access(&mut c, "at1", 1000).await.unwrap().is_none());
+        assert!(matches!(grants::redeem_refresh(&mut c, "rt2", 1002).await.unwrap(), Redeem::Invalid));
+
+        // Client-assertion ids are single use.
+        assert!(grants::use_jti(&mut c, "c\u{1f}j1", 2000).await.unwrap());
+        assert!(!grants::use_jti(&mut c, "c\u{1f}j1", 2000).await.unwrap());
+        drop(c);
+        db.close().await;
+    }
+}
