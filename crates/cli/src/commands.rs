@@ -54,19 +54,27 @@ pub async fn open(g: &Global) -> Result<Opened, CliError> {
     }
     cfg.validate()?;
     if !dir.exists() {
-        std::fs::create_dir_all(&dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
         set_mode(&dir, 0o700)?;
     }
     let keys_dir = dir.join("keys");
     // Creates the ES256 and RS256 token-signing keys on first use.
     KeyRing::load_or_create(&keys_dir).map_err(|e| fail(format!("token-signing keys: {e}")))?;
-    let seal = SealKey::load_or_create(&dir.join("seal.key")).map_err(|e| fail(format!("seal key: {e}")))?;
+    let seal = SealKey::load_or_create(&dir.join("seal.key"))
+        .map_err(|e| fail(format!("seal key: {e}")))?;
     let url = match &cfg.database_url {
         Some(u) => u.clone(),
         None => sqlite_url(&dir.join("segl.db")),
     };
-    let store = Store::open(&url, seal).await.map_err(|e| fail(format!("database: {e}")))?;
-    Ok(Opened { config: cfg, store, dir })
+    let store = Store::open(&url, seal)
+        .await
+        .map_err(|e| fail(format!("database: {e}")))?;
+    Ok(Opened {
+        config: cfg,
+        store,
+        dir,
+    })
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), CliError> {
@@ -114,12 +122,18 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
     }
     cfg.validate()?;
     init_logging(cfg);
-    let addr: SocketAddr = cfg.listen.parse().map_err(|_| CliError::Input("bad listen address".into()))?;
+    let addr: SocketAddr = cfg
+        .listen
+        .parse()
+        .map_err(|_| CliError::Input("bad listen address".into()))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| fail(format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr().map_err(fail)?;
-    let issuer = cfg.issuer.clone().unwrap_or_else(|| format!("http://{local}"));
+    let issuer = cfg
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
     let keys = KeyRing::load_or_create(&opened.dir.join("keys")).map_err(fail)?;
     let hasher = PasswordHasher::new(cfg.argon2).map_err(fail)?;
     let settings = segl_server::Settings {
@@ -131,7 +145,9 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
     let store = opened.store.clone();
     let mut state = segl_server::AppState::new(store.clone(), keys, settings, hasher);
     if a.demo {
-        let demo = segl_server::demo::seed(&store, &state.hasher, &issuer, now()).await.map_err(fail)?;
+        let demo = segl_server::demo::seed(&store, &state.hasher, &issuer, now())
+            .await
+            .map_err(fail)?;
         state.demo = Some(std::sync::Arc::new(demo));
     }
     let app = segl_server::router(state);
@@ -196,7 +212,9 @@ fn init_logging(cfg: &Config) {
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_new(&cfg.log_level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if cfg.log_format == "json" {
         builder.json().try_init()
     } else {
@@ -254,7 +272,9 @@ fn read_stdin_line(what: &str) -> Result<zeroize::Zeroizing<String>, CliError> {
         .map_err(|e| CliError::Input(format!("cannot read the {what} from standard input: {e}")))?;
     let trimmed = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
     if trimmed.is_empty() {
-        return Err(CliError::Input(format!("the {what} on standard input is empty")));
+        return Err(CliError::Input(format!(
+            "the {what} on standard input is empty"
+        )));
     }
     Ok(trimmed)
 }
@@ -262,7 +282,10 @@ fn read_stdin_line(what: &str) -> Result<zeroize::Zeroizing<String>, CliError> {
 fn validate_phone(p: &str) -> Result<String, CliError> {
     let compact: String = p.chars().filter(|c| !c.is_whitespace()).collect();
     let digits = compact.strip_prefix("+47").unwrap_or(&compact);
-    if digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()) && matches!(digits.as_bytes()[0], b'4' | b'9') {
+    if digits.len() == 8
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && matches!(digits.as_bytes()[0], b'4' | b'9')
+    {
         Ok(format!("+47{digits}"))
     } else {
         Err(CliError::Input(format!(
@@ -273,12 +296,16 @@ fn validate_phone(p: &str) -> Result<String, CliError> {
 
 fn validate_email(e: &str) -> Result<String, CliError> {
     let ok = e.len() <= 254
-        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
+        && e.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+        })
         && !e.chars().any(char::is_whitespace);
     if ok {
         Ok(e.to_string())
     } else {
-        Err(CliError::Input(format!("email '{e}' is not a valid address")))
+        Err(CliError::Input(format!(
+            "email '{e}' is not a valid address"
+        )))
     }
 }
 
@@ -296,11 +323,17 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
             let nin = parse_nin(&nin)?;
             let name = name.trim().to_string();
             if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-                return Err(CliError::Input("name must be 1 to 200 printable characters".into()));
+                return Err(CliError::Input(
+                    "name must be 1 to 200 printable characters".into(),
+                ));
             }
             let phone = phone.as_deref().map(validate_phone).transpose()?;
             let email = email.as_deref().map(validate_email).transpose()?;
-            let password = if password_stdin { Some(read_stdin_line("password")?) } else { None };
+            let password = if password_stdin {
+                Some(read_stdin_line("password")?)
+            } else {
+                None
+            };
             let o = open(g).await?;
             if let Some(pw) = &password {
                 segl_core::password::check_new_password(pw, &o.config.policy.password, Some(&nin))
@@ -342,7 +375,9 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
             .await?;
             tx.commit().await.map_err(fail)?;
             if g.json {
-                print_json(&json!({"id": p.id, "sub": p.sub, "name": p.name, "birthdate": p.birthdate}));
+                print_json(
+                    &json!({"id": p.id, "sub": p.sub, "name": p.name, "birthdate": p.birthdate}),
+                );
             } else {
                 println!("added {} (sub {})", p.name, p.sub);
             }
@@ -353,7 +388,9 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
             let mut c = o.store.conn().await?;
             let p = persons::by_nin(&mut c, nin.as_str())
                 .await?
-                .ok_or_else(|| CliError::Input("no person with this national identity number".into()))?;
+                .ok_or_else(|| {
+                    CliError::Input("no person with this national identity number".into())
+                })?;
             let pw = persons::password(&mut c, &p.id).await?;
             let v = json!({
                 "id": p.id, "sub": p.sub, "name": p.name, "birthdate": p.birthdate,
@@ -365,8 +402,17 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
             if g.json {
                 print_json(&v);
             } else {
-                println!("{} born {} sub {} password {}", p.name, p.birthdate, p.sub,
-                    match &pw { None => "not set", Some(r) if r.locked => "LOCKED", Some(_) => "set" });
+                println!(
+                    "{} born {} sub {} password {}",
+                    p.name,
+                    p.birthdate,
+                    p.sub,
+                    match &pw {
+                        None => "not set",
+                        Some(r) if r.locked => "LOCKED",
+                        Some(_) => "set",
+                    }
+                );
             }
         }
         PersonCmd::UnlockPassword { nin } => {
@@ -375,11 +421,23 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
             let mut tx = o.store.begin().await?;
             let p = persons::by_nin(&mut tx, nin.as_str())
                 .await?
-                .ok_or_else(|| CliError::Input("no person with this national identity number".into()))?;
+                .ok_or_else(|| {
+                    CliError::Input("no person with this national identity number".into())
+                })?;
             if !persons::unlock_password(&mut tx, &p.id).await? {
                 return Err(CliError::Input("this person has no password".into()));
             }
-            audit::append(&mut tx, &Event { event: "password.unlocked", subject: Some(&p.id), client_id: None, data: json!({"by": "cli"}) }, now()).await?;
+            audit::append(
+                &mut tx,
+                &Event {
+                    event: "password.unlocked",
+                    subject: Some(&p.id),
+                    client_id: None,
+                    data: json!({"by": "cli"}),
+                },
+                now(),
+            )
+            .await?;
             tx.commit().await.map_err(fail)?;
             if g.json {
                 print_json(&json!({"unlocked": true}));
@@ -446,22 +504,40 @@ pub enum TokenCmd {
 /// `segl token …`
 pub async fn token(g: &Global, cmd: TokenCmd) -> Result<ExitCode, CliError> {
     match cmd {
-        TokenCmd::Import { file, psk_hex, passphrase_stdin } => import(g, &file, psk_hex, passphrase_stdin).await,
+        TokenCmd::Import {
+            file,
+            psk_hex,
+            passphrase_stdin,
+        } => import(g, &file, psk_hex, passphrase_stdin).await,
         TokenCmd::Assign { serial, nin } => {
             let nin = parse_nin(&nin)?;
             let o = open(g).await?;
             let mut tx = o.store.begin().await?;
             let p = persons::by_nin(&mut tx, nin.as_str())
                 .await?
-                .ok_or_else(|| CliError::Input("no person with this national identity number".into()))?;
+                .ok_or_else(|| {
+                    CliError::Input("no person with this national identity number".into())
+                })?;
             let d = devices::by_serial(&mut tx, &serial)
                 .await?
                 .ok_or_else(|| CliError::Input(format!("no code device with serial {serial}")))?;
             if d.person_id.as_deref().is_some_and(|x| x != p.id) {
-                return Err(CliError::Input(format!("code device {serial} is assigned to someone else")));
+                return Err(CliError::Input(format!(
+                    "code device {serial} is assigned to someone else"
+                )));
             }
             devices::assign(&mut tx, &serial, &p.id).await?;
-            audit::append(&mut tx, &Event { event: "token.assigned", subject: Some(&p.id), client_id: None, data: json!({"serial": serial}) }, now()).await?;
+            audit::append(
+                &mut tx,
+                &Event {
+                    event: "token.assigned",
+                    subject: Some(&p.id),
+                    client_id: None,
+                    data: json!({"serial": serial}),
+                },
+                now(),
+            )
+            .await?;
             tx.commit().await.map_err(fail)?;
             if g.json {
                 print_json(&json!({"serial": serial, "nin": nin.as_str()}));
@@ -470,7 +546,11 @@ pub async fn token(g: &Global, cmd: TokenCmd) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        TokenCmd::Resync { serial, code1, code2 } => {
+        TokenCmd::Resync {
+            serial,
+            code1,
+            code2,
+        } => {
             let o = open(g).await?;
             let policy = o.config.policy.clone();
             let mut tx = o.store.begin().await?;
@@ -481,20 +561,56 @@ pub async fn token(g: &Global, cmd: TokenCmd) -> Result<ExitCode, CliError> {
             let t = now();
             let out = match d.kind {
                 TokenKind::Hotp { .. } => {
-                    let c2 = otp::resync_hotp(d.algorithm, &secret, d.digits, d.counter, policy.resync_hotp_search, &code1, &code2)
-                        .ok_or_else(|| CliError::Input("the two codes do not match consecutive codes of this device".into()))?;
+                    let c2 = otp::resync_hotp(
+                        d.algorithm,
+                        &secret,
+                        d.digits,
+                        d.counter,
+                        policy.resync_hotp_search,
+                        &code1,
+                        &code2,
+                    )
+                    .ok_or_else(|| {
+                        CliError::Input(
+                            "the two codes do not match consecutive codes of this device".into(),
+                        )
+                    })?;
                     devices::resynced(&mut tx, &serial, c2 + 1, d.last_step, 0).await?;
                     json!({"serial": serial, "counter": c2 + 1})
                 }
                 TokenKind::Totp { step, t0 } => {
-                    let s2 = otp::resync_totp(d.algorithm, &secret, d.digits, step, t0, t, policy.resync_totp_steps, &code1, &code2)
-                        .ok_or_else(|| CliError::Input("the two codes do not match consecutive codes of this device".into()))?;
+                    let s2 = otp::resync_totp(
+                        d.algorithm,
+                        &secret,
+                        d.digits,
+                        step,
+                        t0,
+                        t,
+                        policy.resync_totp_steps,
+                        &code1,
+                        &code2,
+                    )
+                    .ok_or_else(|| {
+                        CliError::Input(
+                            "the two codes do not match consecutive codes of this device".into(),
+                        )
+                    })?;
                     let drift = s2 - otp::totp_step(t, step, t0);
                     devices::resynced(&mut tx, &serial, d.counter, Some(s2), drift).await?;
                     json!({"serial": serial, "drift": drift})
                 }
             };
-            audit::append(&mut tx, &Event { event: "token.resynced", subject: d.person_id.as_deref(), client_id: None, data: out.clone() }, t).await?;
+            audit::append(
+                &mut tx,
+                &Event {
+                    event: "token.resynced",
+                    subject: d.person_id.as_deref(),
+                    client_id: None,
+                    data: out.clone(),
+                },
+                t,
+            )
+            .await?;
             tx.commit().await.map_err(fail)?;
             if g.json {
                 print_json(&out);
@@ -512,20 +628,38 @@ pub async fn token(g: &Global, cmd: TokenCmd) -> Result<ExitCode, CliError> {
                     Some(
                         persons::by_nin(&mut c, n.as_str())
                             .await?
-                            .ok_or_else(|| CliError::Input("no person with this national identity number".into()))?
+                            .ok_or_else(|| {
+                                CliError::Input(
+                                    "no person with this national identity number".into(),
+                                )
+                            })?
                             .id,
                     )
                 }
                 None => None,
             };
-            let list: Vec<DeviceSummary> = devices::list(&mut c, person.as_deref()).await?.iter().map(DeviceSummary::from).collect();
+            let list: Vec<DeviceSummary> = devices::list(&mut c, person.as_deref())
+                .await?
+                .iter()
+                .map(DeviceSummary::from)
+                .collect();
             if g.json {
                 print_json(&serde_json::to_value(&list).map_err(fail)?);
             } else {
                 for d in &list {
-                    println!("{:<16} {:<5} {} digits  {:<8} {}  failures {}", d.serial, d.kind, d.digits,
-                        if d.state == devices::DeviceState::Active { "active" } else { "BLOCKED" },
-                        if d.assigned { "assigned" } else { "free" }, d.failures);
+                    println!(
+                        "{:<16} {:<5} {} digits  {:<8} {}  failures {}",
+                        d.serial,
+                        d.kind,
+                        d.digits,
+                        if d.state == devices::DeviceState::Active {
+                            "active"
+                        } else {
+                            "BLOCKED"
+                        },
+                        if d.assigned { "assigned" } else { "free" },
+                        d.failures
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -534,7 +668,17 @@ pub async fn token(g: &Global, cmd: TokenCmd) -> Result<ExitCode, CliError> {
             let o = open(g).await?;
             let mut tx = o.store.begin().await?;
             devices::unblock(&mut tx, &serial).await?;
-            audit::append(&mut tx, &Event { event: "token.unblocked", subject: None, client_id: None, data: json!({"serial": serial}) }, now()).await?;
+            audit::append(
+                &mut tx,
+                &Event {
+                    event: "token.unblocked",
+                    subject: None,
+                    client_id: None,
+                    data: json!({"serial": serial}),
+                },
+                now(),
+            )
+            .await?;
             tx.commit().await.map_err(fail)?;
             if g.json {
                 print_json(&json!({"serial": serial, "state": "active"}));
@@ -546,17 +690,31 @@ pub async fn token(g: &Global, cmd: TokenCmd) -> Result<ExitCode, CliError> {
     }
 }
 
-async fn import(g: &Global, file: &Path, psk_hex: Option<String>, passphrase_stdin: bool) -> Result<ExitCode, CliError> {
-    let meta = std::fs::metadata(file).map_err(|e| CliError::Input(format!("{}: {e}", file.display())))?;
+async fn import(
+    g: &Global,
+    file: &Path,
+    psk_hex: Option<String>,
+    passphrase_stdin: bool,
+) -> Result<ExitCode, CliError> {
+    let meta =
+        std::fs::metadata(file).map_err(|e| CliError::Input(format!("{}: {e}", file.display())))?;
     if meta.len() as usize > pskc::MAX_PSKC_BYTES {
-        return Err(CliError::Input(format!("{} is larger than {} bytes", file.display(), pskc::MAX_PSKC_BYTES)));
+        return Err(CliError::Input(format!(
+            "{} is larger than {} bytes",
+            file.display(),
+            pskc::MAX_PSKC_BYTES
+        )));
     }
     let mut text = String::new();
     std::fs::File::open(file)
         .and_then(|mut f| f.read_to_string(&mut text))
         .map_err(|e| CliError::Input(format!("{}: {e}", file.display())))?;
     let key = match (psk_hex, passphrase_stdin) {
-        (Some(_), true) => return Err(CliError::Input("give either --psk-hex or --passphrase-stdin".into())),
+        (Some(_), true) => {
+            return Err(CliError::Input(
+                "give either --psk-hex or --passphrase-stdin".into(),
+            ));
+        }
         (Some(h), false) => {
             let bytes = data_encoding::HEXLOWER_PERMISSIVE
                 .decode(h.trim().as_bytes())
@@ -566,14 +724,17 @@ async fn import(g: &Global, file: &Path, psk_hex: Option<String>, passphrase_std
         (None, true) => Some(PskcKey::Passphrase(read_stdin_line("passphrase")?)),
         (None, false) => None,
     };
-    let tokens = pskc::parse_pskc(&text, key.as_ref()).map_err(|e| CliError::Input(format!("{}: {e}", file.display())))?;
+    let tokens = pskc::parse_pskc(&text, key.as_ref())
+        .map_err(|e| CliError::Input(format!("{}: {e}", file.display())))?;
     let o = open(g).await?;
     let bar = if std::io::stderr().is_terminal() && !g.json {
         let b = indicatif::ProgressBar::new(tokens.len() as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} importing [{bar:40}] {pos}/{len} ({eta})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} importing [{bar:40}] {pos}/{len} ({eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         b
     } else {
@@ -585,7 +746,13 @@ async fn import(g: &Global, file: &Path, psk_hex: Option<String>, passphrase_std
         // One transaction: a duplicate serial rolls back the whole file.
         devices::import(&mut tx, &o.store, tok, t)
             .await
-            .map_err(|e| CliError::Input(format!("entry {} ({}): {e}; nothing was imported", i + 1, tok.serial)))?;
+            .map_err(|e| {
+                CliError::Input(format!(
+                    "entry {} ({}): {e}; nothing was imported",
+                    i + 1,
+                    tok.serial
+                ))
+            })?;
         bar.inc(1);
     }
     let serials: Vec<&str> = tokens.iter().map(|t| t.serial.as_str()).collect();
@@ -638,25 +805,41 @@ pub enum RpCmd {
 }
 
 fn validate_redirect(uri: &str) -> Result<(), CliError> {
-    let u = url::Url::parse(uri).map_err(|e| CliError::Input(format!("redirect URI '{uri}': {e}")))?;
+    let u =
+        url::Url::parse(uri).map_err(|e| CliError::Input(format!("redirect URI '{uri}': {e}")))?;
     if u.fragment().is_some() {
-        return Err(CliError::Input(format!("redirect URI '{uri}' must not have a fragment")));
+        return Err(CliError::Input(format!(
+            "redirect URI '{uri}' must not have a fragment"
+        )));
     }
     let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     match u.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),
-        "http" => Err(CliError::Input(format!("redirect URI '{uri}' must use https (http only for loopback)"))),
+        "http" => Err(CliError::Input(format!(
+            "redirect URI '{uri}' must use https (http only for loopback)"
+        ))),
         // Private-use schemes for native apps (RFC 8252) contain a dot.
         s if s.contains('.') => Ok(()),
-        _ => Err(CliError::Input(format!("redirect URI '{uri}' has an unsupported scheme"))),
+        _ => Err(CliError::Input(format!(
+            "redirect URI '{uri}' has an unsupported scheme"
+        ))),
     }
 }
 
 /// `segl rp …`
 pub async fn rp(g: &Global, cmd: RpCmd) -> Result<ExitCode, CliError> {
     match cmd {
-        RpCmd::Add { name, redirect_uris, post_logout_redirect_uris, public, auth_method, jwks, id_token_alg, client_id } => {
+        RpCmd::Add {
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            public,
+            auth_method,
+            jwks,
+            id_token_alg,
+            client_id,
+        } => {
             let name = name.trim().to_string();
             if name.is_empty() || name.chars().count() > 100 {
                 return Err(CliError::Input("name must be 1 to 100 characters".into()));
@@ -666,29 +849,54 @@ pub async fn rp(g: &Global, cmd: RpCmd) -> Result<ExitCode, CliError> {
             }
             let method = match (public, auth_method.as_deref()) {
                 (true, None | Some("none")) => AuthMethod::None,
-                (true, Some(_)) => return Err(CliError::Input("--public clients use --auth-method none".into())),
+                (true, Some(_)) => {
+                    return Err(CliError::Input(
+                        "--public clients use --auth-method none".into(),
+                    ));
+                }
                 (false, None) if jwks.is_some() => AuthMethod::PrivateKeyJwt,
                 (false, None) => AuthMethod::ClientSecretBasic,
-                (false, Some(m)) => AuthMethod::parse(m).ok_or_else(|| CliError::Input(format!("unknown auth method {m}")))?,
+                (false, Some(m)) => AuthMethod::parse(m)
+                    .ok_or_else(|| CliError::Input(format!("unknown auth method {m}")))?,
             };
             let jwks = match (&jwks, method) {
                 (Some(p), AuthMethod::PrivateKeyJwt) => {
-                    let text = std::fs::read_to_string(p).map_err(|e| CliError::Input(format!("{}: {e}", p.display())))?;
-                    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| CliError::Input(format!("{}: not JSON: {e}", p.display())))?;
-                    if !v["keys"].as_array().is_some_and(|k| !k.is_empty()) {
-                        return Err(CliError::Input(format!("{}: a JWKS needs a non-empty \"keys\" array", p.display())));
+                    let text = std::fs::read_to_string(p)
+                        .map_err(|e| CliError::Input(format!("{}: {e}", p.display())))?;
+                    let v: serde_json::Value = serde_json::from_str(&text)
+                        .map_err(|e| CliError::Input(format!("{}: not JSON: {e}", p.display())))?;
+                    if v["keys"].as_array().is_none_or(|k| k.is_empty()) {
+                        return Err(CliError::Input(format!(
+                            "{}: a JWKS needs a non-empty \"keys\" array",
+                            p.display()
+                        )));
                     }
                     Some(v)
                 }
-                (None, AuthMethod::PrivateKeyJwt) => return Err(CliError::Input("private_key_jwt needs --jwks FILE".into())),
-                (Some(_), _) => return Err(CliError::Input("--jwks is only for private_key_jwt".into())),
+                (None, AuthMethod::PrivateKeyJwt) => {
+                    return Err(CliError::Input("private_key_jwt needs --jwks FILE".into()));
+                }
+                (Some(_), _) => {
+                    return Err(CliError::Input("--jwks is only for private_key_jwt".into()));
+                }
                 (None, _) => None,
             };
             let client_id = client_id.unwrap_or_else(|| random_token(16));
-            if client_id.is_empty() || client_id.len() > 100 || !client_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-                return Err(CliError::Input("client id must be 1 to 100 of A-Z a-z 0-9 - _ .".into()));
+            if client_id.is_empty()
+                || client_id.len() > 100
+                || !client_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return Err(CliError::Input(
+                    "client id must be 1 to 100 of A-Z a-z 0-9 - _ .".into(),
+                ));
             }
-            let secret = matches!(method, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost).then(|| random_token(32));
+            let secret = matches!(
+                method,
+                AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+            )
+            .then(|| random_token(32));
             let client = Client {
                 client_id: client_id.clone(),
                 name: name.clone(),
@@ -729,7 +937,12 @@ pub async fn rp(g: &Global, cmd: RpCmd) -> Result<ExitCode, CliError> {
                 print_json(&json!(v));
             } else {
                 for c in &list {
-                    println!("{:<24} {:<24} {}", c.client_id, c.name, c.redirect_uris.join(" "));
+                    println!(
+                        "{:<24} {:<24} {}",
+                        c.client_id,
+                        c.name,
+                        c.redirect_uris.join(" ")
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -756,15 +969,30 @@ pub async fn keys(g: &Global, cmd: KeysCmd) -> Result<ExitCode, CliError> {
     match cmd {
         KeysCmd::Rotate { alg } => {
             let o = open(g).await?;
-            let alg: JwsAlg = alg.parse().map_err(|_| CliError::Input("unknown algorithm".into()))?;
+            let alg: JwsAlg = alg
+                .parse()
+                .map_err(|_| CliError::Input("unknown algorithm".into()))?;
             let kid = KeyRing::rotate(&o.dir.join("keys"), alg).map_err(fail)?;
             let mut tx = o.store.begin().await?;
-            audit::append(&mut tx, &Event { event: "keys.rotated", subject: None, client_id: None, data: json!({"kid": kid, "alg": alg.as_str()}) }, now()).await?;
+            audit::append(
+                &mut tx,
+                &Event {
+                    event: "keys.rotated",
+                    subject: None,
+                    client_id: None,
+                    data: json!({"kid": kid, "alg": alg.as_str()}),
+                },
+                now(),
+            )
+            .await?;
             tx.commit().await.map_err(fail)?;
             if g.json {
                 print_json(&json!({"kid": kid, "alg": alg.as_str()}));
             } else {
-                println!("new {} key {kid} (restart the server to sign with it)", alg.as_str());
+                println!(
+                    "new {} key {kid} (restart the server to sign with it)",
+                    alg.as_str()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -802,11 +1030,17 @@ pub async fn audit(g: &Global, cmd: AuditCmd) -> Result<ExitCode, CliError> {
                     r.reason.as_deref().unwrap_or("")
                 );
             }
-            Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if r.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         AuditCmd::List { limit } => {
             if !(1..=10_000).contains(&limit) {
-                return Err(CliError::Input("--limit must be between 1 and 10000".into()));
+                return Err(CliError::Input(
+                    "--limit must be between 1 and 10000".into(),
+                ));
             }
             let entries = audit::latest(&mut c, limit).await?;
             if g.json {
@@ -814,7 +1048,14 @@ pub async fn audit(g: &Global, cmd: AuditCmd) -> Result<ExitCode, CliError> {
                 print_json(&json!(v));
             } else {
                 for e in entries.iter().rev() {
-                    println!("{:>6} {} {:<22} {} {}", e.seq, e.ts, e.event, e.subject.as_deref().unwrap_or("-"), e.data);
+                    println!(
+                        "{:>6} {} {:<22} {} {}",
+                        e.seq,
+                        e.ts,
+                        e.event,
+                        e.subject.as_deref().unwrap_or("-"),
+                        e.data
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -851,7 +1092,13 @@ pub async fn config(g: &Global, cmd: ConfigCmd) -> Result<ExitCode, CliError> {
         }
         for (k, v) in &flat {
             let src = sources.get(k).copied().unwrap_or(Source::Default);
-            println!("{k} = {v}    # {}", serde_json::to_value(src).ok().and_then(|s| s.as_str().map(str::to_string)).unwrap_or_default());
+            println!(
+                "{k} = {v}    # {}",
+                serde_json::to_value(src)
+                    .ok()
+                    .and_then(|s| s.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -861,7 +1108,11 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, serde_jso
     match v.as_object() {
         Some(m) => {
             for (k, v) in m {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&key, v, out);
             }
         }

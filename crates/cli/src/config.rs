@@ -78,12 +78,18 @@ pub struct Loaded {
 
 fn env_pairs() -> Vec<(String, String)> {
     std::env::vars()
-        .filter(|(k, _)| k.starts_with("SEGL_") && !FLAG_VARS.contains(&k.as_str()) && !k.starts_with("SEGL_TEST_"))
+        .filter(|(k, _)| {
+            k.starts_with("SEGL_")
+                && !FLAG_VARS.contains(&k.as_str())
+                && !k.starts_with("SEGL_TEST_")
+        })
         .collect()
 }
 
 fn env_key(var: &str) -> String {
-    var.trim_start_matches("SEGL_").to_ascii_lowercase().replace("__", ".")
+    var.trim_start_matches("SEGL_")
+        .to_ascii_lowercase()
+        .replace("__", ".")
 }
 
 /// Loads defaults, file and environment.
@@ -91,14 +97,19 @@ pub fn load(data_dir: &Path, explicit: Option<&Path>) -> Result<Loaded, CliError
     let file = match explicit {
         Some(p) => {
             if !p.is_file() {
-                return Err(CliError::Input(format!("config file {} does not exist", p.display())));
+                return Err(CliError::Input(format!(
+                    "config file {} does not exist",
+                    p.display()
+                )));
             }
             Some(p.to_path_buf())
         }
         None => Some(data_dir.join("segl.toml")).filter(|p| p.is_file()),
     };
-    let mut builder = config::Config::builder()
-        .add_source(config::Config::try_from(&Config::default()).map_err(|e| CliError::Failure(e.to_string()))?);
+    let mut builder = config::Config::builder().add_source(
+        config::Config::try_from(&Config::default())
+            .map_err(|e| CliError::Failure(e.to_string()))?,
+    );
     let mut file_keys = Vec::new();
     if let Some(f) = &file {
         let text = std::fs::read_to_string(f)
@@ -127,23 +138,34 @@ pub fn load(data_dir: &Path, explicit: Option<&Path>) -> Result<Loaded, CliError
     for k in env.keys() {
         sources.insert(env_key(k), Source::Env);
     }
-    Ok(Loaded { config, sources, file })
+    Ok(Loaded {
+        config,
+        sources,
+        file,
+    })
 }
 
 impl Config {
     /// Checks every value; the message names the key.
     pub fn validate(&self) -> Result<(), CliError> {
-        self.listen
-            .parse::<SocketAddr>()
-            .map_err(|_| CliError::Input(format!("listen: '{}' is not an address like 127.0.0.1:8080", self.listen)))?;
+        self.listen.parse::<SocketAddr>().map_err(|_| {
+            CliError::Input(format!(
+                "listen: '{}' is not an address like 127.0.0.1:8080",
+                self.listen
+            ))
+        })?;
         if let Some(iss) = &self.issuer {
             validate_issuer(iss)?;
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
-            return Err(CliError::Input("log_format must be 'text' or 'json'".into()));
+            return Err(CliError::Input(
+                "log_format must be 'text' or 'json'".into(),
+            ));
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
-            return Err(CliError::Input("max_body_bytes must be between 1024 and 16777216".into()));
+            return Err(CliError::Input(
+                "max_body_bytes must be between 1024 and 16777216".into(),
+            ));
         }
         self.policy
             .validate()
@@ -157,7 +179,11 @@ impl Config {
 /// An issuer is an http(s) URL without query, fragment or trailing slash.
 pub fn validate_issuer(iss: &str) -> Result<(), CliError> {
     let url = url::Url::parse(iss).map_err(|e| CliError::Input(format!("issuer '{iss}': {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.fragment().is_some() || iss.ends_with('/') {
+    if !matches!(url.scheme(), "http" | "https")
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || iss.ends_with('/')
+    {
         return Err(CliError::Input(format!(
             "issuer '{iss}' must be an http(s) URL without query, fragment or trailing slash"
         )));
@@ -185,7 +211,11 @@ mod toml_value {
 
     fn walk(prefix: &str, t: &Table, out: &mut Vec<String>) {
         for (k, v) in t {
-            let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             match v.clone().into_table() {
                 Ok(sub) => walk(&key, &sub, out),
                 Err(_) => out.push(key),
@@ -206,7 +236,11 @@ mod tests {
     #[test]
     fn file_values_and_unknown_keys() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("segl.toml"), "listen = \"127.0.0.1:9999\"\n[policy]\nflow_ttl_secs = 5\n").unwrap();
+        std::fs::write(
+            dir.path().join("segl.toml"),
+            "listen = \"127.0.0.1:9999\"\n[policy]\nflow_ttl_secs = 5\n",
+        )
+        .unwrap();
         let l = load(dir.path(), None).unwrap();
         assert_eq!(l.config.listen, "127.0.0.1:9999");
         assert_eq!(l.config.policy.flow_ttl_secs, 5);
@@ -223,7 +257,12 @@ mod tests {
             issuer: Some("https://example.org/".into()),
             ..Config::default()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("trailing slash"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("trailing slash")
+        );
         let c = Config {
             listen: "nowhere".into(),
             ..Config::default()

@@ -28,7 +28,9 @@ pub enum CliError {
 impl From<segl_store::StoreError> for CliError {
     fn from(e: segl_store::StoreError) -> Self {
         match e {
-            segl_store::StoreError::Duplicate(_) | segl_store::StoreError::NotFound(_) => CliError::Input(e.to_string()),
+            segl_store::StoreError::Duplicate(_) | segl_store::StoreError::NotFound(_) => {
+                CliError::Input(e.to_string())
+            }
             e => CliError::Failure(e.to_string()),
         }
     }
@@ -53,7 +55,12 @@ struct Cli {
 #[derive(Args, Clone, Debug)]
 pub struct Global {
     /// Data directory: database, keys and segl.toml.
-    #[arg(long, global = true, env = "SEGL_DATA_DIR", default_value = "./segl-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "SEGL_DATA_DIR",
+        default_value = "./segl-data"
+    )]
     pub data_dir: PathBuf,
     /// Database URL (sqlite://… or postgres://…); default: SQLite in the data directory.
     #[arg(long, global = true)]
@@ -92,7 +99,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -153,7 +153,9 @@ pub enum FlowError {
         remaining: u32,
     },
     /// The device is blocked.
-    #[error("the code device is blocked after too many wrong codes; contact support or resynchronise it")]
+    #[error(
+        "the code device is blocked after too many wrong codes; contact support or resynchronise it"
+    )]
     DeviceBlocked,
     /// The password is locked.
     #[error("the password is locked after too many wrong attempts; reset it")]
@@ -428,7 +430,10 @@ mod tests {
     fn bad_nin_is_refused_with_reason_and_changes_nothing() {
         let mut f = flow();
         let err = f.identify("15058500028", 1001).unwrap_err();
-        assert!(matches!(err, FlowError::InvalidNin(NinError::BadCheckDigit2)));
+        assert!(matches!(
+            err,
+            FlowError::InvalidNin(NinError::BadCheckDigit2)
+        ));
         assert_eq!(f.state, LoginState::Identify);
         assert_eq!(f.failures, 0);
     }
@@ -467,10 +472,16 @@ mod tests {
             f.otp_checked(OtpCheck::Replayed, 1002),
             Err(FlowError::OtpReplayed { remaining: 1 })
         );
-        assert_eq!(f.otp_checked(OtpCheck::Wrong, 1002), Err(FlowError::TooManyAttempts));
+        assert_eq!(
+            f.otp_checked(OtpCheck::Wrong, 1002),
+            Err(FlowError::TooManyAttempts)
+        );
         assert_eq!(f.state, LoginState::Failed);
         assert_eq!(f.failure, Some(FailureReason::TooManyAttempts));
-        assert_eq!(f.otp_checked(OtpCheck::Accepted, 1003), Err(FlowError::TooManyAttempts));
+        assert_eq!(
+            f.otp_checked(OtpCheck::Accepted, 1003),
+            Err(FlowError::TooManyAttempts)
+        );
     }
 
     #[test]
@@ -478,7 +489,10 @@ mod tests {
         let mut f = flow();
         f.identify("15058500027", 1001).unwrap();
         f.choose_method("otp", 1001).unwrap();
-        assert_eq!(f.otp_checked(OtpCheck::Blocked, 1002), Err(FlowError::DeviceBlocked));
+        assert_eq!(
+            f.otp_checked(OtpCheck::Blocked, 1002),
+            Err(FlowError::DeviceBlocked)
+        );
         assert_eq!(f.failure, Some(FailureReason::DeviceBlocked));
 
         let mut f = flow();
@@ -494,10 +508,14 @@ mod tests {
 
     #[test]
     fn choose_another_method_goes_back() {
-        let mut f = LoginFlow::new(request(Some("15058500027")), Some(Method::Otp), 0, 600, 3).unwrap();
+        let mut f =
+            LoginFlow::new(request(Some("15058500027")), Some(Method::Otp), 0, 600, 3).unwrap();
         f.choose_another(1).unwrap();
         assert_eq!(f.state, LoginState::ChooseMethod);
-        assert_eq!(f.choose_method("fido9", 1), Err(FlowError::UnsupportedMethod));
+        assert_eq!(
+            f.choose_method("fido9", 1),
+            Err(FlowError::UnsupportedMethod)
+        );
         f.choose_method("otp", 1).unwrap();
         assert_eq!(f.state, LoginState::Otp);
     }

@@ -40,10 +40,9 @@ pub struct DemoPerson {
     pub serial: String,
 }
 
-/// The demo relying party's own state.
+/// The demo relying party's own state. It redeems codes in-process, so its client secret
+/// is random and never leaves the database (as a hash).
 pub struct Demo {
-    /// Client secret, known only to this process.
-    pub client_secret: String,
     /// The people.
     pub people: Vec<DemoPerson>,
 }
@@ -51,9 +50,24 @@ pub struct Demo {
 fn demo_people() -> Vec<DemoPerson> {
     // Fictitious numbers that pass both check digits.
     [
-        ("15058500027", "Kari Nordmann", "demo-Kari-segl-1985", "DEMO-0001"),
-        ("01010050053", "Ola Nordmann", "demo-Ola-segl-2000", "DEMO-0002"),
-        ("55058500010", "Ingrid Hansen", "demo-Ingrid-segl-85", "DEMO-0003"),
+        (
+            "15058500027",
+            "Kari Nordmann",
+            "demo-Kari-segl-1985",
+            "DEMO-0001",
+        ),
+        (
+            "01010050053",
+            "Ola Nordmann",
+            "demo-Ola-segl-2000",
+            "DEMO-0002",
+        ),
+        (
+            "55058500010",
+            "Ingrid Hansen",
+            "demo-Ingrid-segl-85",
+            "DEMO-0003",
+        ),
     ]
     .into_iter()
     .map(|(nin, name, password, serial)| DemoPerson {
@@ -67,11 +81,17 @@ fn demo_people() -> Vec<DemoPerson> {
 
 /// Seeds the demo people, their code devices and the demo client (idempotent), and
 /// points the client at `issuer`. Returns the demo's state.
-pub async fn seed(store: &Store, hasher: &PasswordHasher, issuer: &str, now: i64) -> Result<Demo, StoreError> {
+pub async fn seed(
+    store: &Store,
+    hasher: &PasswordHasher,
+    issuer: &str,
+    now: i64,
+) -> Result<Demo, StoreError> {
     let people = demo_people();
     let mut tx = store.begin().await?;
     for p in &people {
-        let nin = segl_core::nin::Nin::parse(&p.nin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let nin =
+            segl_core::nin::Nin::parse(&p.nin).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let person = match persons::by_nin(&mut tx, &p.nin).await? {
             Some(existing) => existing,
             None => {
@@ -86,7 +106,9 @@ pub async fn seed(store: &Store, hasher: &PasswordHasher, issuer: &str, now: i64
                     created_at: now,
                 };
                 persons::insert(&mut tx, &person).await?;
-                let phc = hasher.hash(&p.password).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let phc = hasher
+                    .hash(&p.password)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 persons::set_password(&mut tx, &person.id, &phc, now).await?;
                 person
             }
@@ -109,7 +131,9 @@ pub async fn seed(store: &Store, hasher: &PasswordHasher, issuer: &str, now: i64
     let redirect = vec![format!("{issuer}/demo/callback")];
     let logout = vec![format!("{issuer}/demo")];
     let hash = sha256_b64url(secret.as_bytes());
-    if !clients::update_registration(&mut tx, DEMO_CLIENT_ID, &redirect, &logout, Some(&hash)).await? {
+    if !clients::update_registration(&mut tx, DEMO_CLIENT_ID, &redirect, &logout, Some(&hash))
+        .await?
+    {
         clients::insert(
             &mut tx,
             &Client {
@@ -127,10 +151,7 @@ pub async fn seed(store: &Store, hasher: &PasswordHasher, issuer: &str, now: i64
         .await?;
     }
     tx.commit().await?;
-    Ok(Demo {
-        client_secret: secret,
-        people,
-    })
+    Ok(Demo { people })
 }
 
 /// The demo routes.
@@ -193,7 +214,9 @@ async fn page(State(st): State<AppState>) -> Response {
             Ok(Some(d)) => match d.secret(&st.store) {
                 Ok(secret) => match d.kind {
                     TokenKind::Hotp { .. } => otp::hotp(d.algorithm, &secret, d.counter, d.digits),
-                    TokenKind::Totp { step, t0 } => otp::totp(d.algorithm, &secret, st.now(), step, t0, d.digits),
+                    TokenKind::Totp { step, t0 } => {
+                        otp::totp(d.algorithm, &secret, st.now(), step, t0, d.digits)
+                    }
                 },
                 Err(_) => "—".into(),
             },
@@ -207,7 +230,14 @@ async fn page(State(st): State<AppState>) -> Response {
             code,
         });
     }
-    render(StatusCode::OK, DemoPage { lang: "en", people: rows }.render())
+    render(
+        StatusCode::OK,
+        DemoPage {
+            lang: "en",
+            people: rows,
+        }
+        .render(),
+    )
 }
 
 async fn start(State(st): State<AppState>) -> Response {
@@ -241,7 +271,11 @@ async fn start(State(st): State<AppState>) -> Response {
     resp
 }
 
-async fn callback(State(st): State<AppState>, jar: CookieJar, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn callback(
+    State(st): State<AppState>,
+    jar: CookieJar,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let fail = |msg: String| {
         render(
             StatusCode::BAD_REQUEST,
@@ -256,9 +290,9 @@ async fn callback(State(st): State<AppState>, jar: CookieJar, Query(q): Query<Ha
             .render(),
         )
     };
-    let Some(demo) = st.demo.clone() else {
+    if st.demo.is_none() {
         return StatusCode::NOT_FOUND.into_response();
-    };
+    }
     let Some(cookie) = jar.get(RP_COOKIE) else {
         return fail("The demo's state cookie is missing; start again.".into());
     };
@@ -288,12 +322,18 @@ async fn callback(State(st): State<AppState>, jar: CookieJar, Query(q): Query<Ha
     let Some(client) = client else {
         return fail("The demo client is not registered.".into());
     };
-    let _ = &demo.client_secret;
     let redirect = format!("{}/demo/callback", st.settings.issuer);
-    let tokens = match crate::oidc::exchange_code(&st, &client, code, Some(&redirect), Some(verifier)).await {
-        Ok(t) => t,
-        Err(e) => return fail(format!("Code exchange failed: {} {}", e.error, e.description)),
-    };
+    let tokens =
+        match crate::oidc::exchange_code(&st, &client, code, Some(&redirect), Some(verifier)).await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                return fail(format!(
+                    "Code exchange failed: {} {}",
+                    e.error, e.description
+                ));
+            }
+        };
     let id_token = tokens["id_token"].as_str().unwrap_or_default().to_string();
     let claims = match st.keys.verify_own(&id_token, false) {
         Ok(c) => c,

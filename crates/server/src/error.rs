@@ -60,15 +60,19 @@ impl ApiError {
                     F::WrongOtp { remaining } => {
                         (StatusCode::UNAUTHORIZED, "wrong_otp", Some(*remaining))
                     }
-                    F::OtpReplayed { remaining } => {
-                        (StatusCode::UNAUTHORIZED, "otp_already_used", Some(*remaining))
-                    }
+                    F::OtpReplayed { remaining } => (
+                        StatusCode::UNAUTHORIZED,
+                        "otp_already_used",
+                        Some(*remaining),
+                    ),
                     F::WrongPassword { remaining } => {
                         (StatusCode::UNAUTHORIZED, "wrong_password", Some(*remaining))
                     }
                     F::DeviceBlocked => (StatusCode::LOCKED, "device_blocked", None),
                     F::PasswordLocked => (StatusCode::LOCKED, "password_locked", None),
-                    F::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", None),
+                    F::TooManyAttempts => {
+                        (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", None)
+                    }
                     _ => (StatusCode::BAD_REQUEST, "flow_error", None),
                 };
                 (status, code, e.to_string(), remaining)
@@ -105,7 +109,12 @@ pub fn log_fault(e: &dyn std::fmt::Display) -> String {
 }
 
 /// Renders a problem+json response.
-pub fn problem_response(status: StatusCode, code: &str, detail: &str, remaining: Option<u32>) -> Response {
+pub fn problem_response(
+    status: StatusCode,
+    code: &str,
+    detail: &str,
+    remaining: Option<u32>,
+) -> Response {
     let mut body = json!({
         "type": format!("urn:segl:problem:{code}"),
         "title": title(status),

@@ -102,13 +102,20 @@ fn failure_message(f: segl_core::flow::FailureReason) -> &'static str {
 fn rfc3339(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
-        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
 fn decode(row: &FlowRow) -> Result<LoginFlow, ApiError> {
     if row.kind != "login" {
-        return Err(ApiError::problem(StatusCode::CONFLICT, "invalid_state", "this flow is not a login"));
+        return Err(ApiError::problem(
+            StatusCode::CONFLICT,
+            "invalid_state",
+            "this flow is not a login",
+        ));
     }
     serde_json::from_str(&row.data).map_err(|e| ApiError::Store(StoreError::Corrupt(e.to_string())))
 }
@@ -120,10 +127,15 @@ pub async fn load(
     browser: Option<&str>,
     csrf: Option<Option<&str>>,
 ) -> Result<(FlowRow, LoginFlow), ApiError> {
-    let row = flows::get(c, id)
-        .await?
-        .ok_or_else(|| ApiError::problem(StatusCode::NOT_FOUND, "flow_not_found", "no such flow"))?;
-    let bound = browser.is_some_and(|b| ct_eq(sha256_b64url(b.as_bytes()).as_bytes(), row.binding_hash.as_bytes()));
+    let row = flows::get(c, id).await?.ok_or_else(|| {
+        ApiError::problem(StatusCode::NOT_FOUND, "flow_not_found", "no such flow")
+    })?;
+    let bound = browser.is_some_and(|b| {
+        ct_eq(
+            sha256_b64url(b.as_bytes()).as_bytes(),
+            row.binding_hash.as_bytes(),
+        )
+    });
     if !bound {
         return Err(ApiError::problem(
             StatusCode::FORBIDDEN,
@@ -145,7 +157,13 @@ pub async fn load(
 }
 
 /// Runs one step: the shared path of the API and the pages.
-pub async fn run_step(st: &AppState, id: &str, browser: Option<&str>, csrf: Option<&str>, step: Step) -> Result<Stepped, ApiError> {
+pub async fn run_step(
+    st: &AppState,
+    id: &str,
+    browser: Option<&str>,
+    csrf: Option<&str>,
+    step: Step,
+) -> Result<Stepped, ApiError> {
     let now = st.now();
     // The password is checked outside the transaction: hashing takes tens of milliseconds
     // and must not hold the database's write lock.
@@ -210,7 +228,10 @@ fn denied_url(st: &AppState, flow: &LoginFlow) -> String {
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("error", "access_denied");
-        q.append_pair("error_description", flow.failure.map_or("failed", |f| f.as_str()));
+        q.append_pair(
+            "error_description",
+            flow.failure.map_or("failed", |f| f.as_str()),
+        );
         if let Some(s) = &flow.request.state {
             q.append_pair("state", s);
         }
@@ -261,9 +282,14 @@ async fn otp_step(
         Some(d) => {
             let secret = d.secret(&st.store)?;
             let outcome = match d.kind {
-                TokenKind::Hotp { .. } => {
-                    otp::verify_hotp(d.algorithm, &secret, d.digits, d.counter, policy.hotp_look_ahead, code)
-                }
+                TokenKind::Hotp { .. } => otp::verify_hotp(
+                    d.algorithm,
+                    &secret,
+                    d.digits,
+                    d.counter,
+                    policy.hotp_look_ahead,
+                    code,
+                ),
                 TokenKind::Totp { step, t0 } => otp::verify_totp(
                     d.algorithm,
                     &secret,
@@ -280,7 +306,9 @@ async fn otp_step(
             match outcome {
                 OtpOutcome::Accepted { counter } => {
                     let saved = match d.kind {
-                        TokenKind::Hotp { .. } => devices::accepted(c, &d, counter + 1, d.last_step, d.drift).await,
+                        TokenKind::Hotp { .. } => {
+                            devices::accepted(c, &d, counter + 1, d.last_step, d.drift).await
+                        }
                         TokenKind::Totp { step, t0 } => {
                             let drift = counter as i64 - otp::totp_step(now, step, t0);
                             devices::accepted(c, &d, d.counter, Some(counter as i64), drift).await
@@ -295,7 +323,8 @@ async fn otp_step(
                 }
                 OtpOutcome::Replayed => OtpCheck::Replayed,
                 OtpOutcome::Rejected => {
-                    let (failures, blocked) = devices::failed(c, &d.serial, policy.otp_max_failures).await?;
+                    let (failures, blocked) =
+                        devices::failed(c, &d.serial, policy.otp_max_failures).await?;
                     st.metrics.otp_failures.inc();
                     audit::append(
                         c,
@@ -361,16 +390,28 @@ async fn check_password(
     let record = persons::password(&mut c, &person).await?;
     drop(c);
     if password.len() > 1024 {
-        return Err(ApiError::problem(StatusCode::BAD_REQUEST, "malformed_request", "the password is too long"));
+        return Err(ApiError::problem(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "the password is too long",
+        ));
     }
-    let _slot = st.hash_slots.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let _slot = st
+        .hash_slots
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let hasher = st.hasher.clone();
     let pw = zeroize::Zeroizing::new(password.to_string());
     let rec = record.clone();
     let verdict = tokio::task::spawn_blocking(move || match rec {
         Some(r) if !r.locked => match hasher.verify(&pw, &r.phc) {
             Ok(Verification::Valid { needs_rehash }) => {
-                let rehash = if needs_rehash { hasher.hash(&pw).ok() } else { None };
+                let rehash = if needs_rehash {
+                    hasher.hash(&pw).ok()
+                } else {
+                    None
+                };
                 (Some(true), rehash)
             }
             _ => (Some(false), None),
@@ -411,12 +452,13 @@ async fn password_step(
     let policy = &st.settings.policy;
     let check = match check {
         PasswordCheck::Wrong if !person_id.is_empty() => {
-            let (failures, locked) = persons::password_failed(c, person_id, policy.password_max_failures)
-                .await
-                .or_else(|e| match e {
-                    StoreError::NotFound(_) => Ok((0, false)),
-                    e => Err(e),
-                })?;
+            let (failures, locked) =
+                persons::password_failed(c, person_id, policy.password_max_failures)
+                    .await
+                    .or_else(|e| match e {
+                        StoreError::NotFound(_) => Ok((0, false)),
+                        e => Err(e),
+                    })?;
             audit::append(
                 c,
                 &Event {
@@ -453,14 +495,29 @@ async fn password_step(
 }
 
 /// Completes a login: session, authorization code, audit. Returns the session cookie.
-async fn finish(st: &AppState, c: &mut segl_store::Conn, flow: &mut LoginFlow, now: i64) -> Result<Cookie<'static>, ApiError> {
+async fn finish(
+    st: &AppState,
+    c: &mut segl_store::Conn,
+    flow: &mut LoginFlow,
+    now: i64,
+) -> Result<Cookie<'static>, ApiError> {
     let person = person_of(c, flow)
         .await?
         .ok_or_else(|| ApiError::Internal("finished login without a person".into()))?;
     let auth_time = flow.auth_time.unwrap_or(now);
     let acr = flow.acr();
     let cookie = oidc::start_session(st, c, &person, auth_time, acr, &flow.amr).await?;
-    let url = oidc::issue_code(st, c, &flow.request, &person, auth_time, acr, &flow.amr, now).await?;
+    let url = oidc::issue_code(
+        st,
+        c,
+        &flow.request,
+        &person,
+        auth_time,
+        acr,
+        &flow.amr,
+        now,
+    )
+    .await?;
     flow.redirect_to = Some(url);
     audit::append(
         c,
@@ -496,15 +553,21 @@ where
             Err(rej) => {
                 let status = rej.status();
                 Err(match status {
-                    StatusCode::PAYLOAD_TOO_LARGE => {
-                        ApiError::problem(status, "payload_too_large", "the request body is too large")
-                    }
+                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::problem(
+                        status,
+                        "payload_too_large",
+                        "the request body is too large",
+                    ),
                     StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::problem(
                         status,
                         "unsupported_media_type",
                         "send the body as application/json",
                     ),
-                    _ => ApiError::problem(StatusCode::BAD_REQUEST, "malformed_request", rej.body_text()),
+                    _ => ApiError::problem(
+                        StatusCode::BAD_REQUEST,
+                        "malformed_request",
+                        rej.body_text(),
+                    ),
                 })
             }
         }
@@ -515,24 +578,41 @@ fn csrf_header(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
 }
 
-fn respond(st: &AppState, s: Stepped) -> Response {
-    let mut resp = ([(header::CACHE_CONTROL, "no-store")], Json(view(&s.row, &s.flow))).into_response();
+fn respond(s: Stepped) -> Response {
+    let mut resp = (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(view(&s.row, &s.flow)),
+    )
+        .into_response();
     for c in s.cookies {
         if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
     }
-    let _ = st;
     resp
 }
 
-async fn get_flow(State(st): State<AppState>, jar: CookieJar, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn get_flow(
+    State(st): State<AppState>,
+    jar: CookieJar,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let mut c = st.store.conn().await?;
-    let (row, flow) = load(&mut c, &id, jar.get(BROWSER_COOKIE).map(|c| c.value()), None).await?;
+    let (row, flow) = load(
+        &mut c,
+        &id,
+        jar.get(BROWSER_COOKIE).map(|c| c.value()),
+        None,
+    )
+    .await?;
     if flow.is_expired(st.now()) && !matches!(flow.state, LoginState::Done | LoginState::Failed) {
         return Err(FlowError::Expired.into());
     }
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(view(&row, &flow))).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(view(&row, &flow)),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -563,8 +643,15 @@ macro_rules! api_step {
             Path(id): Path<String>,
             ApiJson($b): ApiJson<$body>,
         ) -> Result<Response, ApiError> {
-            let s = run_step(&st, &id, jar.get(BROWSER_COOKIE).map(|c| c.value()), csrf_header(&headers), $step).await?;
-            Ok(respond(&st, s))
+            let s = run_step(
+                &st,
+                &id,
+                jar.get(BROWSER_COOKIE).map(|c| c.value()),
+                csrf_header(&headers),
+                $step,
+            )
+            .await?;
+            Ok(respond(s))
         }
     };
 }
@@ -574,4 +661,3 @@ api_step!(api_method, MethodBody, |b| Step::Method(b.method));
 api_step!(api_otp, OtpBody, |b| Step::Otp(b.otp));
 api_step!(api_password, PasswordBody, |b| Step::Password(b.password));
 api_step!(api_cancel, Empty, |_b| Step::Cancel);
-

@@ -56,7 +56,11 @@ pub fn accept_language(header: &str) -> Vec<String> {
             let mut it = part.split(';');
             let tag = it.next()?.trim().to_string();
             let q = it
-                .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
+                .find_map(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.parse::<f32>().ok())
+                })
                 .unwrap_or(1.0);
             (!tag.is_empty()).then_some((q, tag))
         })
@@ -227,6 +231,9 @@ mod tests {
 
     #[test]
     fn accept_language_sorts_by_quality() {
-        assert_eq!(accept_language("en;q=0.5, nn;q=0.9, de"), vec!["de", "nn", "en"]);
+        assert_eq!(
+            accept_language("en;q=0.5, nn;q=0.9, de"),
+            vec!["de", "nn", "en"]
+        );
     }
 }

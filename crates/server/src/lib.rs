@@ -67,7 +67,12 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state with the system clock.
-    pub fn new(store: Store, keys: KeyRing, settings: Settings, hasher: PasswordHasher) -> AppState {
+    pub fn new(
+        store: Store,
+        keys: KeyRing,
+        settings: Settings,
+        hasher: PasswordHasher,
+    ) -> AppState {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         AppState {
             store,

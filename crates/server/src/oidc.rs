@@ -100,6 +100,26 @@ async fn jwks(State(st): State<AppState>) -> Response {
 
 type Params = HashMap<String, String>;
 
+/// A form body for the token and PAR endpoints whose rejections are OAuth errors.
+pub struct OAuthForm(pub Params);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for OAuthForm {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Form::<Params>::from_request(req, state).await {
+            Ok(Form(p)) => Ok(OAuthForm(p)),
+            Err(rej) => Err(OAuthError::new(
+                "invalid_request",
+                format!(
+                    "the body must be application/x-www-form-urlencoded: {}",
+                    rej.body_text()
+                ),
+            )),
+        }
+    }
+}
+
 async fn authorize_get(
     State(st): State<AppState>,
     jar: CookieJar,
@@ -146,7 +166,9 @@ async fn resolve_params(st: &AppState, mut params: Params) -> Result<Params, Pag
     };
     if !uri.starts_with(PAR_URN) {
         // Only PAR request URIs are supported; without a verified redirect this is a page.
-        return Err(page_err("request_uri is only supported for pushed authorization requests"));
+        return Err(page_err(
+            "request_uri is only supported for pushed authorization requests",
+        ));
     }
     let now = st.now();
     let mut c = st.store.conn().await.map_err(server_page)?;
@@ -154,10 +176,14 @@ async fn resolve_params(st: &AppState, mut params: Params) -> Result<Params, Pag
         .await
         .map_err(server_page)?
     else {
-        return Err(page_err("the pushed authorization request is unknown, used or expired"));
+        return Err(page_err(
+            "the pushed authorization request is unknown, used or expired",
+        ));
     };
     if params.get("client_id").is_some_and(|c| c != &client_id) {
-        return Err(page_err("client_id does not match the pushed authorization request"));
+        return Err(page_err(
+            "client_id does not match the pushed authorization request",
+        ));
     }
     let stored: Params = serde_json::from_str(&stored).map_err(server_page)?;
     params.clear();
@@ -209,23 +235,42 @@ fn validate_request(
         description: description.to_string(),
     };
     if params.contains_key("request") {
-        return Err(err("request_not_supported", "request objects are not supported; use PAR"));
+        return Err(err(
+            "request_not_supported",
+            "request objects are not supported; use PAR",
+        ));
     }
     if params.contains_key("request_uri") {
-        return Err(err("request_uri_not_supported", "request_uri is only supported with PAR"));
+        return Err(err(
+            "request_uri_not_supported",
+            "request_uri is only supported with PAR",
+        ));
     }
     match params.get("response_type").map(String::as_str) {
         Some("code") => {}
         None => return Err(err("invalid_request", "response_type is missing")),
-        Some(_) => return Err(err("unsupported_response_type", "only response_type=code is supported")),
+        Some(_) => {
+            return Err(err(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
     }
     if let Some(mode) = params.get("response_mode")
         && mode != "query"
     {
-        return Err(err("invalid_request", "only response_mode=query is supported"));
+        return Err(err(
+            "invalid_request",
+            "only response_mode=query is supported",
+        ));
     }
     let mut scopes: Vec<String> = Vec::new();
-    for s in params.get("scope").map(String::as_str).unwrap_or("").split(' ') {
+    for s in params
+        .get("scope")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(' ')
+    {
         if SCOPES.contains(&s) && !scopes.iter().any(|x| x == s) {
             scopes.push(s.to_string());
         }
@@ -233,28 +278,56 @@ fn validate_request(
     if !scopes.iter().any(|s| s == "openid") {
         return Err(err("invalid_scope", "the scope must include openid"));
     }
-    let code_challenge = match (params.get("code_challenge"), params.get("code_challenge_method")) {
+    let code_challenge = match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
         (Some(c), m) => {
             if m.map(String::as_str).unwrap_or("plain") != "S256" {
                 return Err(err("invalid_request", "code_challenge_method must be S256"));
             }
-            if c.len() != 43 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return Err(err("invalid_request", "code_challenge is not a base64url SHA-256"));
+            if c.len() != 43
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(err(
+                    "invalid_request",
+                    "code_challenge is not a base64url SHA-256",
+                ));
             }
             Some(c.clone())
         }
-        (None, Some(_)) => return Err(err("invalid_request", "code_challenge_method without code_challenge")),
+        (None, Some(_)) => {
+            return Err(err(
+                "invalid_request",
+                "code_challenge_method without code_challenge",
+            ));
+        }
         (None, None) if client.is_public() => {
-            return Err(err("invalid_request", "PKCE (code_challenge with S256) is required for public clients"));
+            return Err(err(
+                "invalid_request",
+                "PKCE (code_challenge with S256) is required for public clients",
+            ));
         }
         (None, None) => None,
     };
     let mut prompt = Vec::new();
-    for p in params.get("prompt").map(String::as_str).unwrap_or("").split(' ').filter(|p| !p.is_empty()) {
-        prompt.push(Prompt::parse(p).ok_or_else(|| err("invalid_request", "unknown prompt value"))?);
+    for p in params
+        .get("prompt")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(' ')
+        .filter(|p| !p.is_empty())
+    {
+        prompt
+            .push(Prompt::parse(p).ok_or_else(|| err("invalid_request", "unknown prompt value"))?);
     }
     if prompt.contains(&Prompt::None) && prompt.len() > 1 {
-        return Err(err("invalid_request", "prompt=none cannot be combined with other values"));
+        return Err(err(
+            "invalid_request",
+            "prompt=none cannot be combined with other values",
+        ));
     }
     let max_age = match params.get("max_age") {
         None => None,
@@ -283,11 +356,21 @@ fn validate_request(
         .map(|n| n.as_str().to_string());
     let ui_locales = params
         .get("ui_locales")
-        .map(|l| l.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .map(|l| {
+            l.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let (id_token_claims, userinfo_claims) = match params.get("claims") {
         None => (Vec::new(), Vec::new()),
-        Some(c) => parse_claims(c).ok_or_else(|| err("invalid_request", "claims is not a valid claims request object"))?,
+        Some(c) => parse_claims(c).ok_or_else(|| {
+            err(
+                "invalid_request",
+                "claims is not a valid claims request object",
+            )
+        })?,
     };
     Ok(AuthRequest {
         client_id: client.client_id.clone(),
@@ -360,7 +443,11 @@ async fn authorize(st: AppState, jar: CookieJar, headers: HeaderMap, params: Par
 
 /// With a live session that satisfies `prompt` and `max_age`, answers at once; otherwise
 /// starts a login flow bound to this browser.
-async fn start_or_resume(st: &AppState, jar: &CookieJar, req: AuthRequest) -> Result<Response, Redirectable> {
+async fn start_or_resume(
+    st: &AppState,
+    jar: &CookieJar,
+    req: AuthRequest,
+) -> Result<Response, Redirectable> {
     let now = st.now();
     let fail = |error: &'static str, description: String| Redirectable {
         redirect_uri: req.redirect_uri.clone(),
@@ -389,16 +476,27 @@ async fn start_or_resume(st: &AppState, jar: &CookieJar, req: AuthRequest) -> Re
     let session = match (session, &req.login_hint) {
         (Some(s), Some(hint)) => {
             let mut conn = st.store.conn().await.map_err(server)?;
-            let p = persons::by_id(&mut conn, &s.person_id).await.map_err(server)?;
+            let p = persons::by_id(&mut conn, &s.person_id)
+                .await
+                .map_err(server)?;
             p.filter(|p| &p.nin == hint).map(|_| s)
         }
         (s, _) => s,
     };
     if let Some(s) = session.filter(|_| !req.prompt.contains(&Prompt::Login)) {
         let mut tx = st.store.begin().await.map_err(server)?;
-        let url = issue_code(st, &mut tx, &req, &s.person_id, s.auth_time, &s.acr, &s.amr, now)
-            .await
-            .map_err(server)?;
+        let url = issue_code(
+            st,
+            &mut tx,
+            &req,
+            &s.person_id,
+            s.auth_time,
+            &s.acr,
+            &s.amr,
+            now,
+        )
+        .await
+        .map_err(server)?;
         tx.commit().await.map_err(|e| server(e.into()))?;
         st.metrics.sso_total.inc();
         return Ok(Redirect::to(&url).into_response());
@@ -414,7 +512,13 @@ async fn start_or_resume(st: &AppState, jar: &CookieJar, req: AuthRequest) -> Re
         .get(pages::METHOD_COOKIE)
         .and_then(|c| segl_core::flow::Method::parse(c.value()));
     let policy = &st.settings.policy;
-    let flow = match LoginFlow::new(req.clone(), remembered, now, policy.flow_ttl_secs, policy.flow_max_failures) {
+    let flow = match LoginFlow::new(
+        req.clone(),
+        remembered,
+        now,
+        policy.flow_ttl_secs,
+        policy.flow_max_failures,
+    ) {
         Ok(f) => f,
         Err(e) => return Err(fail("invalid_request", e.to_string())),
     };
@@ -481,7 +585,8 @@ pub async fn issue_code(
         userinfo_claims: req.userinfo_claims.clone(),
     };
     let code = random_token(32);
-    let data = serde_json::to_string(&grant).map_err(|e| segl_store::StoreError::Corrupt(e.to_string()))?;
+    let data = serde_json::to_string(&grant)
+        .map_err(|e| segl_store::StoreError::Corrupt(e.to_string()))?;
     grants::insert_code(
         c,
         &TokenRow {
@@ -494,7 +599,8 @@ pub async fn issue_code(
         },
     )
     .await?;
-    let mut url = Url::parse(&req.redirect_uri).map_err(|e| segl_store::StoreError::Corrupt(e.to_string()))?;
+    let mut url = Url::parse(&req.redirect_uri)
+        .map_err(|e| segl_store::StoreError::Corrupt(e.to_string()))?;
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("code", &code);
@@ -539,16 +645,24 @@ pub async fn start_session(
 // ---------------------------------------------------------------------------------------
 // Client authentication (token and PAR endpoints)
 
-async fn authenticate_client(st: &AppState, headers: &HeaderMap, form: &Params) -> Result<Client, OAuthError> {
+async fn authenticate_client(
+    st: &AppState,
+    headers: &HeaderMap,
+    form: &Params,
+) -> Result<Client, OAuthError> {
     let invalid = |d: &str| OAuthError::new("invalid_client", d);
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
         .map(|b| -> Result<(String, String), OAuthError> {
-            let raw = BASE64.decode(b.trim().as_bytes()).map_err(|_| invalid("malformed Basic credentials"))?;
+            let raw = BASE64
+                .decode(b.trim().as_bytes())
+                .map_err(|_| invalid("malformed Basic credentials"))?;
             let raw = String::from_utf8(raw).map_err(|_| invalid("malformed Basic credentials"))?;
-            let (id, secret) = raw.split_once(':').ok_or_else(|| invalid("malformed Basic credentials"))?;
+            let (id, secret) = raw
+                .split_once(':')
+                .ok_or_else(|| invalid("malformed Basic credentials"))?;
             // RFC 6749 2.3.1: both parts are form-urlencoded.
             let dec = |s: &str| {
                 url::form_urlencoded::parse(format!("x={s}").as_bytes())
@@ -563,7 +677,9 @@ async fn authenticate_client(st: &AppState, headers: &HeaderMap, form: &Params) 
     let (client_id, method) = match (&basic, form.get("client_secret"), assertion) {
         (Some((id, _)), None, None) => (id.clone(), AuthMethod::ClientSecretBasic),
         (None, Some(_), None) => (
-            form.get("client_id").cloned().ok_or_else(|| invalid("client_id is missing"))?,
+            form.get("client_id")
+                .cloned()
+                .ok_or_else(|| invalid("client_id is missing"))?,
             AuthMethod::ClientSecretPost,
         ),
         (None, None, Some(jwt)) => {
@@ -574,18 +690,24 @@ async fn authenticate_client(st: &AppState, headers: &HeaderMap, form: &Params) 
             }
             let id = match form.get("client_id") {
                 Some(id) => id.clone(),
-                None => unverified_jwt_sub(jwt).ok_or_else(|| invalid("client_assertion has no sub"))?,
+                None => {
+                    unverified_jwt_sub(jwt).ok_or_else(|| invalid("client_assertion has no sub"))?
+                }
             };
             (id, AuthMethod::PrivateKeyJwt)
         }
         (None, None, None) => (
-            form.get("client_id").cloned().ok_or_else(|| invalid("client authentication is missing"))?,
+            form.get("client_id")
+                .cloned()
+                .ok_or_else(|| invalid("client authentication is missing"))?,
             AuthMethod::None,
         ),
         _ => return Err(invalid("use exactly one client authentication method")),
     };
     if form.get("client_id").is_some_and(|id| id != &client_id) {
-        return Err(invalid("client_id does not match the client authentication"));
+        return Err(invalid(
+            "client_id does not match the client authentication",
+        ));
     }
     let mut c = st.store.conn().await?;
     let Some(client) = clients::by_id(&mut c, &client_id).await? else {
@@ -604,7 +726,10 @@ async fn authenticate_client(st: &AppState, headers: &HeaderMap, form: &Params) 
                 None => form.get("client_secret").cloned().unwrap_or_default(),
             };
             let stored = client.secret_hash.clone().unwrap_or_default();
-            if !ct_eq(sha256_b64url(secret.as_bytes()).as_bytes(), stored.as_bytes()) {
+            if !ct_eq(
+                sha256_b64url(secret.as_bytes()).as_bytes(),
+                stored.as_bytes(),
+            ) {
                 return Err(invalid("wrong client secret"));
             }
         }
@@ -612,10 +737,20 @@ async fn authenticate_client(st: &AppState, headers: &HeaderMap, form: &Params) 
             let jwt = assertion.map(String::as_str).unwrap_or_default();
             let jwks = client.jwks.clone().unwrap_or_else(|| json!({"keys": []}));
             let iss = &st.settings.issuer;
-            let audiences = [iss.clone(), format!("{iss}/oauth2/token"), format!("{iss}/oauth2/par")];
+            let audiences = [
+                iss.clone(),
+                format!("{iss}/oauth2/token"),
+                format!("{iss}/oauth2/par"),
+            ];
             let now = st.now();
-            let a = segl_crypto::jose::verify_client_assertion(jwt, &jwks, &client.client_id, &audiences, now)
-                .map_err(|e| invalid(&format!("client_assertion refused: {e}")))?;
+            let a = segl_crypto::jose::verify_client_assertion(
+                jwt,
+                &jwks,
+                &client.client_id,
+                &audiences,
+                now,
+            )
+            .map_err(|e| invalid(&format!("client_assertion refused: {e}")))?;
             let key = format!("{}\u{1f}{}", client.client_id, a.jti);
             if !grants::use_jti(&mut c, &key, a.exp).await? {
                 return Err(invalid("client_assertion was used before (jti replay)"));
@@ -628,7 +763,9 @@ async fn authenticate_client(st: &AppState, headers: &HeaderMap, form: &Params) 
 
 fn unverified_jwt_sub(jwt: &str) -> Option<String> {
     let payload = jwt.split('.').nth(1)?;
-    let bytes = data_encoding::BASE64URL_NOPAD.decode(payload.as_bytes()).ok()?;
+    let bytes = data_encoding::BASE64URL_NOPAD
+        .decode(payload.as_bytes())
+        .ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
     v.get("sub")?.as_str().map(str::to_string)
 }
@@ -636,27 +773,51 @@ fn unverified_jwt_sub(jwt: &str) -> Option<String> {
 // ---------------------------------------------------------------------------------------
 // PAR
 
-async fn par(State(st): State<AppState>, headers: HeaderMap, Form(form): Form<Params>) -> Result<Response, OAuthError> {
+async fn par(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(form): OAuthForm,
+) -> Result<Response, OAuthError> {
     let client = authenticate_client(&st, &headers, &form).await?;
     let mut params = form.clone();
-    for k in ["client_secret", "client_assertion", "client_assertion_type", "client_id"] {
+    for k in [
+        "client_secret",
+        "client_assertion",
+        "client_assertion_type",
+        "client_id",
+    ] {
         params.remove(k);
     }
     if params.contains_key("request_uri") {
-        return Err(OAuthError::new("invalid_request", "request_uri is not allowed in a pushed request"));
+        return Err(OAuthError::new(
+            "invalid_request",
+            "request_uri is not allowed in a pushed request",
+        ));
     }
     let redirect_uri = params
         .get("redirect_uri")
         .ok_or_else(|| OAuthError::new("invalid_request", "redirect_uri is missing"))?;
     if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
-        return Err(OAuthError::new("invalid_request", "redirect_uri is not registered for this client"));
+        return Err(OAuthError::new(
+            "invalid_request",
+            "redirect_uri is not registered for this client",
+        ));
     }
-    validate_request(&client, redirect_uri, &params).map_err(|e| OAuthError::new(e.error, e.description))?;
+    validate_request(&client, redirect_uri, &params)
+        .map_err(|e| OAuthError::new(e.error, e.description))?;
     let uri = format!("{PAR_URN}{}", random_token(24));
     let ttl = st.settings.policy.par_ttl_secs;
-    let data = serde_json::to_string(&params).map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
+    let data = serde_json::to_string(&params)
+        .map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
     let mut c = st.store.conn().await?;
-    grants::insert_par(&mut c, &sha256_b64url(uri.as_bytes()), &client.client_id, &data, st.now() + ttl).await?;
+    grants::insert_par(
+        &mut c,
+        &sha256_b64url(uri.as_bytes()),
+        &client.client_id,
+        &data,
+        st.now() + ttl,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],
@@ -668,14 +829,20 @@ async fn par(State(st): State<AppState>, headers: HeaderMap, Form(form): Form<Pa
 // ---------------------------------------------------------------------------------------
 // Token endpoint
 
-async fn token(State(st): State<AppState>, headers: HeaderMap, Form(form): Form<Params>) -> Result<Response, OAuthError> {
+async fn token(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(form): OAuthForm,
+) -> Result<Response, OAuthError> {
     let client = authenticate_client(&st, &headers, &form).await?;
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::new("invalid_request", "grant_type is missing"))?;
     let body = match grant_type.as_str() {
         "authorization_code" => {
-            let code = form.get("code").ok_or_else(|| OAuthError::new("invalid_request", "code is missing"))?;
+            let code = form
+                .get("code")
+                .ok_or_else(|| OAuthError::new("invalid_request", "code is missing"))?;
             exchange_code(
                 &st,
                 &client,
@@ -691,10 +858,18 @@ async fn token(State(st): State<AppState>, headers: HeaderMap, Form(form): Form<
                 .ok_or_else(|| OAuthError::new("invalid_request", "refresh_token is missing"))?;
             refresh(&st, &client, rt, form.get("scope").map(String::as_str)).await?
         }
-        _ => return Err(OAuthError::new("unsupported_grant_type", "use authorization_code or refresh_token")),
+        _ => {
+            return Err(OAuthError::new(
+                "unsupported_grant_type",
+                "use authorization_code or refresh_token",
+            ));
+        }
     };
     Ok((
-        [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
         Json(body),
     )
         .into_response())
@@ -728,21 +903,34 @@ pub async fn exchange_code(
             .await?;
             tx.commit().await.map_err(segl_store::StoreError::from)?;
             st.metrics.code_reuse.inc();
-            return Err(OAuthError::new("invalid_grant", "the authorization code was already used"));
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "the authorization code was already used",
+            ));
         }
-        Redeem::Invalid => return Err(OAuthError::new("invalid_grant", "unknown or expired authorization code")),
+        Redeem::Invalid => {
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "unknown or expired authorization code",
+            ));
+        }
     };
     // From here the code is spent whatever happens, so a wrong verifier cannot be retried.
     let fail = |d: &str| OAuthError::new("invalid_grant", d);
-    let grant: Grant = serde_json::from_str(&row.grant_data).map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
+    let grant: Grant = serde_json::from_str(&row.grant_data)
+        .map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
     let outcome = if row.client_id != client.client_id {
         Err(fail("the code was issued to another client"))
     } else if redirect_uri != Some(grant.redirect_uri.as_str()) {
-        Err(fail("redirect_uri does not match the authorization request"))
+        Err(fail(
+            "redirect_uri does not match the authorization request",
+        ))
     } else {
         match (&grant.code_challenge, verifier) {
             (Some(ch), Some(v)) if pkce_s256_matches(v, ch) => Ok(()),
-            (Some(_), Some(_)) => Err(fail("PKCE verification failed: code_verifier does not match")),
+            (Some(_), Some(_)) => Err(fail(
+                "PKCE verification failed: code_verifier does not match",
+            )),
             (Some(_), None) => Err(fail("code_verifier is missing")),
             (None, Some(_)) => Err(fail("code_verifier given but no code_challenge was sent")),
             (None, None) => Ok(()),
@@ -757,7 +945,12 @@ pub async fn exchange_code(
     Ok(body)
 }
 
-async fn refresh(st: &AppState, client: &Client, rt: &str, scope: Option<&str>) -> Result<Value, OAuthError> {
+async fn refresh(
+    st: &AppState,
+    client: &Client,
+    rt: &str,
+    scope: Option<&str>,
+) -> Result<Value, OAuthError> {
     let now = st.now();
     let mut tx = st.store.begin().await?;
     let row = match grants::redeem_refresh(&mut tx, &sha256_b64url(rt.as_bytes()), now).await? {
@@ -778,21 +971,35 @@ async fn refresh(st: &AppState, client: &Client, rt: &str, scope: Option<&str>) 
             .await?;
             tx.commit().await.map_err(segl_store::StoreError::from)?;
             st.metrics.refresh_reuse.inc();
-            return Err(OAuthError::new("invalid_grant", "the refresh token was already used; its family is revoked"));
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "the refresh token was already used; its family is revoked",
+            ));
         }
-        Redeem::Invalid => return Err(OAuthError::new("invalid_grant", "unknown, revoked or expired refresh token")),
+        Redeem::Invalid => {
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "unknown, revoked or expired refresh token",
+            ));
+        }
     };
     if row.client_id != client.client_id {
         tx.rollback().await.map_err(segl_store::StoreError::from)?;
-        return Err(OAuthError::new("invalid_grant", "the refresh token was issued to another client"));
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "the refresh token was issued to another client",
+        ));
     }
-    let mut grant: Grant =
-        serde_json::from_str(&row.grant_data).map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
+    let mut grant: Grant = serde_json::from_str(&row.grant_data)
+        .map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
     if let Some(scope) = scope {
         let asked: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
         if asked.iter().any(|s| !grant.has_scope(s)) {
             tx.rollback().await.map_err(segl_store::StoreError::from)?;
-            return Err(OAuthError::new("invalid_scope", "a refresh may only narrow the scope"));
+            return Err(OAuthError::new(
+                "invalid_scope",
+                "a refresh may only narrow the scope",
+            ));
         }
         grant.scopes.retain(|s| asked.contains(&s.as_str()));
     }
@@ -816,7 +1023,8 @@ async fn issue_tokens(
     let person = persons::by_id(c, &grant.person_id)
         .await?
         .ok_or_else(|| OAuthError::new("invalid_grant", "the person no longer exists"))?;
-    let data = serde_json::to_string(grant).map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
+    let data =
+        serde_json::to_string(grant).map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
     let access = random_token(32);
     grants::insert_access(
         c,
@@ -872,7 +1080,11 @@ async fn issue_tokens(
     audit::append(
         c,
         &Event {
-            event: if first { "token.issued" } else { "token.refreshed" },
+            event: if first {
+                "token.issued"
+            } else {
+                "token.refreshed"
+            },
             subject: Some(&person.id),
             client_id: Some(&client.client_id),
             data: json!({"scopes": grant.scopes, "acr": grant.acr}),
@@ -929,7 +1141,11 @@ async fn userinfo(State(st): State<AppState>, headers: HeaderMap) -> Response {
     userinfo_for(&st, bearer(&headers)).await
 }
 
-async fn userinfo_post(State(st): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn userinfo_post(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let from_body = serde_urlencoded::from_bytes::<Params>(&body)
         .ok()
         .and_then(|p| p.get("access_token").cloned());
@@ -940,7 +1156,10 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(|t| t.trim().to_string())
 }
 
@@ -959,8 +1178,13 @@ fn invalid_token(desc: &str) -> Response {
 
 async fn userinfo_for(st: &AppState, token: Option<String>) -> Response {
     let Some(token) = token else {
-        let mut r = (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token", "error_description": "no access token"}))).into_response();
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let mut r = (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_token", "error_description": "no access token"})),
+        )
+            .into_response();
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return r;
     };
     let now = st.now();
@@ -990,11 +1214,21 @@ async fn userinfo_for(st: &AppState, token: Option<String>) -> Response {
 // ---------------------------------------------------------------------------------------
 // RP-initiated logout
 
-async fn logout_get(State(st): State<AppState>, jar: CookieJar, headers: HeaderMap, Query(p): Query<Params>) -> Response {
+async fn logout_get(
+    State(st): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Query(p): Query<Params>,
+) -> Response {
     logout(st, jar, headers, p).await
 }
 
-async fn logout_post(State(st): State<AppState>, jar: CookieJar, headers: HeaderMap, Form(p): Form<Params>) -> Response {
+async fn logout_post(
+    State(st): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Form(p): Form<Params>,
+) -> Response {
     logout(st, jar, headers, p).await
 }
 
@@ -1002,8 +1236,17 @@ async fn logout(st: AppState, jar: CookieJar, headers: HeaderMap, p: Params) -> 
     let langs = pages::langs_from(p.get("ui_locales").map(String::as_str), &headers);
     let hint_aud = match p.get("id_token_hint") {
         Some(t) => match st.keys.verify_own(t, true) {
-            Ok(claims) => claims.get("aud").and_then(|a| a.as_str()).map(str::to_string),
-            Err(_) => return pages::error_page(StatusCode::BAD_REQUEST, "id_token_hint is not a valid ID token from this provider", &langs),
+            Ok(claims) => claims
+                .get("aud")
+                .and_then(|a| a.as_str())
+                .map(str::to_string),
+            Err(_) => {
+                return pages::error_page(
+                    StatusCode::BAD_REQUEST,
+                    "id_token_hint is not a valid ID token from this provider",
+                    &langs,
+                );
+            }
         },
         None => None,
     };
@@ -1011,12 +1254,20 @@ async fn logout(st: AppState, jar: CookieJar, headers: HeaderMap, p: Params) -> 
     if let (Some(a), Some(c)) = (&hint_aud, p.get("client_id"))
         && a != c
     {
-        return pages::error_page(StatusCode::BAD_REQUEST, "client_id does not match id_token_hint", &langs);
+        return pages::error_page(
+            StatusCode::BAD_REQUEST,
+            "client_id does not match id_token_hint",
+            &langs,
+        );
     }
     let mut redirect = None;
     if let Some(uri) = p.get("post_logout_redirect_uri") {
         let Some(cid) = &client_id else {
-            return pages::error_page(StatusCode::BAD_REQUEST, "post_logout_redirect_uri needs id_token_hint or client_id", &langs);
+            return pages::error_page(
+                StatusCode::BAD_REQUEST,
+                "post_logout_redirect_uri needs id_token_hint or client_id",
+                &langs,
+            );
         };
         let client = match st.store.conn().await {
             Ok(mut c) => clients::by_id(&mut c, cid).await.ok().flatten(),
@@ -1026,14 +1277,26 @@ async fn logout(st: AppState, jar: CookieJar, headers: HeaderMap, p: Params) -> 
             Some(cl) if cl.post_logout_redirect_uris.iter().any(|u| u == uri) => {
                 let mut url = match Url::parse(uri) {
                     Ok(u) => u,
-                    Err(_) => return pages::error_page(StatusCode::BAD_REQUEST, "invalid post_logout_redirect_uri", &langs),
+                    Err(_) => {
+                        return pages::error_page(
+                            StatusCode::BAD_REQUEST,
+                            "invalid post_logout_redirect_uri",
+                            &langs,
+                        );
+                    }
                 };
                 if let Some(s) = p.get("state") {
                     url.query_pairs_mut().append_pair("state", s);
                 }
                 redirect = Some(url.to_string());
             }
-            _ => return pages::error_page(StatusCode::BAD_REQUEST, "post_logout_redirect_uri is not registered for this client", &langs),
+            _ => {
+                return pages::error_page(
+                    StatusCode::BAD_REQUEST,
+                    "post_logout_redirect_uri is not registered for this client",
+                    &langs,
+                );
+            }
         }
     }
     let now = st.now();
@@ -1041,7 +1304,11 @@ async fn logout(st: AppState, jar: CookieJar, headers: HeaderMap, p: Params) -> 
     if let Some(c) = jar.get(SESSION_COOKIE) {
         let hash = sha256_b64url(c.value().as_bytes());
         if let Ok(mut tx) = st.store.begin().await {
-            let person = grants::session(&mut tx, &hash, now).await.ok().flatten().map(|s| s.person_id);
+            let person = grants::session(&mut tx, &hash, now)
+                .await
+                .ok()
+                .flatten()
+                .map(|s| s.person_id);
             if grants::end_session(&mut tx, &hash).await.unwrap_or(false) {
                 let _ = audit::append(
                     &mut tx,

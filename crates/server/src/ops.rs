@@ -59,13 +59,29 @@ impl Metrics {
         Metrics {
             flows_started: m(&mut registry, "login_flows_started", "Login flows started"),
             logins_ok: m(&mut registry, "logins_succeeded", "Logins completed"),
-            logins_failed: m(&mut registry, "logins_failed", "Logins that failed or were cancelled"),
+            logins_failed: m(
+                &mut registry,
+                "logins_failed",
+                "Logins that failed or were cancelled",
+            ),
             otp_failures: m(&mut registry, "otp_failures", "Wrong one-time codes"),
-            sso_total: m(&mut registry, "sso_authorizations", "Authorizations answered from a session"),
+            sso_total: m(
+                &mut registry,
+                "sso_authorizations",
+                "Authorizations answered from a session",
+            ),
             tokens_issued: m(&mut registry, "tokens_issued", "Token responses issued"),
             refresh_total: m(&mut registry, "refresh_grants", "Refresh-token grants"),
-            refresh_reuse: m(&mut registry, "refresh_token_reuse", "Reused refresh tokens"),
-            code_reuse: m(&mut registry, "authorization_code_reuse", "Reused authorization codes"),
+            refresh_reuse: m(
+                &mut registry,
+                "refresh_token_reuse",
+                "Reused refresh tokens",
+            ),
+            code_reuse: m(
+                &mut registry,
+                "authorization_code_reuse",
+                "Reused authorization codes",
+            ),
             registry,
         }
     }

@@ -3,11 +3,11 @@
 //! and redirects back (post/redirect/get).
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use segl_core::flow::{FlowError, LoginFlow, LoginState};
@@ -69,9 +69,17 @@ struct MessagePage<'a> {
 /// Language tags from `ui_locales` (if given) and `Accept-Language`, in order.
 pub fn langs_from(ui_locales: Option<&str>, headers: &HeaderMap) -> Vec<String> {
     let mut tags: Vec<String> = ui_locales
-        .map(|u| u.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .map(|u| {
+            u.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
-    if let Some(al) = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()) {
+    if let Some(al) = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+    {
         tags.extend(i18n::accept_language(al));
     }
     tags
@@ -90,7 +98,12 @@ pub fn error_page(status: StatusCode, detail: &str, langs: &[String]) -> Respons
 /// The page after logout.
 pub fn logged_out_page(langs: &[String]) -> Response {
     let lang = lang_of(langs);
-    message(StatusCode::OK, lang, lang.t().logged_out, lang.t().logged_out_text)
+    message(
+        StatusCode::OK,
+        lang,
+        lang.t().logged_out,
+        lang.t().logged_out_text,
+    )
 }
 
 fn message(status: StatusCode, lang: Lang, heading: &str, text: &str) -> Response {
@@ -119,7 +132,12 @@ fn html(status: StatusCode, r: Result<String, askama::Error>) -> Response {
 
 /// The language for a flow's page: a choice on the page, then `ui_locales`, then
 /// `Accept-Language`.
-fn page_lang(picked: Option<&str>, jar: &CookieJar, flow: Option<&LoginFlow>, headers: &HeaderMap) -> Lang {
+fn page_lang(
+    picked: Option<&str>,
+    jar: &CookieJar,
+    flow: Option<&LoginFlow>,
+    headers: &HeaderMap,
+) -> Lang {
     picked
         .and_then(Lang::parse)
         .or_else(|| jar.get(LANG_COOKIE).and_then(|c| Lang::parse(c.value())))
@@ -144,7 +162,13 @@ fn error_text(t: &Texts, e: &ApiError) -> String {
     }
 }
 
-fn render_flow(status: StatusCode, lang: Lang, row: &segl_store::flows::FlowRow, flow: &LoginFlow, error: String) -> Response {
+fn render_flow(
+    status: StatusCode,
+    lang: Lang,
+    row: &segl_store::flows::FlowRow,
+    flow: &LoginFlow,
+    error: String,
+) -> Response {
     let page = LoginPage {
         lang: lang.tag(),
         t: lang.t(),
@@ -156,17 +180,30 @@ fn render_flow(status: StatusCode, lang: Lang, row: &segl_store::flows::FlowRow,
         redirect_to: flow.redirect_to.clone().unwrap_or_default(),
         expires_at: time::OffsetDateTime::from_unix_timestamp(flow.expires_at)
             .ok()
-            .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+            .and_then(|d| {
+                d.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
             .unwrap_or_default(),
     };
     html(status, page.render())
 }
 
-async fn login_page(State(st): State<AppState>, jar: CookieJar, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn login_page(
+    State(st): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let picked = q.get("lang").map(String::as_str);
     let Some(id) = q.get("flow") else {
         let lang = page_lang(picked, &jar, None, &headers);
-        return message(StatusCode::BAD_REQUEST, lang, lang.t().error_title, "flow is missing");
+        return message(
+            StatusCode::BAD_REQUEST,
+            lang,
+            lang.t().error_title,
+            "flow is missing",
+        );
     };
     let loaded = match st.store.conn().await {
         Ok(mut c) => flow::load(&mut c, id, jar.get(BROWSER_COOKIE).map(|c| c.value()), None).await,
@@ -175,9 +212,18 @@ async fn login_page(State(st): State<AppState>, jar: CookieJar, headers: HeaderM
     match loaded {
         Ok((row, f)) => {
             let lang = page_lang(picked, &jar, Some(&f), &headers);
-            let expired = f.is_expired(st.now()) && !matches!(f.state, LoginState::Done | LoginState::Failed);
-            let error = if expired { lang.t().err_expired.to_string() } else { String::new() };
-            let status = if expired { StatusCode::GONE } else { StatusCode::OK };
+            let expired =
+                f.is_expired(st.now()) && !matches!(f.state, LoginState::Done | LoginState::Failed);
+            let error = if expired {
+                lang.t().err_expired.to_string()
+            } else {
+                String::new()
+            };
+            let status = if expired {
+                StatusCode::GONE
+            } else {
+                StatusCode::OK
+            };
             let mut resp = render_flow(status, lang, &row, &f, error);
             if let Some(p) = picked.and_then(Lang::parse) {
                 let mut c = Cookie::new(LANG_COOKIE, p.tag());
@@ -193,7 +239,12 @@ async fn login_page(State(st): State<AppState>, jar: CookieJar, headers: HeaderM
         Err(e) => {
             let lang = page_lang(picked, &jar, None, &headers);
             let (status, _, _, _) = e.parts();
-            message(status, lang, lang.t().error_title, &error_text(lang.t(), &e))
+            message(
+                status,
+                lang,
+                lang.t().error_title,
+                &error_text(lang.t(), &e),
+            )
         }
     }
 }
@@ -225,7 +276,14 @@ async fn login_post(
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     let browser = jar.get(BROWSER_COOKIE).map(|c| c.value().to_string());
-    let result = flow::run_step(&st, &id, browser.as_deref(), form.csrf_token.as_deref(), step).await;
+    let result = flow::run_step(
+        &st,
+        &id,
+        browser.as_deref(),
+        form.csrf_token.as_deref(),
+        step,
+    )
+    .await;
     let lang_q = form.lang.as_deref().and_then(Lang::parse);
     match result {
         Ok(s) => {
@@ -250,13 +308,26 @@ async fn login_post(
             };
             let (status, _, _, _) = e.parts();
             match reloaded {
-                Some((row, f)) if !matches!(e, ApiError::Problem { code: "csrf_mismatch", .. }) => {
+                Some((row, f))
+                    if !matches!(
+                        e,
+                        ApiError::Problem {
+                            code: "csrf_mismatch",
+                            ..
+                        }
+                    ) =>
+                {
                     let lang = lang_q.unwrap_or_else(|| page_lang(None, &jar, Some(&f), &headers));
                     render_flow(status, lang, &row, &f, error_text(lang.t(), &e))
                 }
                 _ => {
                     let lang = lang_q.unwrap_or_else(|| page_lang(None, &jar, None, &headers));
-                    message(status, lang, lang.t().error_title, &error_text(lang.t(), &e))
+                    message(
+                        status,
+                        lang,
+                        lang.t().error_title,
+                        &error_text(lang.t(), &e),
+                    )
                 }
             }
         }

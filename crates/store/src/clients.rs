@@ -74,9 +74,10 @@ impl Client {
 
 /// Registers a client.
 pub async fn insert(c: &mut Conn, cl: &Client, now: i64) -> Result<()> {
-    let uris = serde_json::to_string(&cl.redirect_uris).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let logout =
-        serde_json::to_string(&cl.post_logout_redirect_uris).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let uris =
+        serde_json::to_string(&cl.redirect_uris).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let logout = serde_json::to_string(&cl.post_logout_redirect_uris)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let jwks = cl.jwks.as_ref().map(|j| j.to_string());
     sqlx::query(
         "INSERT INTO clients (client_id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, \
@@ -107,16 +108,21 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Client> {
         secret_hash: r.try_get("secret_hash")?,
         auth_method: AuthMethod::parse(&method)
             .ok_or_else(|| StoreError::Corrupt(format!("client auth method {method}")))?,
-        redirect_uris: serde_json::from_str(&r.try_get::<String, _>("redirect_uris")?).map_err(corrupt)?,
-        post_logout_redirect_uris: serde_json::from_str(&r.try_get::<String, _>("post_logout_redirect_uris")?)
+        redirect_uris: serde_json::from_str(&r.try_get::<String, _>("redirect_uris")?)
             .map_err(corrupt)?,
-        jwks: jwks.map(|j| serde_json::from_str(&j)).transpose().map_err(corrupt)?,
+        post_logout_redirect_uris: serde_json::from_str(
+            &r.try_get::<String, _>("post_logout_redirect_uris")?,
+        )
+        .map_err(corrupt)?,
+        jwks: jwks
+            .map(|j| serde_json::from_str(&j))
+            .transpose()
+            .map_err(corrupt)?,
         id_token_alg: r.try_get("id_token_alg")?,
     })
 }
 
-const COLS: &str =
-    "client_id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, jwks, id_token_alg";
+const COLS: &str = "client_id, name, secret_hash, auth_method, redirect_uris, post_logout_redirect_uris, jwks, id_token_alg";
 
 /// A client by id.
 pub async fn by_id(c: &mut Conn, client_id: &str) -> Result<Option<Client>> {
@@ -127,7 +133,9 @@ pub async fn by_id(c: &mut Conn, client_id: &str) -> Result<Option<Client>> {
 
 /// All clients.
 pub async fn list(c: &mut Conn) -> Result<Vec<Client>> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM clients ORDER BY created_at, client_id"));
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM clients ORDER BY created_at, client_id"
+    ));
     let rows = sqlx::query(sql).fetch_all(c).await?;
     rows.iter().map(from_row).collect()
 }
@@ -140,8 +148,10 @@ pub async fn update_registration(
     post_logout_redirect_uris: &[String],
     secret_hash: Option<&str>,
 ) -> Result<bool> {
-    let uris = serde_json::to_string(redirect_uris).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let logout = serde_json::to_string(post_logout_redirect_uris).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let uris =
+        serde_json::to_string(redirect_uris).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let logout = serde_json::to_string(post_logout_redirect_uris)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let n = sqlx::query(
         "UPDATE clients SET redirect_uris = $2, post_logout_redirect_uris = $3, secret_hash = $4 WHERE client_id = $1",
     )

@@ -141,12 +141,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Device> {
 
 /// Imports tokens in the caller's transaction; a serial already present is a
 /// [`StoreError::Duplicate`] naming it, and the caller rolls everything back.
-pub async fn import(
-    c: &mut Conn,
-    store: &Store,
-    t: &PskcToken,
-    now: i64,
-) -> Result<()> {
+pub async fn import(c: &mut Conn, store: &Store, t: &PskcToken, now: i64) -> Result<()> {
     let sealed = store.seal().seal(&t.secret, t.serial.as_bytes());
     let (kind, counter, step, t0) = match t.kind {
         TokenKind::Hotp { counter } => ("hotp", counter as i64, 30i64, 0i64),
@@ -199,7 +194,8 @@ pub async fn list(c: &mut Conn, person_id: Option<&str>) -> Result<Vec<Device>> 
             sqlx::query(sql).bind(p).fetch_all(c).await?
         }
         None => {
-            let sql = sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM otp_devices ORDER BY serial"));
+            let sql =
+                sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM otp_devices ORDER BY serial"));
             sqlx::query(sql).fetch_all(c).await?
         }
     };
@@ -262,11 +258,20 @@ pub async fn failed(c: &mut Conn, serial: &str, max: u32) -> Result<(i64, bool)>
     .await?
     .ok_or_else(|| StoreError::NotFound(format!("code device {serial}")))?;
     let state: String = row.try_get("state")?;
-    Ok((row.try_get("failures")?, state == DeviceState::Blocked.as_str()))
+    Ok((
+        row.try_get("failures")?,
+        state == DeviceState::Blocked.as_str(),
+    ))
 }
 
 /// Sets counters after a resync and unblocks.
-pub async fn resynced(c: &mut Conn, serial: &str, counter: u64, last_step: Option<i64>, drift: i64) -> Result<()> {
+pub async fn resynced(
+    c: &mut Conn,
+    serial: &str,
+    counter: u64,
+    last_step: Option<i64>,
+    drift: i64,
+) -> Result<()> {
     sqlx::query(
         "UPDATE otp_devices SET counter = $2, last_step = $3, drift = $4, failures = 0, state = 'active' WHERE serial = $1",
     )

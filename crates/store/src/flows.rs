@@ -66,13 +66,15 @@ pub async fn get(c: &mut Conn, id: &str) -> Result<Option<FlowRow>> {
 
 /// Saves a flow if nobody changed it since `f.version` was read; bumps the version.
 pub async fn update(c: &mut Conn, f: &mut FlowRow) -> Result<()> {
-    let n = sqlx::query("UPDATE flows SET data = $2, version = version + 1 WHERE id = $1 AND version = $3")
-        .bind(&f.id)
-        .bind(&f.data)
-        .bind(f.version)
-        .execute(c)
-        .await?
-        .rows_affected();
+    let n = sqlx::query(
+        "UPDATE flows SET data = $2, version = version + 1 WHERE id = $1 AND version = $3",
+    )
+    .bind(&f.id)
+    .bind(&f.data)
+    .bind(f.version)
+    .execute(c)
+    .await?
+    .rows_affected();
     if n == 0 {
         return Err(StoreError::Conflict);
     }

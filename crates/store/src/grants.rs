@@ -173,11 +173,12 @@ pub async fn revoke_grant(c: &mut Conn, grant_id: &str) -> Result<u64> {
         .execute(&mut *c)
         .await?
         .rows_affected();
-    let r = sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE grant_id = $1 AND revoked = 0")
-        .bind(grant_id)
-        .execute(c)
-        .await?
-        .rows_affected();
+    let r =
+        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE grant_id = $1 AND revoked = 0")
+            .bind(grant_id)
+            .execute(c)
+            .await?
+            .rows_affected();
     Ok(a + r)
 }
 
@@ -250,7 +251,13 @@ pub async fn end_session(c: &mut Conn, id_hash: &str) -> Result<bool> {
 }
 
 /// Stores a pushed authorization request (RFC 9126).
-pub async fn insert_par(c: &mut Conn, uri_hash: &str, client_id: &str, params: &str, expires_at: i64) -> Result<()> {
+pub async fn insert_par(
+    c: &mut Conn,
+    uri_hash: &str,
+    client_id: &str,
+    params: &str,
+    expires_at: i64,
+) -> Result<()> {
     sqlx::query("INSERT INTO par_requests (uri_hash, client_id, params, expires_at) VALUES ($1, $2, $3, $4)")
         .bind(uri_hash)
         .bind(client_id)
@@ -268,16 +275,19 @@ pub async fn take_par(c: &mut Conn, uri_hash: &str, now: i64) -> Result<Option<(
         .bind(now)
         .fetch_optional(c)
         .await?;
-    row.map(|r| Ok((r.try_get("client_id")?, r.try_get("params")?))).transpose()
+    row.map(|r| Ok((r.try_get("client_id")?, r.try_get("params")?)))
+        .transpose()
 }
 
 /// Records a client assertion's `jti`; false when it was seen before (a replay).
 pub async fn use_jti(c: &mut Conn, key: &str, expires_at: i64) -> Result<bool> {
-    let n = sqlx::query("INSERT INTO used_jtis (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-        .bind(key)
-        .bind(expires_at)
-        .execute(c)
-        .await?
-        .rows_affected();
+    let n = sqlx::query(
+        "INSERT INTO used_jtis (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(expires_at)
+    .execute(c)
+    .await?
+    .rows_affected();
     Ok(n == 1)
 }

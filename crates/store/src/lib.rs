@@ -55,7 +55,9 @@ pub enum StoreError {
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
     /// A sealed secret could not be opened (wrong seal key for this database).
-    #[error("a sealed secret could not be opened; is the data directory's seal key the one this database was made with?")]
+    #[error(
+        "a sealed secret could not be opened; is the data directory's seal key the one this database was made with?"
+    )]
     Seal,
 }
 
@@ -102,8 +104,16 @@ pub fn sqlite_url(path: &Path) -> String {
 
 fn migrations(backend: Backend) -> Vec<Migration> {
     let files: &[(i64, &str, &str)] = match backend {
-        Backend::Sqlite => &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))],
-        Backend::Postgres => &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))],
+        Backend::Sqlite => &[(
+            1,
+            "init",
+            include_str!("../migrations/sqlite/0001_init.sql"),
+        )],
+        Backend::Postgres => &[(
+            1,
+            "init",
+            include_str!("../migrations/postgres/0001_init.sql"),
+        )],
     };
     files
         .iter()

@@ -31,12 +31,18 @@ pub struct Person {
 impl Person {
     /// Given name: all but the last word of the name.
     pub fn given_name(&self) -> &str {
-        self.name.rsplit_once(' ').map(|(g, _)| g).unwrap_or(&self.name)
+        self.name
+            .rsplit_once(' ')
+            .map(|(g, _)| g)
+            .unwrap_or(&self.name)
     }
 
     /// Family name: the last word of the name.
     pub fn family_name(&self) -> &str {
-        self.name.rsplit_once(' ').map(|(_, f)| f).unwrap_or(&self.name)
+        self.name
+            .rsplit_once(' ')
+            .map(|(_, f)| f)
+            .unwrap_or(&self.name)
     }
 }
 
@@ -128,12 +134,11 @@ pub async fn rehash_password(c: &mut Conn, person_id: &str, phc: &str) -> Result
 
 /// Reads a person's password record.
 pub async fn password(c: &mut Conn, person_id: &str) -> Result<Option<PasswordRecord>> {
-    let row = sqlx::query(
-        "SELECT phc, failures, locked, changed_at FROM passwords WHERE person_id = $1",
-    )
-    .bind(person_id)
-    .fetch_optional(c)
-    .await?;
+    let row =
+        sqlx::query("SELECT phc, failures, locked, changed_at FROM passwords WHERE person_id = $1")
+            .bind(person_id)
+            .fetch_optional(c)
+            .await?;
     row.map(|r| {
         Ok(PasswordRecord {
             phc: r.try_get("phc")?,
@@ -157,7 +162,10 @@ pub async fn password_failed(c: &mut Conn, person_id: &str, max: u32) -> Result<
     .fetch_optional(c)
     .await?
     .ok_or_else(|| StoreError::NotFound("password".into()))?;
-    Ok((row.try_get("failures")?, row.try_get::<i64, _>("locked")? != 0))
+    Ok((
+        row.try_get("failures")?,
+        row.try_get::<i64, _>("locked")? != 0,
+    ))
 }
 
 /// Clears the failure counter after a right password.
@@ -181,6 +189,8 @@ pub async fn unlock_password(c: &mut Conn, person_id: &str) -> Result<bool> {
 
 /// Number of persons (for metrics and the demo seed check).
 pub async fn count(c: &mut Conn) -> Result<i64> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM persons").fetch_one(c).await?;
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM persons")
+        .fetch_one(c)
+        .await?;
     Ok(row.try_get("n")?)
 }

@@ -23,16 +23,20 @@ impl Db {
         self.store.close().await;
         if let Some((admin, name)) = self.drop_pg {
             let store_admin = sqlx_admin(&admin).await;
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(&store_admin)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&store_admin)
+            .await;
         }
     }
 }
 
 async fn sqlx_admin(url: &str) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
-    sqlx::AnyPool::connect(url).await.expect("admin connection to PostgreSQL")
+    sqlx::AnyPool::connect(url)
+        .await
+        .expect("admin connection to PostgreSQL")
 }
 
 async fn backends() -> Vec<Db> {
@@ -40,14 +44,20 @@ async fn backends() -> Vec<Db> {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir.path().join("t.db"));
     out.push(Db {
-        store: Store::open(&url, SealKey::from_bytes(&[7u8; 32]).unwrap()).await.unwrap(),
+        store: Store::open(&url, SealKey::from_bytes(&[7u8; 32]).unwrap())
+            .await
+            .unwrap(),
         url,
         _dir: dir,
         drop_pg: None,
     });
     match std::env::var("SEGL_TEST_POSTGRES_URL") {
         Ok(admin) => {
-            let name = format!("segl_store_{}_{}", std::process::id(), segl_crypto::random::random_digits(8));
+            let name = format!(
+                "segl_store_{}_{}",
+                std::process::id(),
+                segl_crypto::random::random_digits(8)
+            );
             let pool = sqlx_admin(&admin).await;
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&pool)
@@ -57,7 +67,9 @@ async fn backends() -> Vec<Db> {
             u.set_path(&name);
             let dir = tempfile::tempdir().unwrap();
             out.push(Db {
-                store: Store::open(u.as_str(), SealKey::from_bytes(&[7u8; 32]).unwrap()).await.unwrap(),
+                store: Store::open(u.as_str(), SealKey::from_bytes(&[7u8; 32]).unwrap())
+                    .await
+                    .unwrap(),
                 url: u.to_string(),
                 _dir: dir,
                 drop_pg: Some((admin, name)),
@@ -84,9 +96,18 @@ fn person(nin: &str) -> Person {
 
 async fn append(store: &Store, event: &str, n: i64) {
     let mut tx = store.begin().await.unwrap();
-    audit::append(&mut tx, &Event { event, subject: None, client_id: None, data: json!({"n": n}) }, 1000 + n)
-        .await
-        .unwrap();
+    audit::append(
+        &mut tx,
+        &Event {
+            event,
+            subject: None,
+            client_id: None,
+            data: json!({"n": n}),
+        },
+        1000 + n,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -103,15 +124,24 @@ async fn audit_chain_detects_edit_delete_and_truncation() {
         assert_eq!(r.entries, 5);
 
         // Edit entry 3's data: the chain breaks at 3.
-        sqlx::query("UPDATE audit_log SET data = '{\"n\":99}' WHERE seq = 3").execute(&mut *c).await.unwrap();
+        sqlx::query("UPDATE audit_log SET data = '{\"n\":99}' WHERE seq = 3")
+            .execute(&mut *c)
+            .await
+            .unwrap();
         let r = audit::verify(&mut c).await.unwrap();
         assert!(!r.ok);
         assert_eq!(r.first_broken, Some(3), "{r:?}");
 
         // Restore, then delete entry 2: a gap at 2.
-        sqlx::query("UPDATE audit_log SET data = '{\"n\":3}' WHERE seq = 3").execute(&mut *c).await.unwrap();
+        sqlx::query("UPDATE audit_log SET data = '{\"n\":3}' WHERE seq = 3")
+            .execute(&mut *c)
+            .await
+            .unwrap();
         assert!(audit::verify(&mut c).await.unwrap().ok);
-        sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(&mut *c).await.unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE seq = 2")
+            .execute(&mut *c)
+            .await
+            .unwrap();
         let r = audit::verify(&mut c).await.unwrap();
         assert_eq!(r.first_broken, Some(2), "{r:?}");
         drop(c);
@@ -125,7 +155,10 @@ async fn audit_chain_detects_edit_delete_and_truncation() {
         }
         let mut c = s.conn().await.unwrap();
         // Cut the last entry off: the head is ahead of the log.
-        sqlx::query("DELETE FROM audit_log WHERE seq = 3").execute(&mut *c).await.unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE seq = 3")
+            .execute(&mut *c)
+            .await
+            .unwrap();
         let r = audit::verify(&mut c).await.unwrap();
         assert!(!r.ok);
         assert_eq!(r.first_broken, Some(3), "{r:?}");
@@ -158,10 +191,14 @@ async fn concurrent_audit_appends_stay_one_chain() {
 async fn duplicate_person_is_refused_and_nothing_changes() {
     for db in backends().await {
         let mut tx = db.store.begin().await.unwrap();
-        persons::insert(&mut tx, &person("15058500027")).await.unwrap();
+        persons::insert(&mut tx, &person("15058500027"))
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         let mut tx = db.store.begin().await.unwrap();
-        let err = persons::insert(&mut tx, &person("15058500027")).await.unwrap_err();
+        let err = persons::insert(&mut tx, &person("15058500027"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Duplicate(_)), "{err:?}");
         drop(tx);
         let mut c = db.store.conn().await.unwrap();
@@ -177,12 +214,26 @@ async fn password_lock_counts_atomically() {
         let p = person("15058500027");
         let mut c = db.store.conn().await.unwrap();
         persons::insert(&mut c, &p).await.unwrap();
-        persons::set_password(&mut c, &p.id, "$argon2id$fake", 1).await.unwrap();
+        persons::set_password(&mut c, &p.id, "$argon2id$fake", 1)
+            .await
+            .unwrap();
         for i in 1..=4 {
-            assert_eq!(persons::password_failed(&mut c, &p.id, 5).await.unwrap(), (i, false));
+            assert_eq!(
+                persons::password_failed(&mut c, &p.id, 5).await.unwrap(),
+                (i, false)
+            );
         }
-        assert_eq!(persons::password_failed(&mut c, &p.id, 5).await.unwrap(), (5, true));
-        assert!(persons::password(&mut c, &p.id).await.unwrap().unwrap().locked);
+        assert_eq!(
+            persons::password_failed(&mut c, &p.id, 5).await.unwrap(),
+            (5, true)
+        );
+        assert!(
+            persons::password(&mut c, &p.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .locked
+        );
         assert!(persons::unlock_password(&mut c, &p.id).await.unwrap());
         let r = persons::password(&mut c, &p.id).await.unwrap().unwrap();
         assert!(!r.locked);
@@ -209,16 +260,24 @@ async fn device_seed_is_sealed_and_accepted_codes_cannot_race() {
     for db in backends().await {
         let s = &db.store;
         let mut tx = s.begin().await.unwrap();
-        devices::import(&mut tx, s, &token("600000000"), 1).await.unwrap();
+        devices::import(&mut tx, s, &token("600000000"), 1)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         let mut c = s.conn().await.unwrap();
         // The raw column is not the seed.
         let raw: Vec<u8> = sqlx::Row::get(
-            &sqlx::query("SELECT secret FROM otp_devices").fetch_one(&mut *c).await.unwrap(),
+            &sqlx::query("SELECT secret FROM otp_devices")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap(),
             "secret",
         );
         assert!(!raw.windows(20).any(|w| w == b"12345678901234567890"));
-        let d = devices::by_serial(&mut c, "600000000").await.unwrap().unwrap();
+        let d = devices::by_serial(&mut c, "600000000")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(&d.secret(s).unwrap()[..], b"12345678901234567890");
 
         // Two requests that both read counter 0: only the first may move it.
@@ -229,7 +288,9 @@ async fn device_seed_is_sealed_and_accepted_codes_cannot_race() {
         // A duplicate serial is refused by name.
         drop(c);
         let mut tx = s.begin().await.unwrap();
-        let err = devices::import(&mut tx, s, &token("600000000"), 1).await.unwrap_err();
+        let err = devices::import(&mut tx, s, &token("600000000"), 1)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("600000000"), "{err}");
         drop(tx);
         let mut c = s.conn().await.unwrap();
@@ -238,7 +299,10 @@ async fn device_seed_is_sealed_and_accepted_codes_cannot_race() {
         for _ in 0..4 {
             assert!(!devices::failed(&mut c, "600000000", 5).await.unwrap().1);
         }
-        assert_eq!(devices::failed(&mut c, "600000000", 5).await.unwrap(), (5, true));
+        assert_eq!(
+            devices::failed(&mut c, "600000000", 5).await.unwrap(),
+            (5, true)
+        );
         drop(c);
         db.close().await;
     }
@@ -248,12 +312,16 @@ async fn device_seed_is_sealed_and_accepted_codes_cannot_race() {
 async fn wrong_seal_key_cannot_open_seeds() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir.path().join("t.db"));
-    let s = Store::open(&url, SealKey::from_bytes(&[7u8; 32]).unwrap()).await.unwrap();
+    let s = Store::open(&url, SealKey::from_bytes(&[7u8; 32]).unwrap())
+        .await
+        .unwrap();
     let mut tx = s.begin().await.unwrap();
     devices::import(&mut tx, &s, &token("1"), 1).await.unwrap();
     tx.commit().await.unwrap();
     s.close().await;
-    let other = Store::open(&url, SealKey::from_bytes(&[8u8; 32]).unwrap()).await.unwrap();
+    let other = Store::open(&url, SealKey::from_bytes(&[8u8; 32]).unwrap())
+        .await
+        .unwrap();
     let mut c = other.conn().await.unwrap();
     let d = devices::by_serial(&mut c, "1").await.unwrap().unwrap();
     assert!(matches!(d.secret(&other), Err(StoreError::Seal)));
@@ -274,22 +342,51 @@ fn row(hash: &str, grant: &str) -> TokenRow {
 async fn codes_and_refresh_tokens_redeem_once_and_reuse_revokes() {
     for db in backends().await {
         let mut c = db.store.conn().await.unwrap();
-        grants::insert_code(&mut c, &row("code1", "g1")).await.unwrap();
-        assert!(matches!(grants::redeem_code(&mut c, "code1", 1000).await.unwrap(), Redeem::Fresh(r) if r.grant_id == "g1"));
-        assert!(matches!(grants::redeem_code(&mut c, "code1", 1001).await.unwrap(), Redeem::Reused(r) if r.grant_id == "g1"));
-        assert!(matches!(grants::redeem_code(&mut c, "nope", 1001).await.unwrap(), Redeem::Invalid));
+        grants::insert_code(&mut c, &row("code1", "g1"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(grants::redeem_code(&mut c, "code1", 1000).await.unwrap(), Redeem::Fresh(r) if r.grant_id == "g1")
+        );
+        assert!(
+            matches!(grants::redeem_code(&mut c, "code1", 1001).await.unwrap(), Redeem::Reused(r) if r.grant_id == "g1")
+        );
+        assert!(matches!(
+            grants::redeem_code(&mut c, "nope", 1001).await.unwrap(),
+            Redeem::Invalid
+        ));
         // Expired codes are invalid.
-        grants::insert_code(&mut c, &row("code2", "g2")).await.unwrap();
-        assert!(matches!(grants::redeem_code(&mut c, "code2", 2000).await.unwrap(), Redeem::Invalid));
+        grants::insert_code(&mut c, &row("code2", "g2"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            grants::redeem_code(&mut c, "code2", 2000).await.unwrap(),
+            Redeem::Invalid
+        ));
 
-        grants::insert_access(&mut c, &row("at1", "g1")).await.unwrap();
-        grants::insert_refresh(&mut c, &row("rt1", "g1")).await.unwrap();
-        assert!(matches!(grants::redeem_refresh(&mut c, "rt1", 1000).await.unwrap(), Redeem::Fresh(_)));
-        grants::insert_refresh(&mut c, &row("rt2", "g1")).await.unwrap();
-        assert!(matches!(grants::redeem_refresh(&mut c, "rt1", 1001).await.unwrap(), Redeem::Reused(_)));
+        grants::insert_access(&mut c, &row("at1", "g1"))
+            .await
+            .unwrap();
+        grants::insert_refresh(&mut c, &row("rt1", "g1"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            grants::redeem_refresh(&mut c, "rt1", 1000).await.unwrap(),
+            Redeem::Fresh(_)
+        ));
+        grants::insert_refresh(&mut c, &row("rt2", "g1"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            grants::redeem_refresh(&mut c, "rt1", 1001).await.unwrap(),
+            Redeem::Reused(_)
+        ));
         assert_eq!(grants::revoke_grant(&mut c, "g1").await.unwrap(), 3);
         assert!(grants::access(&mut c, "at1", 1000).await.unwrap().is_none());
-        assert!(matches!(grants::redeem_refresh(&mut c, "rt2", 1002).await.unwrap(), Redeem::Invalid));
+        assert!(matches!(
+            grants::redeem_refresh(&mut c, "rt2", 1002).await.unwrap(),
+            Redeem::Invalid
+        ));
 
         // Client-assertion ids are single use.
         assert!(grants::use_jti(&mut c, "c\u{1f}j1", 2000).await.unwrap());
