@@ -40,13 +40,22 @@ const SCOPES: [&str; 4] = ["openid", "profile", "nin", "offline_access"];
 
 /// The OIDC routes.
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    // Browser-based clients (public clients with PKCE) call these from their own origin;
+    // none of them uses cookies, so any origin may read them.
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+    let api = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/oauth2/jwks", get(jwks))
-        .route("/oauth2/authorize", get(authorize_get).post(authorize_post))
-        .route("/oauth2/par", post(par))
         .route("/oauth2/token", post(token))
         .route("/oauth2/userinfo", get(userinfo).post(userinfo_post))
+        .layer(cors);
+    Router::new()
+        .merge(api)
+        .route("/oauth2/authorize", get(authorize_get).post(authorize_post))
+        .route("/oauth2/par", post(par))
         .route("/oauth2/logout", get(logout_get).post(logout_post))
 }
 

@@ -149,5 +149,19 @@ pub fn layers(app: Router<AppState>, st: &AppState) -> Router<AppState> {
             "content-security-policy",
             "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
         ))
-        .layer(TraceLayer::new_for_http())
+        // Spans carry the path only: queries may hold a national identity number
+        // (login_hint) or a code, which must not reach the logs.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            crate::error::problem_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "the server could not complete this request",
+                None,
+            )
+        }))
 }
