@@ -2,7 +2,7 @@
 # segl's benchmarks: full logins/s against the Argon2id limit, refresh grants/s against
 # panva's oidc-provider and the disk's durable-write limit, and resident memory.
 #
-#   bench/run.sh            # everything, RUNS=3 (about 6-8 minutes on 2 cores)
+#   bench/run.sh            # everything, RUNS=3 (about 5-8 minutes on 2 cores, plus any build)
 #   RUNS=5 bench/run.sh     # more runs; see the variables below for the other knobs
 #
 # Load only ever goes to 127.0.0.1. Each benchmark runs RUNS times, interleaved with the
@@ -17,9 +17,10 @@ ARGON2_SECS=${ARGON2_SECS:-10}
 LOGIN_SECS=${LOGIN_SECS:-15}
 REFRESH_SECS=${REFRESH_SECS:-10}
 FSYNC_SECS=${FSYNC_SECS:-3}
-LOGIN_CONC=${LOGIN_CONC:-8}
-REFRESH_CONC=${REFRESH_CONC:-32}
+LOGIN_CONC=${LOGIN_CONC:-16}
+REFRESH_CONC=${REFRESH_CONC:-16}
 PEOPLE=${PEOPLE:-32}
+IDLE_STARTS=${IDLE_STARTS:-5}
 BACKENDS=${BACKENDS:-"sqlite postgres"}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 REDIRECT_URI=http://127.0.0.1:9/cb
@@ -35,7 +36,7 @@ log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 
 cleanup() {
     local pid
-    for pid in "${PIDS[@]}"; do
+    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
@@ -85,6 +86,9 @@ start_segl() {
 stop_pid() {
     kill -TERM "$1" 2>/dev/null || true
     wait "$1" 2>/dev/null || true
+    local keep=() p
+    for p in "${PIDS[@]+"${PIDS[@]}"}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]+"${keep[@]}"}")
 }
 
 # VmRSS and VmHWM of a process, kB, as a JSON object.
@@ -113,21 +117,26 @@ wait_quiet
 } | tee "$WORK/machine.txt" >&2
 rm -rf "$WORK/data-config"
 
-# The peer: oidc-provider with REFRESH_CONC refresh tokens, started once.
+# The peer: oidc-provider with REFRESH_CONC fresh refresh tokens; started anew for each of
+# its runs, because its in-memory adapter slows down as a grant's list of rotated tokens
+# grows (each save walks the list), which would penalise its later runs.
 PEER_TOKENS=$WORK/peer-tokens.txt
 PEER_SECRET=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-(cd "$ROOT/bench/peer" && exec node peer.mjs --tokens "$PEER_TOKENS" --count "$REFRESH_CONC" \
-    --client-secret "$PEER_SECRET") >"$WORK/peer.log" 2>&1 &
-PEER_PID=$!
-PIDS+=("$PEER_PID")
-for _ in $(seq 1 300); do
-    PEER_BASE=$(grep -o -m1 'peer listening on http://[0-9.:]*' "$WORK/peer.log" | sed 's/peer listening on //' || true)
-    [[ -n $PEER_BASE ]] && break
-    kill -0 "$PEER_PID" 2>/dev/null || { cat "$WORK/peer.log" >&2; exit 1; }
-    sleep 0.1
-done
-[[ -n $PEER_BASE ]] || { log "the peer did not start"; exit 1; }
-log "peer oidc-provider at $PEER_BASE"
+start_peer() {
+    (cd "$ROOT/bench/peer" && exec node peer.mjs --tokens "$PEER_TOKENS" --count "$REFRESH_CONC" \
+        --client-secret "$PEER_SECRET") >"$WORK/peer.log" 2>&1 &
+    PEER_PID=$!
+    PIDS+=("$PEER_PID")
+    PEER_BASE=""
+    for _ in $(seq 1 300); do
+        PEER_BASE=$(grep -o -m1 'peer listening on http://[0-9.:]*' "$WORK/peer.log" | sed 's/peer listening on //' || true)
+        [[ -n $PEER_BASE ]] && return 0
+        kill -0 "$PEER_PID" 2>/dev/null || { cat "$WORK/peer.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    log "the peer did not start"
+    exit 1
+}
 
 for backend in $BACKENDS; do
     data=$WORK/data-$backend
@@ -146,11 +155,19 @@ for backend in $BACKENDS; do
     client_id=$(jq -r .client_id <<<"$client")
     client_secret=$(jq -r .client_secret <<<"$client")
 
+    # Idle memory: several fresh starts, each read 2 s after `segl listening`.
+    for i in $(seq 1 "$IDLE_STARTS"); do
+        start_segl "$data" "$url"
+        sleep 2
+        memory "$SERVER_PID" | jq -c --arg b "$backend" --argjson run "$i" \
+            '{bench: "memory_idle", backend: $b, run: $run} + .' | tee -a "$OUT" >&2
+        stop_pid "$SERVER_PID"
+    done
+
     start_segl "$data" "$url"
     pid=$SERVER_PID
     log "$backend: segl at $BASE (pid $pid)"
     sleep 2
-    memory "$pid" | jq -c --arg b "$backend" '{bench: "memory_idle", backend: $b} + .' | tee -a "$OUT" >&2
 
     rts=$WORK/refresh-$backend.txt
     : >"$rts"
@@ -159,7 +176,7 @@ for backend in $BACKENDS; do
         "$LG" argon2 --threads 2 --seconds "$ARGON2_SECS" | record "$backend" "$i"
         "$LG" logins --base "$BASE" --people "$WORK/people-$backend.json" --client-id "$client_id" \
             --client-secret "$client_secret" --redirect-uri "$REDIRECT_URI" \
-            --concurrency "$LOGIN_CONC" --seconds "$LOGIN_SECS" --save-refresh "$rts" | record "$backend" "$i"
+            --concurrency "$LOGIN_CONC" --seconds "$LOGIN_SECS" --save-refresh "$rts" --server-pid "$pid" | record "$backend" "$i"
     done
 
     chains=$WORK/chains-$backend.txt
@@ -168,18 +185,19 @@ for backend in $BACKENDS; do
         wait_quiet
         "$LG" refresh --token-url "$BASE/oauth2/token" --client-id "$client_id" \
             --client-secret "$client_secret" --tokens "$chains" \
-            --concurrency "$REFRESH_CONC" --seconds "$REFRESH_SECS" | record "$backend" "$i"
+            --concurrency "$REFRESH_CONC" --seconds "$REFRESH_SECS" --server-pid "$pid" | record "$backend" "$i"
         if [[ $backend == sqlite ]]; then
+            start_peer
+            sleep 1
             "$LG" refresh --token-url "$PEER_BASE/token" --client-id bench-peer \
                 --client-secret "$PEER_SECRET" --tokens "$PEER_TOKENS" \
-                --concurrency "$REFRESH_CONC" --seconds "$REFRESH_SECS" | record oidc-provider "$i"
+                --concurrency "$REFRESH_CONC" --seconds "$REFRESH_SECS" --server-pid "$PEER_PID" | record oidc-provider "$i"
+            memory "$PEER_PID" | jq -c --argjson run "$i" '{bench: "memory_after_load", backend: "oidc-provider", run: $run} + .' >>"$OUT"
+            stop_pid "$PEER_PID"
             "$LG" fsync --dir "$data" --seconds "$FSYNC_SECS" | record "$backend" "$i"
         fi
     done
     memory "$pid" | jq -c --arg b "$backend" '{bench: "memory_after_load", backend: $b} + .' | tee -a "$OUT" >&2
-    if [[ $backend == sqlite ]]; then
-        memory "$PEER_PID" | jq -c '{bench: "memory_after_load", backend: "oidc-provider"} + .' | tee -a "$OUT" >&2
-    fi
     echo "serve log $backend: $(wc -l <"$data/serve.log") lines, $(grep -ci 'error' "$data/serve.log" || true) mentioning error" >>"$WORK/machine.txt"
     stop_pid "$pid"
     if [[ $backend == postgres ]]; then

@@ -38,6 +38,16 @@ def fmt_runs(rs):
     return ", ".join(f"{r['rate']:.1f}" for r in rs)
 
 
+def cpu(rs):
+    v = [r["server_cpu_ms_per_op"] for r in rs if "server_cpu_ms_per_op" in r]
+    return f"{statistics.median(v):.2f}" if v else "-"
+
+
+def busy(rs):
+    v = [r["machine_busy_cores"] for r in rs if "machine_busy_cores" in r]
+    return f"{statistics.median(v):.2f}" if v else "-"
+
+
 def yes(ok):
     return "met" if ok else "**missed**"
 
@@ -52,9 +62,9 @@ def main():
     backends = [b for b in ("sqlite", "postgres") if series(rows, "logins", b) or series(rows, "refresh", b)]
 
     print("### Full logins per second vs. the Argon2id limit\n")
-    print("| backend | logins/s (runs) | median logins/s | p50 / p99 ms per login | errors | "
+    print("| backend | logins/s (runs) | median logins/s | p50 / p99 ms per login | segl CPU ms/login | machine busy cores | errors | "
           "Argon2id hashes/s, 2 threads (runs) | median hashes/s | ratio | goal >= 85 % |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for b in backends:
         lg, ar = series(rows, "logins", b), series(rows, "argon2", b)
         if not lg:
@@ -62,7 +72,8 @@ def main():
         ml, ma = med(lg), med(ar)
         ratio = ml / ma if ma else float("nan")
         errs = sum(r["errors"] for r in lg)
-        print(f"| {b} | {fmt_runs(lg)} | **{ml:.1f}** | {med(lg, 'p50_ms'):.1f} / {med(lg, 'p99_ms'):.1f} | {errs} "
+        print(f"| {b} | {fmt_runs(lg)} | **{ml:.1f}** | {med(lg, 'p50_ms'):.1f} / {med(lg, 'p99_ms'):.1f} "
+              f"| {cpu(lg)} | {busy(lg)} | {errs} "
               f"| {fmt_runs(ar)} | {ma:.1f} | **{ratio:.0%}** | {yes(ratio >= LOGIN_GOAL)} |")
     print()
     for b in backends:
@@ -83,9 +94,9 @@ def main():
     print()
 
     print("### Refresh-token grants per second (rotation on every grant)\n")
-    print("| server | storage | grants/s (runs) | median grants/s | p50 / p99 ms | errors | "
+    print("| server | storage | grants/s (runs) | median grants/s | p50 / p99 ms | server CPU ms/grant | machine busy cores | errors | "
           "ratio to oidc-provider | ratio to fsync limit | goal |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     peer = series(rows, "refresh", "oidc-provider")
     mp = med(peer)
     fs = series(rows, "fsync", "sqlite")
@@ -104,33 +115,35 @@ def main():
         else:
             goal = "(no goal)"
         print(f"| segl | {storage} | {fmt_runs(rf)} | **{m:.0f}** | {med(rf, 'p50_ms'):.2f} / {med(rf, 'p99_ms'):.2f} "
-              f"| {errs} | {vs_peer} | {vs_fs} | {goal} |")
+              f"| {cpu(rf)} | {busy(rf)} | {errs} | {vs_peer} | {vs_fs} | {goal} |")
     if peer:
         errs = sum(r["errors"] for r in peer)
         print(f"| oidc-provider 9 | default in-memory adapter (nothing durable) | {fmt_runs(peer)} | **{mp:.0f}** "
-              f"| {med(peer, 'p50_ms'):.2f} / {med(peer, 'p99_ms'):.2f} | {errs} | 1.00x | - | peer |")
+              f"| {med(peer, 'p50_ms'):.2f} / {med(peer, 'p99_ms'):.2f} | {cpu(peer)} | {busy(peer)} | {errs} | 1.00x | - | peer |")
     if fs:
         print(f"| (limit) 4 KiB append + fdatasync, one writer, same disk | - | {fmt_runs(fs)} | **{mf:.0f}** "
-              f"| {med(fs, 'p50_ms'):.2f} / {med(fs, 'p99_ms'):.2f} | - | - | 100% | physical limit |")
+              f"| {med(fs, 'p50_ms'):.2f} / {med(fs, 'p99_ms'):.2f} | - | - | - | - | 100% | physical limit |")
     print()
 
     print("### Resident memory of `segl serve`\n")
-    print("| server | idle VmRSS (after start, before load) | VmRSS after load | peak VmHWM | goal idle < 40 MB |")
-    print("|---|---|---|---|---|")
+    print("| server | idle VmRSS, fresh starts (runs) | median idle VmRSS | VmRSS after all load | peak VmHWM | goal idle < 40 MB |")
+    print("|---|---|---|---|---|---|")
     for b in backends + ["oidc-provider"]:
         idle = series(rows, "memory_idle", b)
         after = series(rows, "memory_after_load", b)
         if not (idle or after):
             continue
         mb = lambda kb: f"{kb / 1024:.1f} MiB"  # noqa: E731
-        i = mb(idle[0]["rss_kb"]) if idle else "-"
-        goal = yes(idle[0]["rss_kb"] * 1024 < IDLE_GOAL_BYTES) if idle else "-"
+        runs = ", ".join(f"{r['rss_kb'] / 1024:.1f}" for r in idle) if idle else "-"
+        mi = med(idle, "rss_kb") if idle else None
+        i = mb(mi) if idle else "-"
+        goal = yes(mi * 1024 < IDLE_GOAL_BYTES) if idle else "-"
         name = f"segl ({b})" if b != "oidc-provider" else "oidc-provider (node)"
         if b == "oidc-provider":
             goal = "peer"
-        a = mb(after[0]["rss_kb"]) if after else "-"
-        h = mb(after[0]["hwm_kb"]) if after else "-"
-        print(f"| {name} | {i} | {a} | {h} | {goal} |")
+        a = mb(after[-1]["rss_kb"]) if after else "-"
+        h = mb(max(r["hwm_kb"] for r in after)) if after else "-"
+        print(f"| {name} | {runs} | {i} | {a} | {h} | {goal} |")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,9 @@ pub fn argon2(a: &Argon2Args) -> anyhow::Result<()> {
         .collect();
     let mut rec = crate::stats::Record::default();
     for h in handles {
-        let lat = h.join().map_err(|_| anyhow::anyhow!("a hashing thread panicked"))??;
+        let lat = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a hashing thread panicked"))??;
         rec.latencies_us.extend(lat);
     }
     let elapsed = start.elapsed();
@@ -88,7 +90,9 @@ pub struct FsyncArgs {
 /// Appends 4 KiB and `fdatasync`s, again and again, on one file (wrapping at 64 MiB, as a
 /// write-ahead log is reused): the rate of durable commits of a single writer.
 pub fn fsync(a: &FsyncArgs) -> anyhow::Result<()> {
-    let path = a.dir.join(format!("loadgen-fsync-{}.tmp", std::process::id()));
+    let path = a
+        .dir
+        .join(format!("loadgen-fsync-{}.tmp", std::process::id()));
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(true)

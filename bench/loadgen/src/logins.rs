@@ -53,6 +53,9 @@ pub struct LoginArgs {
     /// Also send prompt=login.
     #[arg(long)]
     prompt_login: bool,
+    /// PID of the server, to report the CPU time it used.
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// Append the refresh tokens received to this file, one per line.
     #[arg(long)]
     save_refresh: Option<PathBuf>,
@@ -84,11 +87,15 @@ fn fail(stage: &str, what: impl std::fmt::Display) -> Fail {
 }
 
 pub async fn run(a: LoginArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&a.people).with_context(|| format!("read {}", a.people.display()))?;
+    let text = std::fs::read_to_string(&a.people)
+        .with_context(|| format!("read {}", a.people.display()))?;
     let people: People = serde_json::from_str(&text).context("people file")?;
     let n = a.concurrency.max(1);
     if people.people.len() < n {
-        bail!("{} persons for {n} workers: each worker needs its own", people.people.len());
+        bail!(
+            "{} persons for {n} workers: each worker needs its own",
+            people.people.len()
+        );
     }
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -110,12 +117,15 @@ pub async fn run(a: LoginArgs) -> anyhow::Result<()> {
     for (i, p) in people.people.iter().cloned().enumerate() {
         shares[i % n].push((i, p));
     }
+    let cpu_before = crate::cpu_before(a.server_pid);
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(a.seconds);
     let mut tasks = Vec::new();
     for share in shares {
         let ctx = ctx.clone();
-        tasks.push(tokio::spawn(async move { worker(ctx, share, deadline).await }));
+        tasks.push(tokio::spawn(
+            async move { worker(ctx, share, deadline).await },
+        ));
     }
     let mut rec = Record::default();
     let mut all = people.people.clone();
@@ -129,15 +139,25 @@ pub async fn run(a: LoginArgs) -> anyhow::Result<()> {
         refresh_tokens.extend(rts);
     }
     let elapsed = start.elapsed();
-    crate::write_atomic(&a.people, serde_json::to_string_pretty(&People { people: all })?.as_bytes())?;
+    let cpu = crate::cpu_fields(a.server_pid, cpu_before, rec.latencies_us.len());
+    crate::write_atomic(
+        &a.people,
+        serde_json::to_string_pretty(&People { people: all })?.as_bytes(),
+    )?;
     if let Some(path) = &a.save_refresh {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         for t in &refresh_tokens {
             writeln!(f, "{t}")?;
         }
     }
-    let extra = json!({"concurrency": n, "people": people.people.len(), "scope": a.scope});
+    let mut extra = json!({"concurrency": n, "people": people.people.len(), "scope": a.scope});
+    if let (Some(x), Some(c)) = (extra.as_object_mut(), cpu.as_object()) {
+        x.extend(c.clone());
+    }
     println!("{}", crate::stats::summary("logins", rec, elapsed, extra));
     Ok(())
 }
@@ -180,11 +200,19 @@ async fn problem(stage: &str, resp: reqwest::Response) -> Fail {
     let body = resp.text().await.unwrap_or_default();
     let code = serde_json::from_str::<Value>(&body)
         .ok()
-        .and_then(|v| v.get("code").or(v.get("error")).and_then(|c| c.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("code")
+                .or(v.get("error"))
+                .and_then(|c| c.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     Fail {
         kind: format!("{stage}: {} {code}", status.as_u16()),
-        detail: format!("{stage}: {status} {}", body.chars().take(300).collect::<String>()),
+        detail: format!(
+            "{stage}: {status} {}",
+            body.chars().take(300).collect::<String>()
+        ),
     }
 }
 
@@ -206,21 +234,30 @@ async fn login(ctx: &Ctx, p: &mut Person, rec: &mut Record) -> Result<Option<Str
     if ctx.prompt_login {
         q.push(("prompt", "login"));
     }
-    let url = Url::parse_with_params(&format!("{}/oauth2/authorize", ctx.base), &q).map_err(|e| fail("authorize", e))?;
+    let url = Url::parse_with_params(&format!("{}/oauth2/authorize", ctx.base), &q)
+        .map_err(|e| fail("authorize", e))?;
 
     // 1. authorize
     let t = Instant::now();
-    let resp = ctx.http.get(url).send().await.map_err(|e| fail("authorize", e))?;
+    let resp = ctx
+        .http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| fail("authorize", e))?;
     if !resp.status().is_redirection() {
         return Err(problem("authorize", resp).await);
     }
-    let cookie = flow_cookie(resp.headers()).ok_or_else(|| fail("authorize", "no segl_flow cookie"))?;
+    let cookie =
+        flow_cookie(resp.headers()).ok_or_else(|| fail("authorize", "no segl_flow cookie"))?;
     let location = resp
         .headers()
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| fail("authorize", "no Location"))?;
-    let location = Url::parse(&ctx.base).and_then(|b| b.join(location)).map_err(|e| fail("authorize", e))?;
+    let location = Url::parse(&ctx.base)
+        .and_then(|b| b.join(location))
+        .map_err(|e| fail("authorize", e))?;
     let flow_id = location
         .query_pairs()
         .find(|(k, _)| k == "flow")
@@ -283,13 +320,21 @@ async fn login(ctx: &Ctx, p: &mut Person, rec: &mut Record) -> Result<Option<Str
         rec.stage(stage, t.elapsed());
     }
     if view["state"] != "done" {
-        return Err(fail("flow", format!("not done after the steps: {}", view["state"])));
+        return Err(fail(
+            "flow",
+            format!("not done after the steps: {}", view["state"]),
+        ));
     }
     let redirect = view["redirect_to"]
         .as_str()
         .ok_or_else(|| fail("flow", "done without redirect_to"))?;
     let redirect = Url::parse(redirect).map_err(|e| fail("flow", e))?;
-    let param = |name: &str| redirect.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    let param = |name: &str| {
+        redirect
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
     if let Some(err) = param("error") {
         return Err(fail("flow", format!("redirected with error {err}")));
     }
@@ -323,7 +368,10 @@ async fn login(ctx: &Ctx, p: &mut Person, rec: &mut Record) -> Result<Option<Str
     }
     let rt = tokens["refresh_token"].as_str().map(str::to_string);
     if ctx.want_refresh && rt.is_none() {
-        return Err(fail("token", "offline_access asked for but no refresh_token"));
+        return Err(fail(
+            "token",
+            "offline_access asked for but no refresh_token",
+        ));
     }
     Ok(rt)
 }

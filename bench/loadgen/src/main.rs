@@ -29,7 +29,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "loadgen", about = "Load generator for segl's benchmarks (bench/run.sh)")]
+#[command(
+    name = "loadgen",
+    about = "Load generator for segl's benchmarks (bench/run.sh)"
+)]
 struct Cli {
     /// Threads of the load generator's own runtime (1: a current-thread runtime, so the
     /// generator takes at most one core from the server under test).
@@ -73,7 +76,9 @@ fn main() -> ExitCode {
 
 fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     let rt = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -104,6 +109,78 @@ pub fn write_atomic(path: &PathBuf, data: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+/// CPU time (user + system) of a process so far, seconds; `None` if it cannot be read.
+pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ticks / 100.0)
+}
+
+/// Busy and total jiffies of the whole machine (all CPUs), from /proc/stat.
+pub fn machine_jiffies() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is inside user).
+    let total: f64 = f.iter().take(8).sum();
+    let idle = f.get(3)? + f.get(4)?;
+    Some((total - idle, total))
+}
+
+/// CPU counters at the start of a run.
+pub struct CpuBefore {
+    server: Option<f64>,
+    client: Option<f64>,
+    machine: Option<(f64, f64)>,
+}
+
+/// Reads the CPU counters of the server under test, this process and the machine.
+pub fn cpu_before(server: Option<u32>) -> CpuBefore {
+    CpuBefore {
+        server: cpu_seconds(server),
+        client: cpu_seconds(None),
+        machine: machine_jiffies(),
+    }
+}
+
+/// CPU used by the server under test, by this process and by the whole machine (in busy
+/// cores: 2.0 is both cores of a 2-core machine) over a run, as JSON fields.
+pub fn cpu_fields(server: Option<u32>, before: CpuBefore, ops: usize) -> serde_json::Value {
+    let after = (cpu_seconds(server), cpu_seconds(None));
+    let before_pair = (before.server, before.client);
+    let mut v = serde_json::json!({});
+    if let (Some((b0, t0)), Some((b1, t1))) = (before.machine, machine_jiffies())
+        && t1 > t0
+    {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        v["machine_busy_cores"] =
+            serde_json::json!(((b1 - b0) / (t1 - t0) * cores * 100.0).round() / 100.0);
+    }
+    let before = before_pair;
+    if let (Some(a), Some(b)) = (before.0, after.0) {
+        v["server_cpu_s"] = serde_json::json!(((b - a) * 100.0).round() / 100.0);
+        if ops > 0 {
+            v["server_cpu_ms_per_op"] =
+                serde_json::json!(((b - a) * 1e6 / ops as f64).round() / 1000.0);
+        }
+    }
+    if let (Some(a), Some(b)) = (before.1, after.1) {
+        v["client_cpu_s"] = serde_json::json!(((b - a) * 100.0).round() / 100.0);
+    }
+    v
 }
 
 /// `Authorization: Basic` for a client, with both parts form-urlencoded (RFC 6749 2.3.1).

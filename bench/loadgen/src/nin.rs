@@ -34,9 +34,13 @@ pub fn generate(mut next: impl FnMut() -> u64) -> String {
         let individual = next() % 500;
         let s = format!("{day:02}{month:02}{year:02}{individual:03}");
         let mut d: Vec<u32> = s.chars().map(|c| c.to_digit(10).unwrap_or(0)).collect();
-        let Some(k1) = check_digit(&d, &W1) else { continue };
+        let Some(k1) = check_digit(&d, &W1) else {
+            continue;
+        };
         d.push(k1);
-        let Some(k2) = check_digit(&d, &W2) else { continue };
+        let Some(k2) = check_digit(&d, &W2) else {
+            continue;
+        };
         return format!("{s}{k1}{k2}");
     }
 }

@@ -70,9 +70,15 @@ fn segl(a: &SetupArgs, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Val
         cmd.arg("--database-url").arg(u);
     }
     cmd.arg("--json").args(args);
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().with_context(|| format!("cannot run {}", a.segl.display()))?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot run {}", a.segl.display()))?;
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().context("stdin")?;
         pipe.write_all(input.as_bytes())?;
@@ -87,7 +93,8 @@ fn segl(a: &SetupArgs, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Val
         );
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).with_context(|| format!("segl {}: output is not JSON: {text}", args.join(" ")))
+    serde_json::from_str(text.trim())
+        .with_context(|| format!("segl {}: output is not JSON: {text}", args.join(" ")))
 }
 
 /// A plain (unencrypted) PSKC container with one HOTP key package per person.
@@ -96,7 +103,9 @@ fn pskc(people: &[Person]) -> String {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<pskc:KeyContainer xmlns:pskc=\"urn:ietf:params:xml:ns:keyprov:pskc\" Version=\"1.0\">\n",
     );
     for (i, p) in people.iter().enumerate() {
-        let secret = data_encoding::HEXLOWER.decode(p.secret_hex.as_bytes()).expect("hex we wrote");
+        let secret = data_encoding::HEXLOWER
+            .decode(p.secret_hex.as_bytes())
+            .expect("hex we wrote");
         let _ = write!(
             x,
             r#" <pskc:KeyPackage>
@@ -166,16 +175,31 @@ pub fn run(a: &SetupArgs) -> anyhow::Result<()> {
     std::fs::write(&pskc_path, pskc(&people))?;
     let imported = segl(a, &["token", "import", path_str(&pskc_path)?], None)?;
     if imported["imported"].as_u64() != Some(a.people as u64) {
-        bail!("segl token import: expected {} imported, got {imported}", a.people);
+        bail!(
+            "segl token import: expected {} imported, got {imported}",
+            a.people
+        );
     }
     for (i, p) in people.iter().enumerate() {
         let name = format!("Bench Person{i}");
         segl(
             a,
-            &["person", "add", "--nin", &p.nin, "--name", &name, "--password-stdin"],
+            &[
+                "person",
+                "add",
+                "--nin",
+                &p.nin,
+                "--name",
+                &name,
+                "--password-stdin",
+            ],
             Some(&format!("{}\n", p.password)),
         )?;
-        segl(a, &["token", "assign", "--serial", &p.serial, "--nin", &p.nin], None)?;
+        segl(
+            a,
+            &["token", "assign", "--serial", &p.serial, "--nin", &p.nin],
+            None,
+        )?;
     }
     let rp = segl(
         a,
@@ -194,8 +218,13 @@ pub fn run(a: &SetupArgs) -> anyhow::Result<()> {
         None,
     )?;
     let client_id = rp["client_id"].as_str().context("rp add: no client_id")?;
-    let client_secret = rp["client_secret"].as_str().context("rp add: no client_secret")?;
-    crate::write_atomic(&a.out, serde_json::to_string_pretty(&People { people })?.as_bytes())?;
+    let client_secret = rp["client_secret"]
+        .as_str()
+        .context("rp add: no client_secret")?;
+    crate::write_atomic(
+        &a.out,
+        serde_json::to_string_pretty(&People { people })?.as_bytes(),
+    )?;
     println!(
         "{}",
         json!({
