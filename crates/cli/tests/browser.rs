@@ -58,5 +58,6 @@ fn demo_login_in_chromium() {
             server.stderr()
         );
     }
+    print!("{stdout}");
     segl.audit_ok();
 }

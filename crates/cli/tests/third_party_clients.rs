@@ -47,6 +47,7 @@ fn run_client(fx: &Fixture, program: &Path, script: &Path, ok_line: &str) {
         out.status,
         fx.server.stderr()
     );
+    print!("{stdout}");
 }
 
 #[test]

@@ -396,33 +396,35 @@ async fn check_password(
             "the password is too long",
         ));
     }
-    let _slot = st
-        .hash_slots
-        .acquire()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let hasher = st.hasher.clone();
     let pw = zeroize::Zeroizing::new(password.to_string());
     let rec = record.clone();
-    let verdict = tokio::task::spawn_blocking(move || match rec {
-        Some(r) if !r.locked => match hasher.verify(&pw, &r.phc) {
-            Ok(Verification::Valid { needs_rehash }) => {
-                let rehash = if needs_rehash {
-                    hasher.hash(&pw).ok()
-                } else {
-                    None
-                };
-                (Some(true), rehash)
+    let verdict = st
+        .hash_pool
+        .run(move || match rec {
+            Some(r) if !r.locked => match hasher.verify(&pw, &r.phc) {
+                Ok(Verification::Valid { needs_rehash }) => {
+                    let rehash = if needs_rehash {
+                        hasher.hash(&pw).ok()
+                    } else {
+                        None
+                    };
+                    (Some(true), rehash)
+                }
+                _ => (Some(false), None),
+            },
+            _ => {
+                hasher.dummy_verify(&pw);
+                (None, None)
             }
-            _ => (Some(false), None),
-        },
-        _ => {
-            hasher.dummy_verify(&pw);
-            (None, None)
-        }
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+        })
+        .await
+        .map_err(|e| match e {
+            crate::hashing::PoolError::Busy => {
+                ApiError::problem(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
+            }
+            e => ApiError::Internal(e.to_string()),
+        })?;
     let failures = record.as_ref().map_or(0, |r| r.failures);
     let check = match (verdict, &record) {
         ((Some(true), rehash), _) => {

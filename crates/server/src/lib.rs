@@ -15,6 +15,7 @@
 pub mod demo;
 pub mod error;
 pub mod flow;
+pub mod hashing;
 pub mod i18n;
 pub mod oidc;
 pub mod ops;
@@ -28,7 +29,6 @@ use segl_core::policy::Policy;
 use segl_crypto::jose::KeyRing;
 use segl_crypto::password::PasswordHasher;
 use segl_store::Store;
-use tokio::sync::Semaphore;
 
 /// Settings the server needs, already validated by the CLI.
 #[derive(Clone, Debug)]
@@ -54,9 +54,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Password hashing at the configured parameters.
     pub hasher: Arc<PasswordHasher>,
-    /// Bounds concurrent password hashes to the number of cores, so a burst of logins
-    /// queues instead of starving the runtime of memory (19 MiB each).
-    pub hash_slots: Arc<Semaphore>,
+    /// Password hashing, one thread per core (see [`hashing`]).
+    pub hash_pool: Arc<hashing::HashPool>,
     /// Prometheus metrics.
     pub metrics: Arc<ops::Metrics>,
     /// The demo relying party, when serving with `--demo`.
@@ -79,7 +78,7 @@ impl AppState {
             keys: Arc::new(keys),
             settings: Arc::new(settings),
             hasher: Arc::new(hasher),
-            hash_slots: Arc::new(Semaphore::new(cores)),
+            hash_pool: Arc::new(hashing::HashPool::new(cores, 4096)),
             metrics: Arc::new(ops::Metrics::new()),
             demo: None,
             clock: Arc::new(system_now),
