@@ -884,6 +884,37 @@ async fn token(
         .into_response())
 }
 
+/// Revokes everything issued under a reused code or refresh token, records it, commits,
+/// and returns the client's error.
+async fn revoke_reused(
+    mut tx: segl_store::Tx,
+    row: &TokenRow,
+    event: &str,
+    now: i64,
+    message: &str,
+) -> OAuthError {
+    let done = async {
+        let revoked = grants::revoke_grant(&mut tx, &row.grant_id).await?;
+        audit::append(
+            &mut tx,
+            &Event {
+                event,
+                subject: Some(&row.person_id),
+                client_id: Some(&row.client_id),
+                data: json!({"revoked": revoked}),
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(segl_store::StoreError::from)
+    }
+    .await;
+    match done {
+        Ok(()) => OAuthError::new("invalid_grant", message),
+        Err(e) => e.into(),
+    }
+}
+
 /// Redeems an authorization code (also used by the demo relying party in-process).
 pub async fn exchange_code(
     st: &AppState,
@@ -898,24 +929,15 @@ pub async fn exchange_code(
         Redeem::Fresh(row) => row,
         Redeem::Reused(row) => {
             // RFC 6749 4.1.2: a code used twice revokes what it issued.
-            let revoked = grants::revoke_grant(&mut tx, &row.grant_id).await?;
-            audit::append(
-                &mut tx,
-                &Event {
-                    event: "token.code_reuse",
-                    subject: Some(&row.person_id),
-                    client_id: Some(&row.client_id),
-                    data: json!({"revoked": revoked}),
-                },
-                now,
-            )
-            .await?;
-            tx.commit().await.map_err(segl_store::StoreError::from)?;
             st.metrics.code_reuse.inc();
-            return Err(OAuthError::new(
-                "invalid_grant",
+            return Err(revoke_reused(
+                tx,
+                &row,
+                "token.code_reuse",
+                now,
                 "the authorization code was already used",
-            ));
+            )
+            .await);
         }
         Redeem::Invalid => {
             return Err(OAuthError::new(
@@ -966,24 +988,15 @@ async fn refresh(
         Redeem::Fresh(row) => row,
         Redeem::Reused(row) => {
             // A rotated token presented again means it was copied: revoke the whole family.
-            let revoked = grants::revoke_grant(&mut tx, &row.grant_id).await?;
-            audit::append(
-                &mut tx,
-                &Event {
-                    event: "token.refresh_reuse",
-                    subject: Some(&row.person_id),
-                    client_id: Some(&row.client_id),
-                    data: json!({"revoked": revoked}),
-                },
-                now,
-            )
-            .await?;
-            tx.commit().await.map_err(segl_store::StoreError::from)?;
             st.metrics.refresh_reuse.inc();
-            return Err(OAuthError::new(
-                "invalid_grant",
+            return Err(revoke_reused(
+                tx,
+                &row,
+                "token.refresh_reuse",
+                now,
                 "the refresh token was already used; its family is revoked",
-            ));
+            )
+            .await);
         }
         Redeem::Invalid => {
             return Err(OAuthError::new(
