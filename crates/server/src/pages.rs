@@ -56,6 +56,7 @@ struct LoginPage<'a> {
     error: String,
     redirect_to: String,
     expires_at: String,
+    expires_hm: String,
 }
 
 #[derive(Template)]
@@ -182,6 +183,13 @@ fn render_flow(
             .ok()
             .and_then(|d| {
                 d.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default(),
+        expires_hm: time::OffsetDateTime::from_unix_timestamp(flow.expires_at)
+            .ok()
+            .and_then(|d| {
+                d.format(time::macros::format_description!("[hour]:[minute]"))
                     .ok()
             })
             .unwrap_or_default(),
