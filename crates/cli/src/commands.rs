@@ -279,6 +279,14 @@ fn read_stdin_line(what: &str) -> Result<zeroize::Zeroizing<String>, CliError> {
     Ok(trimmed)
 }
 
+/// `argon2id m=…,t=…,p=…` from a PHC string, without salt or hash.
+fn phc_params(phc: &str) -> Option<String> {
+    let mut parts = phc.split('$').skip(1);
+    let alg = parts.next()?;
+    let params = parts.find(|p| p.starts_with("m="))?;
+    Some(format!("{alg} {params}"))
+}
+
 fn validate_phone(p: &str) -> Result<String, CliError> {
     let compact: String = p.chars().filter(|c| !c.is_whitespace()).collect();
     let digits = compact.strip_prefix("+47").unwrap_or(&compact);
@@ -398,6 +406,8 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
                 "password_set": pw.is_some(),
                 "password_locked": pw.as_ref().is_some_and(|r| r.locked),
                 "password_failures": pw.as_ref().map_or(0, |r| r.failures),
+                // The hash's algorithm and cost (not the hash): shows when a rehash happened.
+                "password_hash_params": pw.as_ref().and_then(|r| phc_params(&r.phc)),
             });
             if g.json {
                 print_json(&v);
