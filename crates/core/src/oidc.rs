@@ -89,9 +89,12 @@ impl AuthRequest {
 }
 
 /// Whether an existing authentication at `auth_time` satisfies `max_age` at `now`.
+/// `max_age=0` means `prompt=login` (OIDC Core 3.1.2.1): never satisfied by a session,
+/// even one from this very second (times are whole seconds).
 pub fn within_max_age(auth_time: i64, max_age: Option<i64>, now: i64) -> bool {
     match max_age {
         None => true,
+        Some(0) => false,
         Some(age) => now - auth_time <= age,
     }
 }
@@ -111,6 +114,7 @@ mod tests {
         assert!(!within_max_age(100, Some(10), 111));
         assert!(within_max_age(100, None, 1_000_000));
         assert!(!within_max_age(100, Some(0), 101));
+        assert!(!within_max_age(100, Some(0), 100));
     }
 
     #[test]
