@@ -971,9 +971,9 @@ pub async fn exchange_code(
         tx.commit().await.map_err(segl_store::StoreError::from)?;
         return Err(e);
     }
-    let body = issue_tokens(st, &mut tx, client, &grant, true, now).await?;
+    let issued = issue_tokens(st, &mut tx, client, &grant, true, now).await?;
     tx.commit().await.map_err(segl_store::StoreError::from)?;
-    Ok(body)
+    issued.sign(st)
 }
 
 async fn refresh(
@@ -1027,12 +1027,34 @@ async fn refresh(
     }
     // The nonce belongs to the first ID token only (OIDC Core 12.2).
     grant.nonce = None;
-    let body = issue_tokens(st, &mut tx, client, &grant, false, now).await?;
+    let issued = issue_tokens(st, &mut tx, client, &grant, false, now).await?;
     tx.commit().await.map_err(segl_store::StoreError::from)?;
     st.metrics.refresh_total.inc();
-    Ok(body)
+    issued.sign(st)
 }
 
+/// A token response whose tokens are stored, with its ID token still to sign.
+struct Issued {
+    body: Value,
+    alg: JwsAlg,
+    claims: Value,
+}
+
+impl Issued {
+    /// Signs the ID token into the response. Done after the commit, so the transaction
+    /// (and, on PostgreSQL, the audit chain's head row) is not held during the signature.
+    fn sign(mut self, st: &AppState) -> Result<Value, OAuthError> {
+        let id_token = st
+            .keys
+            .sign(self.alg, Some("JWT"), &self.claims)
+            .map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
+        self.body["id_token"] = json!(id_token);
+        Ok(self.body)
+    }
+}
+
+/// Stores the access (and refresh) token of a grant and records it in the audit log, in
+/// the caller's transaction; the ID token is signed by [`Issued::sign`] after the commit.
 async fn issue_tokens(
     st: &AppState,
     c: &mut segl_store::Conn,
@@ -1040,7 +1062,7 @@ async fn issue_tokens(
     grant: &Grant,
     first: bool,
     now: i64,
-) -> Result<Value, OAuthError> {
+) -> Result<Issued, OAuthError> {
     let policy = &st.settings.policy;
     let person = persons::by_id(c, &grant.person_id)
         .await?
@@ -1095,10 +1117,6 @@ async fn issue_tokens(
         claims["nonce"] = json!(n);
     }
     add_person_claims(&mut claims, &person, grant, &grant.id_token_claims);
-    let id_token = st
-        .keys
-        .sign(alg, Some("JWT"), &claims)
-        .map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
     audit::append(
         c,
         &Event {
@@ -1119,13 +1137,12 @@ async fn issue_tokens(
         "access_token": access,
         "token_type": "Bearer",
         "expires_in": policy.access_token_ttl_secs,
-        "id_token": id_token,
         "scope": grant.scopes.join(" "),
     });
     if let Some(rt) = refresh {
         body["refresh_token"] = json!(rt);
     }
-    Ok(body)
+    Ok(Issued { body, alg, claims })
 }
 
 /// OIDC Core 3.1.3.6: left half of the SHA-256 of the access token (ES256 and RS256 both

@@ -3,7 +3,8 @@
 //! chain from that point, and `segl audit verify` names the first broken entry.
 //!
 //! Appending locks the single `audit_head` row (an UPDATE takes a row lock on PostgreSQL;
-//! SQLite has one writer), so concurrent appends from several nodes stay in one chain.
+//! SQLite has one writer), so concurrent appends from several nodes stay in one chain; the
+//! primary key on `seq` refuses a fork even if that lock were bypassed.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -68,10 +69,7 @@ pub async fn append(c: &mut Conn, e: &Event<'_>, now: i64) -> Result<i64> {
     let prev: String = head.try_get("hash")?;
     let data = e.data.to_string();
     let hash = chain_hash(&prev, seq, now, e.event, e.subject, e.client_id, &data);
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&hash)
-        .execute(&mut *c)
-        .await?;
+    // The trigger `audit_log_advance_head` (migration 0002) moves the head's hash along.
     sqlx::query(
         "INSERT INTO audit_log (seq, ts, event, subject, client_id, data, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -104,16 +104,30 @@ pub fn sqlite_url(path: &Path) -> String {
 
 fn migrations(backend: Backend) -> Vec<Migration> {
     let files: &[(i64, &str, &str)] = match backend {
-        Backend::Sqlite => &[(
-            1,
-            "init",
-            include_str!("../migrations/sqlite/0001_init.sql"),
-        )],
-        Backend::Postgres => &[(
-            1,
-            "init",
-            include_str!("../migrations/postgres/0001_init.sql"),
-        )],
+        Backend::Sqlite => &[
+            (
+                1,
+                "init",
+                include_str!("../migrations/sqlite/0001_init.sql"),
+            ),
+            (
+                2,
+                "audit head trigger",
+                include_str!("../migrations/sqlite/0002_audit_head_trigger.sql"),
+            ),
+        ],
+        Backend::Postgres => &[
+            (
+                1,
+                "init",
+                include_str!("../migrations/postgres/0001_init.sql"),
+            ),
+            (
+                2,
+                "audit head trigger",
+                include_str!("../migrations/postgres/0002_audit_head_trigger.sql"),
+            ),
+        ],
     };
     files
         .iter()
