@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 backend_tests!(
     wrong_otp_is_refused_and_counted,
+    unknown_number_answers_like_a_wrong_code,
     replayed_hotp_code_is_refused,
     replayed_totp_code_is_refused,
     device_blocks_after_five_wrong_codes,
@@ -90,6 +91,49 @@ async fn wrong_otp_is_refused_and_counted(backend: Backend) {
     // The wrong code moved nothing: the device's first code still works.
     let flow = b.otp_ok(&view, &fx.device.next_code()).await;
     assert_eq!(flow["state"], "password");
+}
+
+/// A valid number without an eID gets the very answer a wrong code gets, and costs the
+/// same work (one audit entry, naming neither a person nor the number), so neither the
+/// answer nor its timing tells who is enrolled.
+async fn unknown_number_answers_like_a_wrong_code(backend: Backend) {
+    const NOT_ENROLLED: &str = "01019010046";
+    let fx = Fixture::new(backend, &[]);
+    let (mut known, known_flow) = at_otp_step(&fx).await;
+    let (mut b, flow) = at_identify_step(&fx).await;
+    let flow = b.identify(&flow, NOT_ENROLLED).await;
+    assert_eq!(
+        flow["methods"], known_flow["methods"],
+        "an unknown number is offered the same methods"
+    );
+    let before = fx.segl.audit_ok();
+
+    let unknown = b.step(&flow, "otp", json!({ "otp": "123456" })).await;
+    let unknown = assert_problem(&unknown, 401, "wrong_otp");
+    let wrong = known
+        .step(&known_flow, "otp", json!({ "otp": fx.device.wrong_code() }))
+        .await;
+    let wrong = assert_problem(&wrong, 401, "wrong_otp");
+    assert_eq!(unknown["title"], wrong["title"]);
+    assert_eq!(unknown["detail"], wrong["detail"]);
+    assert_eq!(remaining_attempts(&unknown), remaining_attempts(&wrong));
+
+    assert_eq!(fx.segl.audit_ok(), before + 2, "one entry for each attempt");
+    let audit = fx.segl.audit();
+    let failures: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["event"] == "otp.failure")
+        .collect();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(
+        failures.iter().any(|e| e["subject"].is_null()),
+        "the unknown number's failure names no person: {failures:?}"
+    );
+    let text = serde_json::to_string(&audit).unwrap();
+    assert!(
+        !text.contains(NOT_ENROLLED),
+        "the number is not in the audit log"
+    );
 }
 
 async fn replayed_hotp_code_is_refused(backend: Backend) {

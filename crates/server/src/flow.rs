@@ -275,9 +275,24 @@ async fn otp_step(
     };
     let policy = &st.settings.policy;
     let check = match device {
-        // Unknown person or no device: the same answer as a wrong code, so the page does
-        // not tell who has an eID.
-        None => OtpCheck::Wrong,
+        // Unknown person or no device: the same answer as a wrong code, and the same work
+        // (a write to the audit log in this transaction), so neither the page nor the
+        // response time tells who has an eID. The entry names no person and no number.
+        None => {
+            st.metrics.otp_failures.inc();
+            audit::append(
+                c,
+                &Event {
+                    event: "otp.failure",
+                    subject: person.as_deref(),
+                    client_id: Some(&flow.request.client_id),
+                    data: json!({"serial": null, "reason": "no code device"}),
+                },
+                now,
+            )
+            .await?;
+            OtpCheck::Wrong
+        }
         Some(d) if d.state == DeviceState::Blocked => OtpCheck::Blocked,
         Some(d) => {
             let secret = d.secret(&st.store)?;
