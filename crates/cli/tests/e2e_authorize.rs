@@ -79,22 +79,8 @@ async fn browser_form(b: &mut Browser, path: &str, fields: &[(&str, &str)]) -> R
 
 /// POST a form to a server path without cookies or client authentication.
 async fn post_form(server: &Server, path: &str, form: &[(&str, &str)]) -> Resp {
-    let what = format!("POST {path}");
-    let resp = no_redirect_client()
-        .post(server.url(path))
-        .form(form)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.text().await.unwrap_or_default();
-    Resp {
-        status,
-        headers,
-        body,
-        what,
-    }
+    let req = no_redirect_client().post(server.url(path)).form(form);
+    Resp::fetch(req, format!("POST {path}")).await
 }
 
 /// From an authorize response that must redirect back to the client with an error: the

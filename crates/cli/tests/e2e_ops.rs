@@ -32,21 +32,7 @@ backend_tests!(
 
 /// Reads a reqwest response whole.
 async fn get(url: &str) -> Resp {
-    let what = format!("GET {url}");
-    let resp = no_redirect_client()
-        .get(url)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.text().await.unwrap_or_default();
-    Resp {
-        status,
-        headers,
-        body,
-        what,
-    }
+    Resp::fetch(no_redirect_client().get(url), format!("GET {url}")).await
 }
 
 /// The value of an unlabelled counter sample in a Prometheus/OpenMetrics text.

@@ -98,19 +98,6 @@ fn redirect_location(r: &Resp) -> String {
         .unwrap_or_else(|| panic!("{}: 303 without Location", r.what))
 }
 
-/// Reads a reqwest response whole.
-async fn read(resp: reqwest::Response, what: String) -> Resp {
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.text().await.unwrap_or_default();
-    Resp {
-        status,
-        headers,
-        body,
-        what,
-    }
-}
-
 /// POST a form to a server path, optionally with HTTP Basic credentials.
 async fn post_form(
     server: &Server,
@@ -127,7 +114,7 @@ async fn post_form(
         if basic.is_some() { "basic" } else { "no basic" }
     );
     let resp = req.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
-    read(resp, what).await
+    Resp::read(resp, what).await
 }
 
 /// The form of an authorization-code exchange (without client authentication).
@@ -1009,21 +996,21 @@ async fn userinfo_get_post_and_errors(backend: Backend) {
         "birthdate": "1985-05-15",
     });
 
-    let r = read(
+    let r = Resp::read(
         http.get(&url).bearer_auth(&at).send().await.unwrap(),
         "GET userinfo".into(),
     )
     .await;
     r.expect_status(200);
     assert_eq!(r.json(), expected, "GET userinfo with scope profile");
-    let r = read(
+    let r = Resp::read(
         http.post(&url).bearer_auth(&at).send().await.unwrap(),
         "POST userinfo (Bearer)".into(),
     )
     .await;
     r.expect_status(200);
     assert_eq!(r.json(), expected, "POST userinfo with scope profile");
-    let r = read(
+    let r = Resp::read(
         http.post(&url)
             .form(&[("access_token", at.as_str())])
             .send()
@@ -1052,7 +1039,7 @@ async fn userinfo_get_post_and_errors(backend: Backend) {
             http.post(&url).bearer_auth("not-a-token"),
         ),
     ] {
-        let r = read(req.send().await.unwrap(), what.into()).await;
+        let r = Resp::read(req.send().await.unwrap(), what.into()).await;
         r.expect_status(401);
         let www = r
             .headers

@@ -629,6 +629,28 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// Sends `req` (no cookies of a browser) and reads the response whole.
+    pub async fn fetch(req: reqwest::RequestBuilder, what: String) -> Resp {
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        Resp::read(resp, what).await
+    }
+
+    /// Reads a response whole.
+    pub async fn read(resp: reqwest::Response, what: String) -> Resp {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: body: {e}"));
+        Resp {
+            status,
+            headers,
+            body,
+            what,
+        }
+    }
+
     /// The body as JSON (panics with the body otherwise).
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body)
@@ -764,19 +786,9 @@ impl Browser {
             .send()
             .await
             .unwrap_or_else(|e| panic!("{what}: request failed: {e}"));
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: body: {e}"));
-        self.take_cookies(&headers);
-        Resp {
-            status,
-            headers,
-            body,
-            what,
-        }
+        let resp = Resp::read(resp, what).await;
+        self.take_cookies(&resp.headers);
+        resp
     }
 
     /// GET a URL or a path on the server.
@@ -1187,43 +1199,19 @@ pub fn id_token_claims(token: &CoreIdToken) -> Value {
 
 /// GET userinfo with a bearer token.
 pub async fn userinfo_raw(server: &Server, access_token: &str) -> Resp {
-    let what = "GET /oauth2/userinfo".to_string();
-    let resp = no_redirect_client()
+    let req = no_redirect_client()
         .get(server.url("/oauth2/userinfo"))
-        .bearer_auth(access_token)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.text().await.unwrap_or_default();
-    Resp {
-        status,
-        headers,
-        body,
-        what,
-    }
+        .bearer_auth(access_token);
+    Resp::fetch(req, "GET /oauth2/userinfo".into()).await
 }
 
 /// POST a form to the token endpoint with client_secret_basic; returns the response.
 pub async fn token_raw(server: &Server, rp: &Rp, form: &[(&str, &str)]) -> Resp {
-    let what = "POST /oauth2/token".to_string();
-    let resp = no_redirect_client()
+    let req = no_redirect_client()
         .post(server.url("/oauth2/token"))
         .basic_auth(&rp.client_id, rp.client_secret.as_deref())
-        .form(form)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.text().await.unwrap_or_default();
-    Resp {
-        status,
-        headers,
-        body,
-        what,
-    }
+        .form(form);
+    Resp::fetch(req, "POST /oauth2/token".into()).await
 }
 
 // ---------------------------------------------------------------------------------------
