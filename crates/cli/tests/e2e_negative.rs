@@ -694,6 +694,40 @@ async fn request_object_is_not_supported(backend: Backend) {
         !b.cookies.contains_key(FLOW_COOKIE),
         "no flow for a refused request"
     );
+
+    // A request_uri that is not one of segl's pushed requests: refused the same way once
+    // the client and its redirect URI are verified; before that, a page, never a redirect.
+    let elsewhere = [("request_uri", "https://rp.example/request.jwt")];
+    let r = b
+        .get(&authorize_url(
+            &fx.server,
+            &fx.rp.client_id,
+            REDIRECT_URI,
+            &elsewhere,
+        ))
+        .await;
+    r.expect_status(303);
+    let loc = r.location().expect("a redirect back to the client");
+    let q = callback_params(&loc, &fx.rp, "st4te", &fx.server.issuer());
+    assert_eq!(
+        q.get("error").map(String::as_str),
+        Some("request_uri_not_supported"),
+        "{loc}"
+    );
+    assert!(!q.contains_key("code"), "{loc}");
+    let r = b
+        .get(&authorize_url(
+            &fx.server,
+            &fx.rp.client_id,
+            "https://attacker.example/cb",
+            &elsewhere,
+        ))
+        .await;
+    assert_error_page(&r);
+    assert!(
+        !b.cookies.contains_key(FLOW_COOKIE),
+        "no flow for a refused request"
+    );
 }
 
 async fn cli_refuses_a_wrong_check_digit(backend: Backend) {

@@ -174,10 +174,9 @@ async fn resolve_params(st: &AppState, mut params: Params) -> Result<Params, Pag
         return Ok(params);
     };
     if !uri.starts_with(PAR_URN) {
-        // Only PAR request URIs are supported; without a verified redirect this is a page.
-        return Err(page_err(
-            "request_uri is only supported for pushed authorization requests",
-        ));
+        // Only PAR request URIs are supported. Left in place, so that once the client and
+        // its redirect URI are verified the client hears `request_uri_not_supported`.
+        return Ok(params);
     }
     let now = st.now();
     let mut c = st.store.conn().await.map_err(server_page)?;
