@@ -14,8 +14,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use common::*;
-use openidconnect::core::CoreIdToken;
-use openidconnect::{Nonce, OAuth2TokenResponse, PkceCodeChallenge, TokenResponse};
+use openidconnect::{OAuth2TokenResponse, PkceCodeChallenge, TokenResponse};
 use serde_json::{Value, json};
 use url::Url;
 
@@ -118,19 +117,6 @@ async fn finish_login(b: &mut Browser, flow: &Value, device: &mut Hotp) -> Strin
         .as_str()
         .unwrap_or_else(|| panic!("state done without redirect_to: {done}"))
         .to_string()
-}
-
-/// An ID token verified by the `openidconnect` crate (signature, issuer, audience,
-/// nonce); returns its raw claims.
-fn verified_claims(client: &OidcClient, id_token: &str, nonce: &Nonce) -> Value {
-    let token: CoreIdToken = id_token
-        .parse()
-        .unwrap_or_else(|e| panic!("not an ID token ({e:?}): {id_token}"));
-    let verifier = client.id_token_verifier().set_allowed_algs(segl_algs());
-    token
-        .claims(&verifier, nonce)
-        .unwrap_or_else(|e| panic!("ID token does not verify: {e:?}"));
-    jwt_parts(id_token).1
 }
 
 /// A full login with `start` in browser `b`, the code exchanged; returns the token

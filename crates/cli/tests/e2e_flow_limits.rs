@@ -6,26 +6,13 @@
 mod common;
 
 use common::*;
-use openidconnect::core::CoreIdToken;
-use openidconnect::{Nonce, TokenResponse};
+use openidconnect::TokenResponse;
 use serde_json::{Value, json};
 
 backend_tests!(
     login_hint_skips_the_identify_step,
     flow_ends_after_too_many_failures,
 );
-
-/// An ID token verified by the `openidconnect` crate; returns its raw claims.
-fn verified_claims(client: &OidcClient, id_token: &str, nonce: &Nonce) -> Value {
-    let token: CoreIdToken = id_token
-        .parse()
-        .unwrap_or_else(|e| panic!("not an ID token ({e:?}): {id_token}"));
-    let verifier = client.id_token_verifier().set_allowed_algs(segl_algs());
-    token
-        .claims(&verifier, nonce)
-        .unwrap_or_else(|e| panic!("ID token does not verify: {e:?}"));
-    jwt_parts(id_token).1
-}
 
 /// Follows an authorize URL (303 to `/login?flow=ID`) and returns the flow view, in
 /// whatever state segl starts it.

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use openidconnect::core::CoreIdToken;
 use openidconnect::{
     AuthorizationCode, Nonce, OAuth2TokenResponse, PkceCodeChallenge, TokenResponse,
 };
@@ -125,19 +124,6 @@ fn code_form<'a>(code: &'a str, verifier: &'a str) -> Vec<(&'a str, &'a str)> {
         ("redirect_uri", REDIRECT_URI),
         ("code_verifier", verifier),
     ]
-}
-
-/// A successful token response's ID token, verified by the `openidconnect` crate with
-/// the client's verifier and this nonce; returns its raw claims.
-fn verified_claims(client: &OidcClient, id_token: &str, nonce: &Nonce) -> Value {
-    let token: CoreIdToken = id_token
-        .parse()
-        .unwrap_or_else(|e| panic!("not an ID token ({e:?}): {id_token}"));
-    let verifier = client.id_token_verifier().set_allowed_algs(segl_algs());
-    token
-        .claims(&verifier, nonce)
-        .unwrap_or_else(|e| panic!("ID token does not verify: {e:?}"));
-    jwt_parts(id_token).1
 }
 
 /// From a redirect straight back to the client (single sign-on): the code.

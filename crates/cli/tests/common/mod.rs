@@ -1197,6 +1197,19 @@ pub fn id_token_claims(token: &CoreIdToken) -> Value {
     jwt_parts(&token.to_string()).1
 }
 
+/// An ID token verified by the `openidconnect` crate with the client's verifier and this
+/// nonce (signature against the JWKS, issuer, audience, expiry); returns its raw claims.
+pub fn verified_claims(client: &OidcClient, id_token: &str, nonce: &Nonce) -> Value {
+    let token: CoreIdToken = id_token
+        .parse()
+        .unwrap_or_else(|e| panic!("not an ID token ({e:?}): {id_token}"));
+    let verifier = client.id_token_verifier().set_allowed_algs(segl_algs());
+    token
+        .claims(&verifier, nonce)
+        .unwrap_or_else(|e| panic!("ID token does not verify: {e:?}"));
+    jwt_parts(id_token).1
+}
+
 /// GET userinfo with a bearer token.
 pub async fn userinfo_raw(server: &Server, access_token: &str) -> Resp {
     let req = no_redirect_client()
