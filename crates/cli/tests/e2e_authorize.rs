@@ -8,10 +8,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use openidconnect::{OAuth2TokenResponse, PkceCodeChallenge, TokenResponse};
@@ -711,112 +708,13 @@ async fn remembered_method_and_choose_another(backend: Backend) {
 // 7. Shutdown and logs
 // ---------------------------------------------------------------------------------------
 
-/// A `segl serve` of this file's own, so that it can be sent signals; killed on drop.
-struct OwnServer {
-    child: Child,
-    base_url: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl OwnServer {
-    fn start(segl: &Segl, extra: &[&str]) -> OwnServer {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
-        args.extend_from_slice(extra);
-        let mut c = segl.command(&args);
-        c.env_remove("SEGL_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("cannot start `segl serve`");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().unwrap();
-        let buf = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = err_pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                buf.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
-            }
-        });
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if let Some(a) = line.trim().strip_prefix("segl listening on ") {
-                    let _ = tx.send(a.to_string());
-                }
-            }
-        });
-        let mut server = OwnServer {
-            child,
-            base_url: String::new(),
-            stderr,
-        };
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => server.base_url = url.trim_end_matches('/').to_string(),
-            Err(_) => panic!(
-                "`segl {}` did not start; stderr:\n{}",
-                args.join(" "),
-                server.stderr()
-            ),
-        }
-        server
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Sends SIGTERM and waits up to `within` for the exit status.
-    fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
-        let st = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(st.success(), "kill -TERM failed: {st}");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the stderr reader take the last lines.
-                std::thread::sleep(Duration::from_millis(200));
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "segl serve still runs {within:?} after SIGTERM; stderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "---- segl serve stderr ----\n{}\n---- end ----",
-                self.stderr()
-            );
-        }
-    }
-}
-
 /// SIGTERM stops `segl serve` gracefully: exit status 0 within a few seconds and
 /// "segl stopped" in its log, in text and in JSON log format; an idle keep-alive
 /// connection does not hold the shutdown up.
 async fn sigterm_shuts_down_gracefully(backend: Backend) {
     let segl = Segl::new(backend);
     for format in ["text", "json"] {
-        let mut server = OwnServer::start(&segl, &["--log-format", format]);
+        let mut server = Server::start(&segl, &["--log-format", format]);
         // A keep-alive connection that has served a request and sits idle.
         let http = no_redirect_client();
         let r = http

@@ -427,13 +427,9 @@ async fn refresh_token_reuse_is_recorded_and_revokes_the_family(backend: Backend
         .expect("a refresh token with offline_access")
         .clone();
 
-    let http = oidc_http();
-    let refreshed = client
-        .exchange_refresh_token(&rt1)
-        .expect("token endpoint")
-        .request_async(&http)
+    let refreshed = refresh_grant(&client, &rt1)
         .await
-        .unwrap_or_else(|e| panic!("refresh failed: {}", token_error(&e)));
+        .unwrap_or_else(|e| panic!("refresh failed: {e}"));
     let rt2 = refreshed
         .refresh_token()
         .expect("rotation gives a new refresh token")
@@ -441,13 +437,10 @@ async fn refresh_token_reuse_is_recorded_and_revokes_the_family(backend: Backend
     let at2 = refreshed.access_token().secret().clone();
     assert_eq!(fx.segl.audit_count("token.refresh_reuse"), 0);
 
-    let reuse = client
-        .exchange_refresh_token(&rt1)
-        .expect("token endpoint")
-        .request_async(&http)
+    let reuse = refresh_grant(&client, &rt1)
         .await
         .expect_err("a rotated refresh token must be refused");
-    assert_eq!(oauth_error(&reuse), "invalid_grant");
+    assert_eq!(reuse, "invalid_grant");
     let entries = audit_entries(&fx.segl, "token.refresh_reuse");
     assert_eq!(entries.len(), 1, "one reuse recorded: {entries:?}");
     assert!(
@@ -457,13 +450,10 @@ async fn refresh_token_reuse_is_recorded_and_revokes_the_family(backend: Backend
     );
 
     // The family's newer token is refused too, and so is its access token.
-    let after = client
-        .exchange_refresh_token(&rt2)
-        .expect("token endpoint")
-        .request_async(&http)
+    let after = refresh_grant(&client, &rt2)
         .await
         .expect_err("the family is revoked after a reuse");
-    assert_eq!(oauth_error(&after), "invalid_grant");
+    assert_eq!(after, "invalid_grant");
     userinfo_raw(&fx.server, &at2).await.expect_status(401);
     fx.segl.audit_ok();
 }

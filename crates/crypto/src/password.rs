@@ -126,14 +126,10 @@ impl PasswordHasher {
     /// salt and a random output. Verifying against it costs exactly one hash, like a real
     /// one, and making it costs none (no 19 MiB allocation at start-up).
     pub fn new(params: Argon2Params) -> Result<Self, PasswordError> {
-        let b64 = data_encoding::BASE64_NOPAD;
-        let dummy = format!(
-            "$argon2id$v=19$m={},t={},p={}${}${}",
-            params.m_kib,
-            params.t,
-            params.p,
-            b64.encode(&random_bytes::<SALT_LEN>()),
-            b64.encode(&random_bytes::<OUTPUT_LEN>()),
+        let dummy = phc(
+            params,
+            &random_bytes::<SALT_LEN>(),
+            &random_bytes::<OUTPUT_LEN>(),
         );
         Ok(PasswordHasher {
             config: params,
@@ -156,15 +152,7 @@ impl PasswordHasher {
         let salt = random_bytes::<SALT_LEN>();
         let mut out = [0u8; OUTPUT_LEN];
         hash_into(&self.argon2(), password.as_bytes(), &salt, &mut out)?;
-        let b64 = data_encoding::BASE64_NOPAD;
-        Ok(format!(
-            "$argon2id$v=19$m={},t={},p={}${}${}",
-            self.config.m_kib,
-            self.config.t,
-            self.config.p,
-            b64.encode(&salt),
-            b64.encode(&out),
-        ))
+        Ok(phc(self.config, &salt, &out))
     }
 
     /// Checks `password` against the stored PHC string `phc`.
@@ -193,7 +181,7 @@ impl PasswordHasher {
             return Err(PasswordError::OutOfRange);
         }
         // The stored hash's own algorithm, version and parameters are used to verify.
-        if !matches_stored(password, &hash, stored.clone())? {
+        if !matches_stored(password, &hash, &stored)? {
             return Ok(Verification::Invalid);
         }
         let needs_rehash = alg != "argon2id"
@@ -209,9 +197,22 @@ impl PasswordHasher {
     /// parameters, and checks nothing: for unknown persons and locked accounts.
     pub fn dummy_verify(&self, password: &str) {
         if let Ok(hash) = PasswordHash::new(&self.dummy) {
-            let _ = matches_stored(password, &hash, self.params.clone());
+            let _ = matches_stored(password, &hash, &self.params);
         }
     }
+}
+
+/// The PHC string of an Argon2id v19 hash (salt and output in unpadded standard base64).
+fn phc(params: Argon2Params, salt: &[u8], output: &[u8]) -> String {
+    let b64 = data_encoding::BASE64_NOPAD;
+    format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_kib,
+        params.t,
+        params.p,
+        b64.encode(salt),
+        b64.encode(output),
+    )
 }
 
 /// Recomputes a stored hash from `password` with the hash's own algorithm, version, salt
@@ -219,7 +220,7 @@ impl PasswordHasher {
 fn matches_stored(
     password: &str,
     hash: &PasswordHash,
-    params: argon2::Params,
+    params: &argon2::Params,
 ) -> Result<bool, PasswordError> {
     let alg = Algorithm::try_from(hash.algorithm.as_str()).map_err(|_| PasswordError::Malformed)?;
     let version =

@@ -280,14 +280,12 @@ async fn otp_step(
         // response time tells who has an eID. The entry names no person and no number.
         None => {
             st.metrics.otp_failures.inc();
-            audit::append(
+            otp_event(
                 c,
-                &Event {
-                    event: "otp.failure",
-                    subject: person.as_deref(),
-                    client_id: Some(&flow.request.client_id),
-                    data: json!({"serial": null, "reason": "no code device"}),
-                },
+                flow,
+                person.as_deref(),
+                "otp.failure",
+                json!({"serial": null, "reason": "no code device"}),
                 now,
             )
             .await?;
@@ -341,26 +339,22 @@ async fn otp_step(
                     let (failures, blocked) =
                         devices::failed(c, &d.serial, policy.otp_max_failures).await?;
                     st.metrics.otp_failures.inc();
-                    audit::append(
+                    otp_event(
                         c,
-                        &Event {
-                            event: "otp.failure",
-                            subject: person.as_deref(),
-                            client_id: Some(&flow.request.client_id),
-                            data: json!({"serial": d.serial, "failures": failures}),
-                        },
+                        flow,
+                        person.as_deref(),
+                        "otp.failure",
+                        json!({"serial": d.serial, "failures": failures}),
                         now,
                     )
                     .await?;
                     if blocked {
-                        audit::append(
+                        otp_event(
                             c,
-                            &Event {
-                                event: "otp.device_blocked",
-                                subject: person.as_deref(),
-                                client_id: Some(&flow.request.client_id),
-                                data: json!({"serial": d.serial}),
-                            },
+                            flow,
+                            person.as_deref(),
+                            "otp.device_blocked",
+                            json!({"serial": d.serial}),
                             now,
                         )
                         .await?;
@@ -371,19 +365,29 @@ async fn otp_step(
         }
     };
     if check == OtpCheck::Replayed {
-        audit::append(
-            c,
-            &Event {
-                event: "otp.replay",
-                subject: person.as_deref(),
-                client_id: Some(&flow.request.client_id),
-                data: json!({}),
-            },
-            now,
-        )
-        .await?;
+        otp_event(c, flow, person.as_deref(), "otp.replay", json!({}), now).await?;
     }
     Ok(flow.otp_checked(check, now))
+}
+
+/// Appends an event of the code step, about `person` (none for an unknown number) and
+/// the flow's client.
+async fn otp_event(
+    c: &mut segl_store::Conn,
+    flow: &LoginFlow,
+    person: Option<&str>,
+    event: &str,
+    data: serde_json::Value,
+    now: i64,
+) -> Result<(), ApiError> {
+    let e = Event {
+        event,
+        subject: person,
+        client_id: Some(&flow.request.client_id),
+        data,
+    };
+    audit::append(c, &e, now).await?;
+    Ok(())
 }
 
 /// Verifies the password outside any transaction. Unknown persons and locked passwords

@@ -525,6 +525,30 @@ impl Server {
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
+
+    /// Sends SIGTERM and waits up to `within` for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let st = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -TERM failed: {st}");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the stderr reader take the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "segl serve still runs {within:?} after SIGTERM; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Server {
@@ -1141,6 +1165,20 @@ pub async fn exchange(
         .request_async(&http)
         .await
         .unwrap_or_else(|e| panic!("code exchange failed: {}", token_error(&e)))
+}
+
+/// A refresh-token grant through the `openidconnect` crate: the token response, or the
+/// OAuth `error` of a refusal.
+pub async fn refresh_grant(
+    client: &OidcClient,
+    rt: &openidconnect::RefreshToken,
+) -> Result<CoreTokenResponse, String> {
+    client
+        .exchange_refresh_token(rt)
+        .expect("token endpoint in discovery")
+        .request_async(&oidc_http())
+        .await
+        .map_err(|e| oauth_error(&e))
 }
 
 /// A readable form of a token endpoint error.
