@@ -1,5 +1,6 @@
 //! segl-core: the domain of an eID provider without I/O.
 //!
+//! - [`app`]: phone-app rules: mobile number, verification code, signed approval, activation.
 //! - [`nin`]: Norwegian national identity numbers (fødselsnummer, D-number).
 //! - [`password`]: the password policy (length, common passwords).
 //! - [`flow`]: the login flow state machine; time comes in as a parameter.
@@ -7,6 +8,7 @@
 //! - [`policy`]: limits and lifetimes (retries, expiries) in one place.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod flow;
 pub mod nin;
 pub mod oidc;
