@@ -124,7 +124,7 @@ PEER_TOKENS=$WORK/peer-tokens.txt
 PEER_SECRET=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
 start_peer() {
     (cd "$ROOT/bench/peer" && exec node peer.mjs --tokens "$PEER_TOKENS" --count "$REFRESH_CONC" \
-        --client-secret "$PEER_SECRET") >"$WORK/peer.log" 2>&1 &
+        --client-secret="$PEER_SECRET") >"$WORK/peer.log" 2>&1 &
     PEER_PID=$!
     PIDS+=("$PEER_PID")
     PEER_BASE=""
@@ -175,7 +175,7 @@ for backend in $BACKENDS; do
         wait_quiet
         "$LG" argon2 --threads 2 --seconds "$ARGON2_SECS" | record "$backend" "$i"
         "$LG" logins --base "$BASE" --people "$WORK/people-$backend.json" --client-id "$client_id" \
-            --client-secret "$client_secret" --redirect-uri "$REDIRECT_URI" \
+            --client-secret="$client_secret" --redirect-uri "$REDIRECT_URI" \
             --concurrency "$LOGIN_CONC" --seconds "$LOGIN_SECS" --save-refresh "$rts" --server-pid "$pid" | record "$backend" "$i"
     done
 
@@ -184,13 +184,13 @@ for backend in $BACKENDS; do
     for i in $(seq 1 "$RUNS"); do
         wait_quiet
         "$LG" refresh --token-url "$BASE/oauth2/token" --client-id "$client_id" \
-            --client-secret "$client_secret" --tokens "$chains" \
+            --client-secret="$client_secret" --tokens "$chains" \
             --concurrency "$REFRESH_CONC" --seconds "$REFRESH_SECS" --server-pid "$pid" | record "$backend" "$i"
         if [[ $backend == sqlite ]]; then
             start_peer
             sleep 1
             "$LG" refresh --token-url "$PEER_BASE/token" --client-id bench-peer \
-                --client-secret "$PEER_SECRET" --tokens "$PEER_TOKENS" \
+                --client-secret="$PEER_SECRET" --tokens "$PEER_TOKENS" \
                 --concurrency "$REFRESH_CONC" --seconds "$REFRESH_SECS" --server-pid "$PEER_PID" | record oidc-provider "$i"
             memory "$PEER_PID" | jq -c --argjson run "$i" '{bench: "memory_after_load", backend: "oidc-provider", run: $run} + .' >>"$OUT"
             stop_pid "$PEER_PID"

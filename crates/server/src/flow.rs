@@ -400,7 +400,7 @@ async fn check_password(
     password: &str,
     now: i64,
 ) -> Result<(PasswordCheck, String, i64), ApiError> {
-    let mut c = st.store.conn().await?;
+    let mut c = st.store.read().await?;
     let (_, flow) = load(&mut c, id, browser, Some(csrf)).await?;
     if let Err(e) = flow.expect_password(now) {
         return Err(e.into());
@@ -618,7 +618,7 @@ async fn get_flow(
     jar: CookieJar,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut c = st.store.conn().await?;
+    let mut c = st.store.read().await?;
     let (row, flow) = load(
         &mut c,
         &id,

@@ -19,9 +19,9 @@ use segl_core::nin::Nin;
 use segl_core::oidc::{self, AuthRequest, Grant, Prompt};
 use segl_crypto::jose::JwsAlg;
 use segl_crypto::random::{ct_eq, pkce_s256_matches, random_token, sha256, sha256_b64url};
-use segl_store::audit::{self, Event};
+use segl_store::audit::{self, Event, OwnedEvent};
 use segl_store::clients::{self, AuthMethod, Client};
-use segl_store::grants::{self, Redeem, Session, TokenRow};
+use segl_store::grants::{self, Decide, Decision, Kind, NewTokens, Redeemed, Session, TokenRow};
 use segl_store::{flows, persons};
 use serde_json::{Value, json};
 use url::Url;
@@ -214,8 +214,9 @@ async fn verify_client(st: &AppState, params: &Params) -> Result<(Client, String
         .get("client_id")
         .filter(|c| !c.is_empty())
         .ok_or_else(|| page_err("client_id is missing"))?;
-    let mut c = st.store.conn().await.map_err(server_page)?;
-    let client = clients::by_id(&mut c, client_id)
+    let client = st
+        .store
+        .client(client_id)
         .await
         .map_err(server_page)?
         .ok_or_else(|| page_err("unknown client_id"))?;
@@ -469,7 +470,7 @@ async fn start_or_resume(
     };
     let session = match jar.get(SESSION_COOKIE) {
         Some(c) => {
-            let mut conn = st.store.conn().await.map_err(server)?;
+            let mut conn = st.store.read().await.map_err(server)?;
             grants::session(&mut conn, &sha256_b64url(c.value().as_bytes()), now)
                 .await
                 .map_err(server)?
@@ -717,8 +718,7 @@ async fn authenticate_client(
             "client_id does not match the client authentication",
         ));
     }
-    let mut c = st.store.conn().await?;
-    let Some(client) = clients::by_id(&mut c, &client_id).await? else {
+    let Some(client) = st.store.client(&client_id).await? else {
         return Err(invalid("unknown client"));
     };
     if client.auth_method != method {
@@ -760,7 +760,7 @@ async fn authenticate_client(
             )
             .map_err(|e| invalid(&format!("client_assertion refused: {e}")))?;
             let key = format!("{}\u{1f}{}", client.client_id, a.jti);
-            if !grants::use_jti(&mut c, &key, a.exp).await? {
+            if !grants::use_jti(&mut *st.store.conn().await?, &key, a.exp).await? {
                 return Err(invalid("client_assertion was used before (jti replay)"));
             }
         }
@@ -883,37 +883,6 @@ async fn token(
         .into_response())
 }
 
-/// Revokes everything issued under a reused code or refresh token, records it, commits,
-/// and returns the client's error.
-async fn revoke_reused(
-    mut tx: segl_store::Tx,
-    row: &TokenRow,
-    event: &str,
-    now: i64,
-    message: &str,
-) -> OAuthError {
-    let done = async {
-        let revoked = grants::revoke_grant(&mut tx, &row.grant_id).await?;
-        audit::append(
-            &mut tx,
-            &Event {
-                event,
-                subject: Some(&row.person_id),
-                client_id: Some(&row.client_id),
-                data: json!({"revoked": revoked}),
-            },
-            now,
-        )
-        .await?;
-        tx.commit().await.map_err(segl_store::StoreError::from)
-    }
-    .await;
-    match done {
-        Ok(()) => OAuthError::new("invalid_grant", message),
-        Err(e) => e.into(),
-    }
-}
-
 /// Redeems an authorization code (also used by the demo relying party in-process).
 pub async fn exchange_code(
     st: &AppState,
@@ -923,56 +892,54 @@ pub async fn exchange_code(
     verifier: Option<&str>,
 ) -> Result<Value, OAuthError> {
     let now = st.now();
-    let mut tx = st.store.begin().await?;
-    let row = match grants::redeem_code(&mut tx, &sha256_b64url(code.as_bytes()), now).await? {
-        Redeem::Fresh(row) => row,
-        Redeem::Reused(row) => {
-            // RFC 6749 4.1.2: a code used twice revokes what it issued.
-            st.metrics.code_reuse.inc();
-            return Err(revoke_reused(
-                tx,
-                &row,
-                "token.code_reuse",
-                now,
-                "the authorization code was already used",
-            )
-            .await);
+    let issuer = Issuer::new(st, client);
+    let redirect_uri = redirect_uri.map(str::to_owned);
+    let verifier = verifier.map(str::to_owned);
+    let decide: Decide<Result<Issued, OAuthError>> = Box::new(move |row, person| {
+        // The code is spent whatever is wrong with the request, so a wrong verifier cannot
+        // be retried.
+        let refuse = |e: OAuthError| (Decision::Refuse { spend: true }, Err(e));
+        let fail = |d: &str| OAuthError::new("invalid_grant", d);
+        let grant: Grant = match serde_json::from_str(&row.grant_data) {
+            Ok(g) => g,
+            Err(e) => return refuse(OAuthError::new("server_error", log_fault(&e))),
+        };
+        if row.client_id != issuer.client.client_id {
+            return refuse(fail("the code was issued to another client"));
         }
-        Redeem::Invalid => {
-            return Err(OAuthError::new(
-                "invalid_grant",
-                "unknown or expired authorization code",
+        if redirect_uri.as_deref() != Some(grant.redirect_uri.as_str()) {
+            return refuse(fail(
+                "redirect_uri does not match the authorization request",
             ));
         }
-    };
-    // From here the code is spent whatever happens, so a wrong verifier cannot be retried.
-    let fail = |d: &str| OAuthError::new("invalid_grant", d);
-    let grant: Grant = serde_json::from_str(&row.grant_data)
-        .map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
-    let outcome = if row.client_id != client.client_id {
-        Err(fail("the code was issued to another client"))
-    } else if redirect_uri != Some(grant.redirect_uri.as_str()) {
-        Err(fail(
-            "redirect_uri does not match the authorization request",
-        ))
-    } else {
-        match (&grant.code_challenge, verifier) {
+        let pkce = match (&grant.code_challenge, verifier.as_deref()) {
             (Some(ch), Some(v)) if pkce_s256_matches(v, ch) => Ok(()),
-            (Some(_), Some(_)) => Err(fail(
-                "PKCE verification failed: code_verifier does not match",
-            )),
-            (Some(_), None) => Err(fail("code_verifier is missing")),
-            (None, Some(_)) => Err(fail("code_verifier given but no code_challenge was sent")),
+            (Some(_), Some(_)) => Err("PKCE verification failed: code_verifier does not match"),
+            (Some(_), None) => Err("code_verifier is missing"),
+            (None, Some(_)) => Err("code_verifier given but no code_challenge was sent"),
             (None, None) => Ok(()),
+        };
+        if let Err(d) = pkce {
+            return refuse(fail(d));
         }
-    };
-    if let Err(e) = outcome {
-        tx.commit().await.map_err(segl_store::StoreError::from)?;
-        return Err(e);
+        issuer.issue(&grant, person, true, now)
+    });
+    let hash = sha256_b64url(code.as_bytes());
+    match st.store.redeem_grant(Kind::Code, hash, now, decide).await? {
+        Redeemed::Fresh(issued) => issued?.sign(st),
+        Redeemed::Reused => {
+            // RFC 6749 4.1.2: a code used twice revokes what it issued (done by the store).
+            st.metrics.code_reuse.inc();
+            Err(OAuthError::new(
+                "invalid_grant",
+                "the authorization code was already used",
+            ))
+        }
+        Redeemed::Invalid => Err(OAuthError::new(
+            "invalid_grant",
+            "unknown or expired authorization code",
+        )),
     }
-    let issued = issue_tokens(st, &mut tx, client, &grant, true, now).await?;
-    tx.commit().await.map_err(segl_store::StoreError::from)?;
-    issued.sign(st)
 }
 
 async fn refresh(
@@ -982,54 +949,60 @@ async fn refresh(
     scope: Option<&str>,
 ) -> Result<Value, OAuthError> {
     let now = st.now();
-    let mut tx = st.store.begin().await?;
-    let row = match grants::redeem_refresh(&mut tx, &sha256_b64url(rt.as_bytes()), now).await? {
-        Redeem::Fresh(row) => row,
-        Redeem::Reused(row) => {
-            // A rotated token presented again means it was copied: revoke the whole family.
-            st.metrics.refresh_reuse.inc();
-            return Err(revoke_reused(
-                tx,
-                &row,
-                "token.refresh_reuse",
-                now,
-                "the refresh token was already used; its family is revoked",
-            )
-            .await);
-        }
-        Redeem::Invalid => {
-            return Err(OAuthError::new(
+    let issuer = Issuer::new(st, client);
+    let scope = scope.map(str::to_owned);
+    let decide: Decide<Result<Issued, OAuthError>> = Box::new(move |row, person| {
+        // Refused here, the token stays valid for its rightful client.
+        let refuse = |e: OAuthError| (Decision::Refuse { spend: false }, Err(e));
+        if row.client_id != issuer.client.client_id {
+            return refuse(OAuthError::new(
                 "invalid_grant",
-                "unknown, revoked or expired refresh token",
+                "the refresh token was issued to another client",
             ));
         }
-    };
-    if row.client_id != client.client_id {
-        tx.rollback().await.map_err(segl_store::StoreError::from)?;
-        return Err(OAuthError::new(
+        let mut grant: Grant = match serde_json::from_str(&row.grant_data) {
+            Ok(g) => g,
+            Err(e) => return refuse(OAuthError::new("server_error", log_fault(&e))),
+        };
+        if let Some(scope) = &scope {
+            let asked: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+            if asked.iter().any(|s| !grant.has_scope(s)) {
+                return refuse(OAuthError::new(
+                    "invalid_scope",
+                    "a refresh may only narrow the scope",
+                ));
+            }
+            grant.scopes.retain(|s| asked.contains(&s.as_str()));
+        }
+        // The nonce belongs to the first ID token only (OIDC Core 12.2).
+        grant.nonce = None;
+        issuer.issue(&grant, person, false, now)
+    });
+    let hash = sha256_b64url(rt.as_bytes());
+    match st
+        .store
+        .redeem_grant(Kind::Refresh, hash, now, decide)
+        .await?
+    {
+        Redeemed::Fresh(issued) => {
+            let body = issued?.sign(st)?;
+            st.metrics.refresh_total.inc();
+            Ok(body)
+        }
+        Redeemed::Reused => {
+            // A rotated token presented again means it was copied: the store revoked the
+            // whole family.
+            st.metrics.refresh_reuse.inc();
+            Err(OAuthError::new(
+                "invalid_grant",
+                "the refresh token was already used; its family is revoked",
+            ))
+        }
+        Redeemed::Invalid => Err(OAuthError::new(
             "invalid_grant",
-            "the refresh token was issued to another client",
-        ));
+            "unknown, revoked or expired refresh token",
+        )),
     }
-    let mut grant: Grant = serde_json::from_str(&row.grant_data)
-        .map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
-    if let Some(scope) = scope {
-        let asked: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
-        if asked.iter().any(|s| !grant.has_scope(s)) {
-            tx.rollback().await.map_err(segl_store::StoreError::from)?;
-            return Err(OAuthError::new(
-                "invalid_scope",
-                "a refresh may only narrow the scope",
-            ));
-        }
-        grant.scopes.retain(|s| asked.contains(&s.as_str()));
-    }
-    // The nonce belongs to the first ID token only (OIDC Core 12.2).
-    grant.nonce = None;
-    let issued = issue_tokens(st, &mut tx, client, &grant, false, now).await?;
-    tx.commit().await.map_err(segl_store::StoreError::from)?;
-    st.metrics.refresh_total.inc();
-    issued.sign(st)
 }
 
 /// A token response whose tokens are stored, with its ID token still to sign.
@@ -1048,100 +1021,119 @@ impl Issued {
             .sign(self.alg, Some("JWT"), &self.claims)
             .map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
         self.body["id_token"] = json!(id_token);
+        st.metrics.tokens_issued.inc();
         Ok(self.body)
     }
 }
 
-/// Stores the access (and refresh) token of a grant and records it in the audit log, in
-/// the caller's transaction; the ID token is signed by [`Issued::sign`] after the commit.
-async fn issue_tokens(
-    st: &AppState,
-    c: &mut segl_store::Conn,
-    client: &Client,
-    grant: &Grant,
-    first: bool,
-    now: i64,
-) -> Result<Issued, OAuthError> {
-    let policy = &st.settings.policy;
-    let person = persons::by_id(c, &grant.person_id)
-        .await?
-        .ok_or_else(|| OAuthError::new("invalid_grant", "the person no longer exists"))?;
-    let data =
-        serde_json::to_string(grant).map_err(|e| OAuthError::new("server_error", log_fault(&e)))?;
-    let access = random_token(32);
-    grants::insert_access(
-        c,
-        &TokenRow {
-            hash: sha256_b64url(access.as_bytes()),
-            client_id: client.client_id.clone(),
+/// What issuing tokens needs from the server's state, owned, so a grant can be decided
+/// inside the store's transaction (on SQLite, on its writer thread).
+struct Issuer {
+    issuer: String,
+    client: Client,
+    access_ttl: i64,
+    refresh_ttl: i64,
+    id_token_ttl: i64,
+}
+
+impl Issuer {
+    fn new(st: &AppState, client: &Client) -> Issuer {
+        let policy = &st.settings.policy;
+        Issuer {
+            issuer: st.settings.issuer.clone(),
+            client: client.clone(),
+            access_ttl: policy.access_token_ttl_secs,
+            refresh_ttl: policy.refresh_token_ttl_secs,
+            id_token_ttl: policy.id_token_ttl_secs,
+        }
+    }
+
+    /// The access (and refresh) token of a grant, its audit event and the unsigned ID token.
+    fn issue(
+        &self,
+        grant: &Grant,
+        person: Option<&persons::Person>,
+        first: bool,
+        now: i64,
+    ) -> (Decision, Result<Issued, OAuthError>) {
+        let Some(person) = person else {
+            return (
+                Decision::Refuse { spend: false },
+                Err(OAuthError::new(
+                    "invalid_grant",
+                    "the person no longer exists",
+                )),
+            );
+        };
+        let data = match serde_json::to_string(grant) {
+            Ok(d) => d,
+            Err(e) => {
+                return (
+                    Decision::Refuse { spend: false },
+                    Err(OAuthError::new("server_error", log_fault(&e))),
+                );
+            }
+        };
+        let client_id = &self.client.client_id;
+        let row = |hash: String, expires_at: i64| TokenRow {
+            hash,
+            client_id: client_id.clone(),
             person_id: person.id.clone(),
             grant_id: grant.grant_id.clone(),
             grant_data: data.clone(),
-            expires_at: now + policy.access_token_ttl_secs,
-        },
-    )
-    .await?;
-    let refresh = if grant.has_scope("offline_access") {
-        let rt = random_token(32);
-        grants::insert_refresh(
-            c,
-            &TokenRow {
-                hash: sha256_b64url(rt.as_bytes()),
-                client_id: client.client_id.clone(),
-                person_id: person.id.clone(),
-                grant_id: grant.grant_id.clone(),
-                grant_data: data,
-                expires_at: now + policy.refresh_token_ttl_secs,
-            },
-        )
-        .await?;
-        Some(rt)
-    } else {
-        None
-    };
-    let alg: JwsAlg = client.id_token_alg.parse().unwrap_or(JwsAlg::ES256);
-    let mut claims = json!({
-        "iss": st.settings.issuer,
-        "sub": person.sub,
-        "aud": client.client_id,
-        "azp": client.client_id,
-        "iat": now,
-        "exp": now + policy.id_token_ttl_secs,
-        "auth_time": grant.auth_time,
-        "acr": grant.acr,
-        "amr": grant.amr,
-        "at_hash": at_hash(&access),
-    });
-    if let Some(n) = &grant.nonce {
-        claims["nonce"] = json!(n);
-    }
-    add_person_claims(&mut claims, &person, grant, &grant.id_token_claims);
-    audit::append(
-        c,
-        &Event {
+            expires_at,
+        };
+        let access = random_token(32);
+        let access_row = row(sha256_b64url(access.as_bytes()), now + self.access_ttl);
+        let refresh = grant.has_scope("offline_access").then(|| random_token(32));
+        let refresh_row = refresh
+            .as_ref()
+            .map(|rt| row(sha256_b64url(rt.as_bytes()), now + self.refresh_ttl));
+        let alg: JwsAlg = self.client.id_token_alg.parse().unwrap_or(JwsAlg::ES256);
+        let mut claims = json!({
+            "iss": self.issuer,
+            "sub": person.sub,
+            "aud": client_id,
+            "azp": client_id,
+            "iat": now,
+            "exp": now + self.id_token_ttl,
+            "auth_time": grant.auth_time,
+            "acr": grant.acr,
+            "amr": grant.amr,
+            "at_hash": at_hash(&access),
+        });
+        if let Some(n) = &grant.nonce {
+            claims["nonce"] = json!(n);
+        }
+        add_person_claims(&mut claims, person, grant, &grant.id_token_claims);
+        let event = OwnedEvent {
             event: if first {
                 "token.issued"
             } else {
                 "token.refreshed"
             },
-            subject: Some(&person.id),
-            client_id: Some(&client.client_id),
+            subject: Some(person.id.clone()),
+            client_id: Some(client_id.clone()),
             data: json!({"scopes": grant.scopes, "acr": grant.acr}),
-        },
-        now,
-    )
-    .await?;
-    st.metrics.tokens_issued.inc();
-    let mut body = json!({
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": policy.access_token_ttl_secs,
-        "scope": grant.scopes.join(" "),
-    });
-    if let Some(rt) = refresh {
-        body["refresh_token"] = json!(rt);
+        };
+        let mut body = json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": self.access_ttl,
+            "scope": grant.scopes.join(" "),
+        });
+        if let Some(rt) = refresh {
+            body["refresh_token"] = json!(rt);
+        }
+        (
+            Decision::Issue(Box::new(NewTokens {
+                access: access_row,
+                refresh: refresh_row,
+                event,
+            })),
+            Ok(Issued { body, alg, claims }),
+        )
     }
-    Ok(Issued { body, alg, claims })
 }
 
 /// OIDC Core 3.1.3.6: left half of the SHA-256 of the access token (ES256 and RS256 both
@@ -1227,7 +1219,7 @@ async fn userinfo_for(st: &AppState, token: Option<String>) -> Response {
     };
     let now = st.now();
     let result = async {
-        let mut c = st.store.conn().await?;
+        let mut c = st.store.read().await?;
         let Some(row) = grants::access(&mut c, &sha256_b64url(token.as_bytes()), now).await? else {
             return Ok(None);
         };

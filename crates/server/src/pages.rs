@@ -213,7 +213,7 @@ async fn login_page(
             "flow is missing",
         );
     };
-    let loaded = match st.store.conn().await {
+    let loaded = match st.store.read().await {
         Ok(mut c) => flow::load(&mut c, id, jar.get(BROWSER_COOKIE).map(|c| c.value()), None).await,
         Err(e) => Err(e.into()),
     };
@@ -310,7 +310,7 @@ async fn login_post(
         }
         Err(e) => {
             // Show the step again with the error (or the flow's end), in the flow's language.
-            let reloaded = match st.store.conn().await {
+            let reloaded = match st.store.read().await {
                 Ok(mut c) => flow::load(&mut c, &id, browser.as_deref(), None).await.ok(),
                 Err(_) => None,
             };

@@ -60,31 +60,80 @@ fn chain_hash(
     data_encoding::HEXLOWER.encode(&Sha256::digest(canonical.as_bytes()))
 }
 
+const ADVANCE_HEAD: &str = "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash";
+// The trigger `audit_log_advance_head` (migration 0002) moves the head's hash along.
+const INSERT_ENTRY: &str = "INSERT INTO audit_log (seq, ts, event, subject, client_id, data, prev_hash, hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
 /// Appends an event in the caller's transaction.
 pub async fn append(c: &mut Conn, e: &Event<'_>, now: i64) -> Result<i64> {
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        .fetch_one(&mut *c)
-        .await?;
+    let head = sqlx::query(ADVANCE_HEAD).fetch_one(&mut *c).await?;
     let seq: i64 = head.try_get("seq")?;
     let prev: String = head.try_get("hash")?;
     let data = e.data.to_string();
     let hash = chain_hash(&prev, seq, now, e.event, e.subject, e.client_id, &data);
-    // The trigger `audit_log_advance_head` (migration 0002) moves the head's hash along.
-    sqlx::query(
-        "INSERT INTO audit_log (seq, ts, event, subject, client_id, data, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(seq)
-    .bind(now)
-    .bind(e.event)
-    .bind(e.subject)
-    .bind(e.client_id)
-    .bind(&data)
-    .bind(&prev)
-    .bind(&hash)
-    .execute(c)
-    .await?;
+    sqlx::query(INSERT_ENTRY)
+        .bind(seq)
+        .bind(now)
+        .bind(e.event)
+        .bind(e.subject)
+        .bind(e.client_id)
+        .bind(&data)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(c)
+        .await?;
     Ok(seq)
+}
+
+/// [`append`] on the SQLite writer thread.
+pub(crate) fn append_sync(c: &rusqlite::Connection, e: &Event<'_>, now: i64) -> Result<i64> {
+    let (seq, prev): (i64, String) = c
+        .prepare_cached(ADVANCE_HEAD)?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let data = e.data.to_string();
+    let hash = chain_hash(&prev, seq, now, e.event, e.subject, e.client_id, &data);
+    let mut stmt = c.prepare_cached(INSERT_ENTRY)?;
+    crate::writer::bind(
+        &mut stmt,
+        &[
+            &seq,
+            &now,
+            &e.event,
+            &e.subject,
+            &e.client_id,
+            &data,
+            &prev,
+            &hash,
+        ],
+    )?;
+    stmt.raw_execute()?;
+    Ok(seq)
+}
+
+/// An [`Event`] that owns its fields, for work handed to another thread.
+#[derive(Clone, Debug)]
+pub struct OwnedEvent {
+    /// Dotted event name.
+    pub event: &'static str,
+    /// The person concerned.
+    pub subject: Option<String>,
+    /// The client concerned.
+    pub client_id: Option<String>,
+    /// Details (JSON object).
+    pub data: serde_json::Value,
+}
+
+impl OwnedEvent {
+    /// Borrows it as an [`Event`].
+    pub fn as_event(&self) -> Event<'_> {
+        Event {
+            event: self.event,
+            subject: self.subject.as_deref(),
+            client_id: self.client_id.as_deref(),
+            data: self.data.clone(),
+        }
+    }
 }
 
 /// The result of checking the chain.

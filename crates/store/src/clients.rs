@@ -131,6 +131,49 @@ pub async fn by_id(c: &mut Conn, client_id: &str) -> Result<Option<Client>> {
     row.as_ref().map(from_row).transpose()
 }
 
+/// How long a looked-up client is reused before it is read again. A client changed or
+/// removed by `segl rp` (another process, or another node) is seen within this time.
+pub const CACHE_SECS: u64 = 5;
+const CACHE_MAX: usize = 10_000;
+
+/// Clients recently read, so the token endpoint does not read the client on every grant.
+/// Only clients that exist are kept: a new client is seen at once.
+#[derive(Default)]
+pub(crate) struct Cache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Client)>>,
+}
+
+impl Cache {
+    fn get(&self, id: &str) -> Option<Client> {
+        let map = self.entries.lock().ok()?;
+        let (at, c) = map.get(id)?;
+        (at.elapsed().as_secs() < CACHE_SECS).then(|| c.clone())
+    }
+
+    fn put(&self, c: &Client) {
+        if let Ok(mut map) = self.entries.lock() {
+            if map.len() >= CACHE_MAX {
+                map.clear();
+            }
+            map.insert(c.client_id.clone(), (std::time::Instant::now(), c.clone()));
+        }
+    }
+}
+
+impl crate::Store {
+    /// A client by id, from a cache of [`CACHE_SECS`] seconds (see [`Cache`]).
+    pub async fn client(&self, client_id: &str) -> Result<Option<Client>> {
+        if let Some(c) = self.clients.get(client_id) {
+            return Ok(Some(c));
+        }
+        let found = by_id(&mut *self.read().await?, client_id).await?;
+        if let Some(c) = &found {
+            self.clients.put(c);
+        }
+        Ok(found)
+    }
+}
+
 /// All clients.
 pub async fn list(c: &mut Conn) -> Result<Vec<Client>> {
     let sql = sqlx::AssertSqlSafe(format!(

@@ -7,7 +7,35 @@
 
 use sqlx::Row;
 
-use crate::{Conn, Result, StoreError, flag};
+use crate::audit::{self, Event, OwnedEvent};
+use crate::persons::{self, Person};
+use crate::{Conn, Result, Store, StoreError, flag};
+
+// One SQL text per statement, shared by the sqlx functions and the SQLite writer's.
+const INSERT_ACCESS: &str = "INSERT INTO access_tokens (token_hash, client_id, person_id, grant_id, grant_data, expires_at, revoked) \
+     VALUES ($1, $2, $3, $4, $5, $6, 0)";
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, client_id, person_id, grant_id, grant_data, expires_at, used_at, revoked) \
+     VALUES ($1, $2, $3, $4, $5, $6, NULL, 0)";
+const REDEEM_CODE: &str = "UPDATE auth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+     RETURNING code_hash, client_id, person_id, grant_id, grant_data, expires_at";
+const REUSED_CODE: &str = "SELECT code_hash, client_id, person_id, grant_id, grant_data, expires_at FROM auth_codes \
+     WHERE code_hash = $1 AND used_at IS NOT NULL";
+const REDEEM_REFRESH: &str = "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND revoked = 0 \
+     AND expires_at > $2 RETURNING token_hash, client_id, person_id, grant_id, grant_data, expires_at";
+const REUSED_REFRESH: &str = "SELECT token_hash, client_id, person_id, grant_id, grant_data, expires_at FROM refresh_tokens \
+     WHERE token_hash = $1 AND used_at IS NOT NULL";
+// The writer thread is SQLite's only writer while its transaction is open, so it can read
+// first and write only what the decision needs.
+const FRESH_CODE: &str = "SELECT code_hash, client_id, person_id, grant_id, grant_data, expires_at FROM auth_codes \
+     WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2";
+const FRESH_REFRESH: &str = "SELECT token_hash, client_id, person_id, grant_id, grant_data, expires_at FROM refresh_tokens \
+     WHERE token_hash = $1 AND used_at IS NULL AND revoked = 0 AND expires_at > $2";
+const SPEND_CODE: &str = "UPDATE auth_codes SET used_at = $2 WHERE code_hash = $1";
+const SPEND_REFRESH: &str = "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1";
+const REVOKE_ACCESS: &str =
+    "UPDATE access_tokens SET revoked = 1 WHERE grant_id = $1 AND revoked = 0";
+const REVOKE_REFRESH: &str =
+    "UPDATE refresh_tokens SET revoked = 1 WHERE grant_id = $1 AND revoked = 0";
 
 /// A stored code or token.
 #[derive(Clone, Debug)]
@@ -37,14 +65,26 @@ pub enum Redeem {
     Invalid,
 }
 
-fn token_row(r: &sqlx::any::AnyRow, hash_col: &str) -> Result<TokenRow> {
+// Columns in the order of the RETURNING and SELECT lists above.
+fn token_row(r: &sqlx::any::AnyRow) -> Result<TokenRow> {
     Ok(TokenRow {
-        hash: r.try_get(hash_col)?,
-        client_id: r.try_get("client_id")?,
-        person_id: r.try_get("person_id")?,
-        grant_id: r.try_get("grant_id")?,
-        grant_data: r.try_get("grant_data")?,
-        expires_at: r.try_get("expires_at")?,
+        hash: r.try_get(0)?,
+        client_id: r.try_get(1)?,
+        person_id: r.try_get(2)?,
+        grant_id: r.try_get(3)?,
+        grant_data: r.try_get(4)?,
+        expires_at: r.try_get(5)?,
+    })
+}
+
+fn token_row_sync(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        hash: r.get(0)?,
+        client_id: r.get(1)?,
+        person_id: r.get(2)?,
+        grant_id: r.get(3)?,
+        grant_data: r.get(4)?,
+        expires_at: r.get(5)?,
     })
 }
 
@@ -68,44 +108,37 @@ pub async fn insert_code(c: &mut Conn, t: &TokenRow) -> Result<()> {
 /// Redeems a code once: the first caller gets [`Redeem::Fresh`], every later one
 /// [`Redeem::Reused`].
 pub async fn redeem_code(c: &mut Conn, hash: &str, now: i64) -> Result<Redeem> {
-    let used = sqlx::query(
-        "UPDATE auth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-         RETURNING code_hash, client_id, person_id, grant_id, grant_data, expires_at",
-    )
-    .bind(hash)
-    .bind(now)
-    .fetch_optional(&mut *c)
-    .await?;
+    redeem(c, Kind::Code, hash, now).await
+}
+
+async fn redeem(c: &mut Conn, kind: Kind, hash: &str, now: i64) -> Result<Redeem> {
+    let (redeem, reused) = kind.sql();
+    let used = sqlx::query(redeem)
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&mut *c)
+        .await?;
     if let Some(r) = used {
-        return Ok(Redeem::Fresh(token_row(&r, "code_hash")?));
+        return Ok(Redeem::Fresh(token_row(&r)?));
     }
-    let again = sqlx::query(
-        "SELECT code_hash, client_id, person_id, grant_id, grant_data, expires_at FROM auth_codes \
-         WHERE code_hash = $1 AND used_at IS NOT NULL",
-    )
-    .bind(hash)
-    .fetch_optional(c)
-    .await?;
+    let again = sqlx::query(reused).bind(hash).fetch_optional(c).await?;
     match again {
-        Some(r) => Ok(Redeem::Reused(token_row(&r, "code_hash")?)),
+        Some(r) => Ok(Redeem::Reused(token_row(&r)?)),
         None => Ok(Redeem::Invalid),
     }
 }
 
 /// Stores an access token.
 pub async fn insert_access(c: &mut Conn, t: &TokenRow) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO access_tokens (token_hash, client_id, person_id, grant_id, grant_data, expires_at, revoked) \
-         VALUES ($1, $2, $3, $4, $5, $6, 0)",
-    )
-    .bind(&t.hash)
-    .bind(&t.client_id)
-    .bind(&t.person_id)
-    .bind(&t.grant_id)
-    .bind(&t.grant_data)
-    .bind(t.expires_at)
-    .execute(c)
-    .await?;
+    sqlx::query(INSERT_ACCESS)
+        .bind(&t.hash)
+        .bind(&t.client_id)
+        .bind(&t.person_id)
+        .bind(&t.grant_id)
+        .bind(&t.grant_data)
+        .bind(t.expires_at)
+        .execute(c)
+        .await?;
     Ok(())
 }
 
@@ -119,67 +152,237 @@ pub async fn access(c: &mut Conn, hash: &str, now: i64) -> Result<Option<TokenRo
     .bind(now)
     .fetch_optional(c)
     .await?;
-    row.as_ref().map(|r| token_row(r, "token_hash")).transpose()
+    row.as_ref().map(token_row).transpose()
 }
 
 /// Stores a refresh token.
 pub async fn insert_refresh(c: &mut Conn, t: &TokenRow) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, client_id, person_id, grant_id, grant_data, expires_at, used_at, revoked) \
-         VALUES ($1, $2, $3, $4, $5, $6, NULL, 0)",
-    )
-    .bind(&t.hash)
-    .bind(&t.client_id)
-    .bind(&t.person_id)
-    .bind(&t.grant_id)
-    .bind(&t.grant_data)
-    .bind(t.expires_at)
-    .execute(c)
-    .await?;
+    sqlx::query(INSERT_REFRESH)
+        .bind(&t.hash)
+        .bind(&t.client_id)
+        .bind(&t.person_id)
+        .bind(&t.grant_id)
+        .bind(&t.grant_data)
+        .bind(t.expires_at)
+        .execute(c)
+        .await?;
     Ok(())
 }
 
 /// Redeems a refresh token once (rotation). A token presented again is
 /// [`Redeem::Reused`]; a revoked or expired one [`Redeem::Invalid`].
 pub async fn redeem_refresh(c: &mut Conn, hash: &str, now: i64) -> Result<Redeem> {
-    let used = sqlx::query(
-        "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND revoked = 0 \
-         AND expires_at > $2 RETURNING token_hash, client_id, person_id, grant_id, grant_data, expires_at",
-    )
-    .bind(hash)
-    .bind(now)
-    .fetch_optional(&mut *c)
-    .await?;
-    if let Some(r) = used {
-        return Ok(Redeem::Fresh(token_row(&r, "token_hash")?));
-    }
-    let again = sqlx::query(
-        "SELECT token_hash, client_id, person_id, grant_id, grant_data, expires_at FROM refresh_tokens \
-         WHERE token_hash = $1 AND used_at IS NOT NULL",
-    )
-    .bind(hash)
-    .fetch_optional(c)
-    .await?;
-    match again {
-        Some(r) => Ok(Redeem::Reused(token_row(&r, "token_hash")?)),
-        None => Ok(Redeem::Invalid),
-    }
+    redeem(c, Kind::Refresh, hash, now).await
 }
 
 /// Revokes every access and refresh token of a grant; returns how many.
 pub async fn revoke_grant(c: &mut Conn, grant_id: &str) -> Result<u64> {
-    let a = sqlx::query("UPDATE access_tokens SET revoked = 1 WHERE grant_id = $1 AND revoked = 0")
+    let a = sqlx::query(REVOKE_ACCESS)
         .bind(grant_id)
         .execute(&mut *c)
         .await?
         .rows_affected();
-    let r =
-        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE grant_id = $1 AND revoked = 0")
-            .bind(grant_id)
-            .execute(c)
-            .await?
-            .rows_affected();
+    let r = sqlx::query(REVOKE_REFRESH)
+        .bind(grant_id)
+        .execute(c)
+        .await?
+        .rows_affected();
     Ok(a + r)
+}
+
+/// Which one-time value a grant redeems.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An authorization code.
+    Code,
+    /// A refresh token (rotated on every use).
+    Refresh,
+}
+
+impl Kind {
+    fn sql(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Code => (REDEEM_CODE, REUSED_CODE),
+            Kind::Refresh => (REDEEM_REFRESH, REUSED_REFRESH),
+        }
+    }
+
+    /// The audit event of a reuse.
+    fn reuse_event(self) -> &'static str {
+        match self {
+            Kind::Code => "token.code_reuse",
+            Kind::Refresh => "token.refresh_reuse",
+        }
+    }
+}
+
+/// Tokens to store for a grant, with the audit event that records them.
+#[derive(Clone, Debug)]
+pub struct NewTokens {
+    /// The new access token.
+    pub access: TokenRow,
+    /// The new refresh token, if the grant has one.
+    pub refresh: Option<TokenRow>,
+    /// The audit event (`token.issued`, `token.refreshed`).
+    pub event: OwnedEvent,
+}
+
+/// What the token endpoint decided about a first redemption.
+#[derive(Clone, Debug)]
+pub enum Decision {
+    /// Store these tokens and record the event.
+    Issue(Box<NewTokens>),
+    /// Issue nothing. With `spend` the value stays used (a code whose PKCE check failed
+    /// cannot be retried); without it, it is as if it had not been presented (a refresh
+    /// token sent by another client stays valid for its owner).
+    Refuse {
+        /// Keep the value marked as used.
+        spend: bool,
+    },
+}
+
+/// The outcome of [`Store::redeem_grant`].
+#[derive(Debug)]
+pub enum Redeemed<T> {
+    /// First use; the caller's value, with its decision applied and committed.
+    Fresh(T),
+    /// Used before: every token of its grant is now revoked and the reuse is recorded.
+    Reused,
+    /// Unknown, revoked or expired.
+    Invalid,
+}
+
+/// Decides, on the first use of a code or refresh token, what to issue; gets the stored row
+/// and its person (None when the person was deleted). Runs inside the transaction, on the
+/// SQLite writer thread for SQLite: keep it short and free of I/O.
+pub type Decide<T> = Box<dyn FnOnce(&TokenRow, Option<&Person>) -> (Decision, T) + Send>;
+
+impl Store {
+    /// Redeems a code or refresh token and applies `decide`'s decision in one durable
+    /// transaction. A reused value revokes its whole grant (RFC 6749 4.1.2, and refresh-token
+    /// rotation per the OAuth security BCP) and is recorded in the audit log.
+    pub async fn redeem_grant<T: Send + 'static>(
+        &self,
+        kind: Kind,
+        hash: String,
+        now: i64,
+        decide: Decide<T>,
+    ) -> Result<Redeemed<T>> {
+        if let Some(w) = self.writer() {
+            return w
+                .run(Box::new(move |c| {
+                    redeem_grant_sync(c, kind, &hash, now, decide)
+                }))
+                .await;
+        }
+        let mut tx = self.begin().await?;
+        let row = match redeem(&mut tx, kind, &hash, now).await? {
+            Redeem::Fresh(row) => row,
+            Redeem::Reused(row) => {
+                let revoked = revoke_grant(&mut tx, &row.grant_id).await?;
+                audit::append(&mut tx, &reuse_event(kind, &row, revoked), now).await?;
+                tx.commit().await?;
+                return Ok(Redeemed::Reused);
+            }
+            Redeem::Invalid => return Ok(Redeemed::Invalid),
+        };
+        let person = persons::by_id(&mut tx, &row.person_id).await?;
+        let (decision, value) = decide(&row, person.as_ref());
+        match decision {
+            Decision::Issue(t) => {
+                insert_access(&mut tx, &t.access).await?;
+                if let Some(r) = &t.refresh {
+                    insert_refresh(&mut tx, r).await?;
+                }
+                audit::append(&mut tx, &t.event.as_event(), now).await?;
+                tx.commit().await?;
+            }
+            Decision::Refuse { spend: true } => tx.commit().await?,
+            Decision::Refuse { spend: false } => tx.rollback().await?,
+        }
+        Ok(Redeemed::Fresh(value))
+    }
+}
+
+fn reuse_event<'a>(kind: Kind, row: &'a TokenRow, revoked: u64) -> Event<'a> {
+    Event {
+        event: kind.reuse_event(),
+        subject: Some(&row.person_id),
+        client_id: Some(&row.client_id),
+        data: serde_json::json!({"revoked": revoked}),
+    }
+}
+
+/// [`Store::redeem_grant`] on the SQLite writer thread.
+fn redeem_grant_sync<T>(
+    c: &rusqlite::Connection,
+    kind: Kind,
+    hash: &str,
+    now: i64,
+    decide: Decide<T>,
+) -> Result<Redeemed<T>> {
+    use rusqlite::OptionalExtension;
+    let (fresh, spend, reused) = match kind {
+        Kind::Code => (FRESH_CODE, SPEND_CODE, REUSED_CODE),
+        Kind::Refresh => (FRESH_REFRESH, SPEND_REFRESH, REUSED_REFRESH),
+    };
+    let unused = {
+        let mut st = c.prepare_cached(fresh)?;
+        crate::writer::bind(&mut st, &[&hash, &now])?;
+        let mut rows = st.raw_query();
+        match rows.next()? {
+            Some(r) => Some(token_row_sync(r)?),
+            None => None,
+        }
+    };
+    let Some(row) = unused else {
+        let again = c
+            .prepare_cached(reused)?
+            .query_row([hash], token_row_sync)
+            .optional()?;
+        let Some(row) = again else {
+            return Ok(Redeemed::Invalid);
+        };
+        let mut revoked = 0;
+        for sql in [REVOKE_ACCESS, REVOKE_REFRESH] {
+            revoked += c.prepare_cached(sql)?.execute([&row.grant_id])? as u64;
+        }
+        audit::append_sync(c, &reuse_event(kind, &row, revoked), now)?;
+        return Ok(Redeemed::Reused);
+    };
+    let person = persons::by_id_sync(c, &row.person_id)?;
+    let (decision, value) = decide(&row, person.as_ref());
+    let spent = !matches!(decision, Decision::Refuse { spend: false });
+    if spent {
+        let mut st = c.prepare_cached(spend)?;
+        crate::writer::bind(&mut st, &[&hash, &now])?;
+        st.raw_execute()?;
+    }
+    if let Decision::Issue(t) = decision {
+        insert_token_sync(c, INSERT_ACCESS, &t.access)?;
+        if let Some(r) = &t.refresh {
+            insert_token_sync(c, INSERT_REFRESH, r)?;
+        }
+        audit::append_sync(c, &t.event.as_event(), now)?;
+    }
+    Ok(Redeemed::Fresh(value))
+}
+
+fn insert_token_sync(c: &rusqlite::Connection, sql: &str, t: &TokenRow) -> Result<()> {
+    let mut st = c.prepare_cached(sql)?;
+    crate::writer::bind(
+        &mut st,
+        &[
+            &t.hash,
+            &t.client_id,
+            &t.person_id,
+            &t.grant_id,
+            &t.grant_data,
+            &t.expires_at,
+        ],
+    )?;
+    st.raw_execute()?;
+    Ok(())
 }
 
 /// A single sign-on session.

@@ -16,6 +16,7 @@ pub mod devices;
 pub mod flows;
 pub mod grants;
 pub mod persons;
+mod writer;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -54,6 +55,12 @@ pub enum StoreError {
     /// A stored record could not be read (corrupt or from an unknown version).
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
+    /// SQLite refused or failed on the writer thread; the detail is for the log.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The SQLite writer thread failed or stopped.
+    #[error("database writer: {0}")]
+    Writer(String),
     /// A sealed secret could not be opened (wrong seal key for this database).
     #[error(
         "a sealed secret could not be opened; is the data directory's seal key the one this database was made with?"
@@ -90,8 +97,14 @@ impl Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Read-only connections: on SQLite a pool of its own, so reads run beside the writer
+    /// (WAL) instead of queueing behind it on the single read-write connection.
+    reads: AnyPool,
     backend: Backend,
     seal: std::sync::Arc<SealKey>,
+    /// The group-commit writer of a SQLite file database (see [`writer`]).
+    writer: Option<writer::Writer>,
+    clients: std::sync::Arc<clients::Cache>,
 }
 
 /// A transaction; dereferences to a connection for the repository functions.
@@ -185,11 +198,40 @@ impl Store {
             ..Migrator::DEFAULT
         };
         migrator.run(&pool).await?;
+        let reads = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA query_only = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(AnyConnectOptions::from_str(url)?)
+                    .await?
+            }
+            Backend::Postgres => pool.clone(),
+        };
+        let writer = match (backend, writer::sqlite_path(url)) {
+            (Backend::Sqlite, Some(path)) => Some(writer::Writer::start(&path)?),
+            _ => None,
+        };
         Ok(Store {
             pool,
+            reads,
             backend,
             seal: std::sync::Arc::new(seal),
+            writer,
+            clients: Default::default(),
         })
+    }
+
+    /// The SQLite writer, when this is a SQLite file database.
+    pub(crate) fn writer(&self) -> Option<&writer::Writer> {
+        self.writer.as_ref()
     }
 
     /// Which backend this is.
@@ -211,6 +253,12 @@ impl Store {
         Ok(self.pool.acquire().await?)
     }
 
+    /// A pooled connection that may only read (a write fails on SQLite). Prefer it for
+    /// look-ups on hot paths.
+    pub async fn read(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
+        Ok(self.reads.acquire().await?)
+    }
+
     /// The key that seals secrets at rest.
     pub fn seal(&self) -> &SealKey {
         &self.seal
@@ -225,6 +273,7 @@ impl Store {
 
     /// Closes the pool (graceful shutdown).
     pub async fn close(&self) {
+        self.reads.close().await;
         self.pool.close().await;
     }
 

@@ -95,6 +95,26 @@ pub async fn by_id(c: &mut Conn, id: &str) -> Result<Option<Person>> {
     row.as_ref().map(from_row).transpose()
 }
 
+/// [`by_id`] on the SQLite writer thread.
+pub(crate) fn by_id_sync(c: &rusqlite::Connection, id: &str) -> Result<Option<Person>> {
+    use rusqlite::OptionalExtension;
+    let sql = format!("SELECT {COLS} FROM persons WHERE id = ?1");
+    Ok(c.prepare_cached(&sql)?
+        .query_row([id], |r| {
+            Ok(Person {
+                id: r.get(0)?,
+                sub: r.get(1)?,
+                nin: r.get(2)?,
+                name: r.get(3)?,
+                birthdate: r.get(4)?,
+                phone: r.get(5)?,
+                email: r.get(6)?,
+                created_at: r.get(7)?,
+            })
+        })
+        .optional()?)
+}
+
 /// A person's password record.
 #[derive(Clone, Debug)]
 pub struct PasswordRecord {

@@ -395,3 +395,316 @@ async fn codes_and_refresh_tokens_redeem_once_and_reuse_revokes() {
         db.close().await;
     }
 }
+
+/// A decision that issues `access` (and `refresh`) and records `token.refreshed`; the value
+/// handed back is the name of the person the store found for the row.
+fn issue(access: &str, refresh: Option<&str>) -> grants::Decide<Option<String>> {
+    let (access, refresh) = (access.to_string(), refresh.map(str::to_string));
+    Box::new(move |r: &TokenRow, p: Option<&Person>| {
+        let mine = |hash: &str| TokenRow {
+            person_id: r.person_id.clone(),
+            ..row(hash, &r.grant_id)
+        };
+        let tokens = grants::NewTokens {
+            access: mine(&access),
+            refresh: refresh.as_deref().map(mine),
+            event: audit::OwnedEvent {
+                event: "token.refreshed",
+                subject: Some(r.person_id.clone()),
+                client_id: Some(r.client_id.clone()),
+                data: json!({}),
+            },
+        };
+        (
+            grants::Decision::Issue(Box::new(tokens)),
+            p.map(|p| p.name.clone()),
+        )
+    })
+}
+
+fn refuse(spend: bool) -> grants::Decide<Option<String>> {
+    Box::new(move |_: &TokenRow, _: Option<&Person>| (grants::Decision::Refuse { spend }, None))
+}
+
+fn row_of(p: &Person, hash: &str, grant: &str) -> TokenRow {
+    TokenRow {
+        person_id: p.id.clone(),
+        ..row(hash, grant)
+    }
+}
+
+async fn audit_events(store: &Store) -> Vec<String> {
+    let mut c = store.conn().await.unwrap();
+    let mut v: Vec<String> = audit::latest(&mut c, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    v.reverse();
+    v
+}
+
+#[tokio::test]
+async fn redeem_grant_rotates_once_and_reuse_revokes_the_family() {
+    use grants::{Kind, Redeemed};
+    for db in backends().await {
+        let s = &db.store;
+        let p = person("01019010046");
+        let mut c = s.conn().await.unwrap();
+        persons::insert(&mut c, &p).await.unwrap();
+        grants::insert_refresh(&mut c, &row_of(&p, "rt0", "g1"))
+            .await
+            .unwrap();
+        drop(c);
+
+        let first = s
+            .redeem_grant(Kind::Refresh, "rt0".into(), 1000, issue("at1", Some("rt1")))
+            .await
+            .unwrap();
+        assert!(
+            matches!(first, Redeemed::Fresh(Some(ref n)) if n == "Kari Nordmann"),
+            "{first:?}"
+        );
+        let second = s
+            .redeem_grant(Kind::Refresh, "rt1".into(), 1001, issue("at2", Some("rt2")))
+            .await
+            .unwrap();
+        assert!(matches!(second, Redeemed::Fresh(Some(_))));
+        let mut c = s.conn().await.unwrap();
+        assert!(grants::access(&mut c, "at1", 1001).await.unwrap().is_some());
+        assert!(grants::access(&mut c, "at2", 1001).await.unwrap().is_some());
+        drop(c);
+
+        // rt0 again: a copy. Everything of grant g1 is revoked, and the reuse recorded.
+        let again = s
+            .redeem_grant(Kind::Refresh, "rt0".into(), 1002, issue("at3", Some("rt3")))
+            .await
+            .unwrap();
+        assert!(matches!(again, Redeemed::Reused));
+        let mut c = s.conn().await.unwrap();
+        assert!(grants::access(&mut c, "at1", 1002).await.unwrap().is_none());
+        assert!(grants::access(&mut c, "at2", 1002).await.unwrap().is_none());
+        assert!(grants::access(&mut c, "at3", 1002).await.unwrap().is_none());
+        let newest = audit::latest(&mut c, 1).await.unwrap().remove(0);
+        assert_eq!(newest.event, "token.refresh_reuse");
+        // at1, at2 and the live rt2 (rt0 and rt1 are used, but still flagged).
+        assert_eq!(newest.data, json!({"revoked": 5}).to_string());
+        assert!(audit::verify(&mut c).await.unwrap().ok);
+        drop(c);
+        let rt2 = s
+            .redeem_grant(Kind::Refresh, "rt2".into(), 1003, issue("at4", None))
+            .await
+            .unwrap();
+        assert!(
+            matches!(rt2, Redeemed::Invalid),
+            "a revoked token is invalid"
+        );
+        let unknown = s
+            .redeem_grant(Kind::Refresh, "nope".into(), 1003, issue("at5", None))
+            .await
+            .unwrap();
+        assert!(matches!(unknown, Redeemed::Invalid));
+        assert_eq!(
+            audit_events(s).await,
+            ["token.refreshed", "token.refreshed", "token.refresh_reuse"]
+        );
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn redeem_grant_refusals_spend_only_when_asked() {
+    use grants::{Kind, Redeemed};
+    for db in backends().await {
+        let s = &db.store;
+        let p = person("01019010046");
+        let mut c = s.conn().await.unwrap();
+        persons::insert(&mut c, &p).await.unwrap();
+        grants::insert_refresh(&mut c, &row_of(&p, "rt", "g1"))
+            .await
+            .unwrap();
+        grants::insert_code(&mut c, &row_of(&p, "code", "g2"))
+            .await
+            .unwrap();
+        grants::insert_code(&mut c, &row_of(&p, "late", "g3"))
+            .await
+            .unwrap();
+        drop(c);
+
+        // A refresh token refused (say, sent by another client) stays valid for its owner.
+        let r = s
+            .redeem_grant(Kind::Refresh, "rt".into(), 1000, refuse(false))
+            .await
+            .unwrap();
+        assert!(matches!(r, Redeemed::Fresh(None)));
+        let r = s
+            .redeem_grant(Kind::Refresh, "rt".into(), 1001, issue("at", Some("rt2")))
+            .await
+            .unwrap();
+        assert!(matches!(r, Redeemed::Fresh(Some(_))));
+
+        // A code refused with `spend` (a wrong PKCE verifier) cannot be tried again.
+        let r = s
+            .redeem_grant(Kind::Code, "code".into(), 1000, refuse(true))
+            .await
+            .unwrap();
+        assert!(matches!(r, Redeemed::Fresh(None)));
+        let r = s
+            .redeem_grant(Kind::Code, "code".into(), 1001, issue("at-c", None))
+            .await
+            .unwrap();
+        assert!(matches!(r, Redeemed::Reused));
+        let mut c = s.conn().await.unwrap();
+        assert!(
+            grants::access(&mut c, "at-c", 1001)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        drop(c);
+
+        // An expired code is invalid and is not spent by the attempt.
+        let r = s
+            .redeem_grant(Kind::Code, "late".into(), 2000, issue("at-l", None))
+            .await
+            .unwrap();
+        assert!(matches!(r, Redeemed::Invalid));
+        assert_eq!(
+            audit_events(s).await,
+            ["token.refreshed", "token.code_reuse"]
+        );
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_redemptions_of_one_token_have_one_winner() {
+    use grants::{Kind, Redeemed};
+    for db in backends().await {
+        let p = person("01019010046");
+        let mut c = db.store.conn().await.unwrap();
+        persons::insert(&mut c, &p).await.unwrap();
+        grants::insert_refresh(&mut c, &row_of(&p, "rt", "g1"))
+            .await
+            .unwrap();
+        drop(c);
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let s = db.store.clone();
+                tokio::spawn(async move {
+                    s.redeem_grant(
+                        Kind::Refresh,
+                        "rt".into(),
+                        1000,
+                        issue(&format!("at{i}"), Some(&format!("rt{i}"))),
+                    )
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        let mut fresh = 0;
+        let mut reused = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Redeemed::Fresh(_) => fresh += 1,
+                Redeemed::Reused => reused += 1,
+                Redeemed::Invalid => panic!("a used token is reported as reused, not invalid"),
+            }
+        }
+        assert_eq!((fresh, reused), (1, 19));
+        let mut c = db.store.conn().await.unwrap();
+        assert!(audit::verify(&mut c).await.unwrap().ok);
+        drop(c);
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn many_grants_at_once_are_all_durable_and_chained() {
+    use grants::{Kind, Redeemed};
+    for db in backends().await {
+        let p = person("01019010046");
+        let mut c = db.store.conn().await.unwrap();
+        persons::insert(&mut c, &p).await.unwrap();
+        for i in 0..64 {
+            grants::insert_refresh(&mut c, &row_of(&p, &format!("rt{i}"), &format!("g{i}")))
+                .await
+                .unwrap();
+        }
+        drop(c);
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let s = db.store.clone();
+                tokio::spawn(async move {
+                    s.redeem_grant(
+                        Kind::Refresh,
+                        format!("rt{i}"),
+                        1000,
+                        issue(&format!("at{i}"), Some(&format!("next{i}"))),
+                    )
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert!(matches!(t.await.unwrap(), Redeemed::Fresh(Some(_))));
+        }
+        db.store.close().await;
+        // Reopened from disk: every grant's tokens and audit entry are there.
+        let again = Store::open(&db.url, SealKey::from_bytes(&[7u8; 32]).unwrap())
+            .await
+            .unwrap();
+        let mut c = again.conn().await.unwrap();
+        for i in 0..64 {
+            assert!(
+                grants::access(&mut c, &format!("at{i}"), 1000)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+        let report = audit::verify(&mut c).await.unwrap();
+        assert!(report.ok);
+        assert_eq!(report.entries, 64);
+        drop(c);
+        again.close().await;
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_grant_whose_write_fails_leaves_nothing_behind() {
+    use grants::Kind;
+    for db in backends().await {
+        let s = &db.store;
+        let p = person("01019010046");
+        let mut c = s.conn().await.unwrap();
+        persons::insert(&mut c, &p).await.unwrap();
+        grants::insert_code(&mut c, &row_of(&p, "code", "g1"))
+            .await
+            .unwrap();
+        // An access token with the hash the decision will try to insert again.
+        grants::insert_access(&mut c, &row_of(&p, "taken", "g0"))
+            .await
+            .unwrap();
+        drop(c);
+        let failed = s
+            .redeem_grant(Kind::Code, "code".into(), 1000, issue("taken", None))
+            .await;
+        assert!(
+            failed.is_err(),
+            "a duplicate token hash must fail the grant"
+        );
+        // The code was not spent and no audit entry was written: the grant can be retried.
+        assert!(audit_events(s).await.is_empty());
+        let retry = s
+            .redeem_grant(Kind::Code, "code".into(), 1001, issue("fresh", None))
+            .await
+            .unwrap();
+        assert!(matches!(retry, grants::Redeemed::Fresh(Some(_))));
+        db.close().await;
+    }
+}

@@ -1,0 +1,212 @@
+//! The SQLite group-commit writer: one OS thread owns a rusqlite connection and runs the
+//! hot write paths (the token endpoint) as closures.
+//!
+//! Why: through sqlx each statement is a round trip to sqlx's SQLite worker thread, and
+//! each commit is an fsync; a refresh grant has about eight statements, so the disk and the
+//! thread hand-offs, not SQLite, set the ceiling. Here the statements of a grant run
+//! back to back on the thread that owns the connection, and every job waiting when a
+//! transaction starts shares it: one `BEGIN IMMEDIATE … COMMIT`, so one fsync, for the
+//! whole batch. No job's result is handed back before the COMMIT that made it durable has
+//! returned; if any job's statement fails, the batch is rolled back and every job in it
+//! fails (a savepoint per job would cost more than the failures it would contain, which
+//! are I/O errors, not refusals: a job reads first and writes only what it keeps).
+//!
+//! The sqlx connection stays in use for everything else; the two connections take
+//! SQLite's write lock in turn (`busy_timeout`), and WAL lets readers run beside either.
+//!
+//! The writer never checkpoints: copying WAL frames back into the database file (and its
+//! fsync) would stall every grant waiting behind it. A checkpoint thread with its own
+//! connection does that work beside the writer (PASSIVE: it never blocks a writer), and
+//! the WAL is restarted from its beginning once a checkpoint has caught up.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::{Result, StoreError};
+
+/// Jobs taken into one transaction at most; bounds the latency a long batch adds.
+const MAX_BATCH: usize = 128;
+/// How often the checkpoint thread copies the WAL back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A job's statements. A job reads before it writes and writes only what it decided to
+/// keep, so it needs no savepoint of its own; if any statement fails, the whole batch is
+/// rolled back and every job in it fails, so nothing is ever half written.
+pub(crate) type JobFn<T> = Box<dyn FnOnce(&Connection) -> Result<T> + Send>;
+
+trait Work: Send {
+    /// Runs in the open transaction; false when a statement failed.
+    fn run(&mut self, c: &Connection) -> bool;
+    /// Hands the result back once the transaction is settled.
+    fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
+}
+
+struct Task<T> {
+    f: Option<JobFn<T>>,
+    out: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T: Send> Work for Task<T> {
+    fn run(&mut self, c: &Connection) -> bool {
+        let Some(f) = self.f.take() else { return true };
+        let out = f(c);
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: std::result::Result<(), String>) {
+        let result = match (self.out, committed) {
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(_)), Err(e)) | (None, Err(e)) => Err(StoreError::Writer(e)),
+            (None, Ok(())) => Err(StoreError::Writer("the job did not run".into())),
+        };
+        // The caller may have gone away (client disconnected); its writes stand.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Handle to the writer thread; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Box<dyn Work>>,
+    /// The checkpoint thread stops once the last handle is gone.
+    _alive: std::sync::Arc<()>,
+}
+
+impl Writer {
+    /// Opens the database file (already migrated by sqlx) and starts the thread.
+    pub(crate) fn start(path: &Path) -> Result<Writer> {
+        let conn = open(path)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = open(path)?;
+        let (jobs, rx) = mpsc::channel::<Box<dyn Work>>();
+        let alive = std::sync::Arc::new(());
+        let watch = std::sync::Arc::downgrade(&alive);
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map(drop)
+                .map_err(|e| StoreError::Writer(format!("cannot start the {name} thread: {e}")))
+        };
+        spawn("segl-sqlite-writer", Box::new(move || run(conn, rx)))?;
+        spawn(
+            "segl-sqlite-checkpoint",
+            Box::new(move || {
+                while watch.upgrade().is_some() {
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                    if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                        tracing::warn!(error = %e, "SQLite checkpoint failed; will retry");
+                    }
+                }
+            }),
+        )?;
+        Ok(Writer {
+            jobs,
+            _alive: alive,
+        })
+    }
+
+    /// Runs `f` in the next group commit and returns its value once that commit is on disk.
+    pub(crate) async fn run<T: Send + 'static>(&self, f: JobFn<T>) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Box::new(Task {
+                f: Some(f),
+                out: None,
+                reply,
+            }))
+            .map_err(|_| StoreError::Writer("the writer thread has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Writer("the writer thread has stopped".into()))?
+    }
+}
+
+fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    // FULL: the COMMIT returns only once the WAL is fsynced, so every answer is durable.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // The default page cache (2 MiB) on purpose: a larger one makes every commit slower,
+    // as SQLite walks the whole cache at the end of each transaction.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Work>>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {
+                let mut failed = false;
+                for job in &mut batch {
+                    // After a failure the rest still run (and are rolled back with it), so
+                    // each gets an answer; none of them is retried.
+                    failed |= !job.run(&conn);
+                }
+                if failed {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err("a statement failed; the batch was rolled back".to_string())
+                } else {
+                    match conn.execute_batch("COMMIT") {
+                        Ok(()) => Ok(()),
+                        Err(e) => {
+                            let _ = conn.execute_batch("ROLLBACK");
+                            Err(format!("commit failed: {e}"))
+                        }
+                    }
+                }
+            }
+            Err(e) => Err(format!("cannot begin a transaction: {e}")),
+        };
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, jobs = batch.len(), "SQLite group commit failed");
+        }
+        for job in batch {
+            job.finish(committed.clone());
+        }
+    }
+}
+
+/// The database file named by a `sqlite:` URL (`sqlite://path?mode=rwc`), if it names one.
+pub(crate) fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// Binds `params` to the `$1`, `$2`, … placeholders of `stmt`, so one SQL text serves sqlx
+/// (on both backends) and rusqlite. SQLite numbers `$N` parameters by first appearance, not
+/// by N, so binding by position would be wrong whenever `$2` comes before `$1`.
+pub(crate) fn bind(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<()> {
+    for (i, p) in params.iter().enumerate() {
+        let name = format!("${}", i + 1);
+        let idx = stmt
+            .parameter_index(&name)?
+            .ok_or_else(|| StoreError::Writer(format!("statement has no parameter {name}")))?;
+        stmt.raw_bind_parameter(idx, p)?;
+    }
+    Ok(())
+}
