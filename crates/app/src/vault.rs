@@ -32,8 +32,8 @@
 //! (counted) from an altered file (refused as [`VaultError::Tampered`], not counted). It
 //! helps an offline guesser no more than the GCM tag already does.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -410,32 +410,5 @@ fn write(path: &Path, file: &VaultFile) -> Result<(), VaultError> {
     let mut json =
         serde_json::to_vec_pretty(file).map_err(|e| io_err(path)(io::Error::other(e)))?;
     json.push(b'\n');
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let base = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{base}.tmp-{}",
-        segl_crypto::random::random_token(9)
-    ));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&json)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        // The temporary name goes whatever happened; failing to remove it is harmless.
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(io_err(path))
+    segl_crypto::seal::replace_private(path, &json).map_err(io_err(path))
 }

@@ -210,6 +210,16 @@ pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// temporary file is written and synced, then hard-linked into place, which fails if
 /// `path` exists. Returns `false` (and writes nothing) if `path` already existed.
 pub(crate) fn write_new_private(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    write_private(path, bytes, false)
+}
+
+/// Writes `bytes` to `path` with mode 0600, durably and atomically, replacing what was
+/// there: a reader sees the old content or the new, never a part.
+pub fn replace_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_private(path, bytes, true).map(drop)
+}
+
+fn write_private(path: &Path, bytes: &[u8], replace: bool) -> io::Result<bool> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -223,6 +233,9 @@ pub(crate) fn write_new_private(path: &Path, bytes: &[u8]) -> io::Result<bool> {
             .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        if replace {
+            return fs::rename(&tmp, path).map(|()| true);
+        }
         match fs::hard_link(&tmp, path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),

@@ -12,6 +12,8 @@ use crate::persons::{self, Person};
 use crate::{Conn, Result, Store, StoreError, flag};
 
 // One SQL text per statement, shared by the sqlx functions and the SQLite writer's.
+const INSERT_CODE: &str = "INSERT INTO auth_codes (code_hash, client_id, person_id, grant_id, grant_data, expires_at, used_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, NULL)";
 const INSERT_ACCESS: &str = "INSERT INTO access_tokens (token_hash, client_id, person_id, grant_id, grant_data, expires_at, revoked) \
      VALUES ($1, $2, $3, $4, $5, $6, 0)";
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, client_id, person_id, grant_id, grant_data, expires_at, used_at, revoked) \
@@ -90,19 +92,7 @@ fn token_row_sync(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
 
 /// Stores an authorization code.
 pub async fn insert_code(c: &mut Conn, t: &TokenRow) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO auth_codes (code_hash, client_id, person_id, grant_id, grant_data, expires_at, used_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, NULL)",
-    )
-    .bind(&t.hash)
-    .bind(&t.client_id)
-    .bind(&t.person_id)
-    .bind(&t.grant_id)
-    .bind(&t.grant_data)
-    .bind(t.expires_at)
-    .execute(c)
-    .await?;
-    Ok(())
+    insert_token(c, INSERT_CODE, t).await
 }
 
 /// Redeems a code once: the first caller gets [`Redeem::Fresh`], every later one
@@ -130,7 +120,11 @@ async fn redeem(c: &mut Conn, kind: Kind, hash: &str, now: i64) -> Result<Redeem
 
 /// Stores an access token.
 pub async fn insert_access(c: &mut Conn, t: &TokenRow) -> Result<()> {
-    sqlx::query(INSERT_ACCESS)
+    insert_token(c, INSERT_ACCESS, t).await
+}
+
+async fn insert_token(c: &mut Conn, sql: &'static str, t: &TokenRow) -> Result<()> {
+    sqlx::query(sql)
         .bind(&t.hash)
         .bind(&t.client_id)
         .bind(&t.person_id)
@@ -157,16 +151,7 @@ pub async fn access(c: &mut Conn, hash: &str, now: i64) -> Result<Option<TokenRo
 
 /// Stores a refresh token.
 pub async fn insert_refresh(c: &mut Conn, t: &TokenRow) -> Result<()> {
-    sqlx::query(INSERT_REFRESH)
-        .bind(&t.hash)
-        .bind(&t.client_id)
-        .bind(&t.person_id)
-        .bind(&t.grant_id)
-        .bind(&t.grant_data)
-        .bind(t.expires_at)
-        .execute(c)
-        .await?;
-    Ok(())
+    insert_token(c, INSERT_REFRESH, t).await
 }
 
 /// Redeems a refresh token once (rotation). A token presented again is
