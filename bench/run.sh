@@ -2,7 +2,7 @@
 # segl's benchmarks: full logins/s against the Argon2id limit, refresh grants/s against
 # panva's oidc-provider and the disk's durable-write limit, and resident memory.
 #
-#   bench/run.sh            # everything, RUNS=3 (about 5-8 minutes on 2 cores, plus any build)
+#   bench/run.sh            # everything, RUNS=3 (about 10 minutes on 2 cores, plus any build)
 #   RUNS=5 bench/run.sh     # more runs; see the variables below for the other knobs
 #
 # Load only ever goes to 127.0.0.1. Each benchmark runs RUNS times, interleaved with the
@@ -18,7 +18,8 @@ LOGIN_SECS=${LOGIN_SECS:-15}
 REFRESH_SECS=${REFRESH_SECS:-10}
 FSYNC_SECS=${FSYNC_SECS:-3}
 LOGIN_CONC=${LOGIN_CONC:-16}
-REFRESH_CONC=${REFRESH_CONC:-16}
+# Concurrent refresh-token chains; each level is measured for segl and for the peer.
+REFRESH_CONCS=${REFRESH_CONCS:-"16 64"}
 PEOPLE=${PEOPLE:-32}
 IDLE_STARTS=${IDLE_STARTS:-5}
 BACKENDS=${BACKENDS:-"sqlite postgres"}
@@ -117,13 +118,13 @@ wait_quiet
 } | tee "$WORK/machine.txt" >&2
 rm -rf "$WORK/data-config"
 
-# The peer: oidc-provider with REFRESH_CONC fresh refresh tokens; started anew for each of
+# The peer: oidc-provider with as many fresh refresh tokens as chains; started anew for each of
 # its runs, because its in-memory adapter slows down as a grant's list of rotated tokens
 # grows (each save walks the list), which would penalise its later runs.
 PEER_TOKENS=$WORK/peer-tokens.txt
 PEER_SECRET=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
 start_peer() {
-    (cd "$ROOT/bench/peer" && exec node peer.mjs --tokens "$PEER_TOKENS" --count "$REFRESH_CONC" \
+    (cd "$ROOT/bench/peer" && exec node peer.mjs --tokens "$PEER_TOKENS" --count "$1" \
         --client-secret="$PEER_SECRET") >"$WORK/peer.log" 2>&1 &
     PEER_PID=$!
     PIDS+=("$PEER_PID")
@@ -179,23 +180,28 @@ for backend in $BACKENDS; do
             --concurrency "$LOGIN_CONC" --seconds "$LOGIN_SECS" --save-refresh "$rts" --server-pid "$pid" | record "$backend" "$i"
     done
 
-    chains=$WORK/chains-$backend.txt
-    head -n "$REFRESH_CONC" "$rts" >"$chains"
-    for i in $(seq 1 "$RUNS"); do
-        wait_quiet
-        "$LG" refresh --token-url "$BASE/oauth2/token" --client-id "$client_id" \
-            --client-secret="$client_secret" --tokens "$chains" \
-            --concurrency "$REFRESH_CONC" --seconds "$REFRESH_SECS" --server-pid "$pid" | record "$backend" "$i"
-        if [[ $backend == sqlite ]]; then
-            start_peer
-            sleep 1
-            "$LG" refresh --token-url "$PEER_BASE/token" --client-id bench-peer \
-                --client-secret="$PEER_SECRET" --tokens "$PEER_TOKENS" \
-                --concurrency "$REFRESH_CONC" --seconds "$REFRESH_SECS" --server-pid "$PEER_PID" | record oidc-provider "$i"
-            memory "$PEER_PID" | jq -c --argjson run "$i" '{bench: "memory_after_load", backend: "oidc-provider", run: $run} + .' >>"$OUT"
-            stop_pid "$PEER_PID"
-            "$LG" fsync --dir "$data" --seconds "$FSYNC_SECS" | record "$backend" "$i"
-        fi
+    # Each concurrency level gets its own chains (disjoint lines of the saved tokens).
+    first=1
+    for conc in $REFRESH_CONCS; do
+        chains=$WORK/chains-$backend-$conc.txt
+        sed -n "${first},$((first + conc - 1))p" "$rts" >"$chains"
+        first=$((first + conc))
+        for i in $(seq 1 "$RUNS"); do
+            wait_quiet
+            "$LG" refresh --token-url "$BASE/oauth2/token" --client-id "$client_id" \
+                --client-secret="$client_secret" --tokens "$chains" \
+                --concurrency "$conc" --seconds "$REFRESH_SECS" --server-pid "$pid" | record "$backend" "$i"
+            if [[ $backend == sqlite ]]; then
+                start_peer "$conc"
+                sleep 1
+                "$LG" refresh --token-url "$PEER_BASE/token" --client-id bench-peer \
+                    --client-secret="$PEER_SECRET" --tokens "$PEER_TOKENS" \
+                    --concurrency "$conc" --seconds "$REFRESH_SECS" --server-pid "$PEER_PID" | record oidc-provider "$i"
+                memory "$PEER_PID" | jq -c --argjson run "$i" '{bench: "memory_after_load", backend: "oidc-provider", run: $run} + .' >>"$OUT"
+                stop_pid "$PEER_PID"
+                "$LG" fsync --dir "$data" --seconds "$FSYNC_SECS" | record "$backend" "$i"
+            fi
+        done
     done
     memory "$pid" | jq -c --arg b "$backend" '{bench: "memory_after_load", backend: $b} + .' | tee -a "$OUT" >&2
     echo "serve log $backend: $(wc -l <"$data/serve.log") lines, $(grep -ci 'error' "$data/serve.log" || true) mentioning error" >>"$WORK/machine.txt"

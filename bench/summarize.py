@@ -94,34 +94,37 @@ def main():
     print()
 
     print("### Refresh-token grants per second (rotation on every grant)\n")
-    print("| server | storage | grants/s (runs) | median grants/s | p50 / p99 ms | server CPU ms/grant | machine busy cores | errors | "
+    print("| server | storage | concurrent chains | grants/s (runs) | median grants/s | p50 / p99 ms | server CPU ms/grant | machine busy cores | errors | "
           "ratio to oidc-provider | ratio to fsync limit | goal |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    peer = series(rows, "refresh", "oidc-provider")
-    mp = med(peer)
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     fs = series(rows, "fsync", "sqlite")
     mf = med(fs)
-    for b in backends:
-        rf = series(rows, "refresh", b)
-        if not rf:
-            continue
-        m = med(rf)
-        errs = sum(r["errors"] for r in rf)
-        storage = "SQLite file, WAL, synchronous=FULL" if b == "sqlite" else "PostgreSQL 15 on 127.0.0.1"
-        vs_peer = f"{m / mp:.2f}x" if mp else "-"
-        vs_fs = f"{m / mf:.0%}" if (mf and b == "sqlite") else "-"
-        if b == "sqlite":
-            goal = f">= 5,000/s: {yes(m >= REFRESH_GOAL)}; >= peer: {yes(mp is not None and m >= mp)}"
-        else:
-            goal = "(no goal)"
-        print(f"| segl | {storage} | {fmt_runs(rf)} | **{m:.0f}** | {med(rf, 'p50_ms'):.2f} / {med(rf, 'p99_ms'):.2f} "
-              f"| {cpu(rf)} | {busy(rf)} | {errs} | {vs_peer} | {vs_fs} | {goal} |")
-    if peer:
-        errs = sum(r["errors"] for r in peer)
-        print(f"| oidc-provider 9 | default in-memory adapter (nothing durable) | {fmt_runs(peer)} | **{mp:.0f}** "
-              f"| {med(peer, 'p50_ms'):.2f} / {med(peer, 'p99_ms'):.2f} | {cpu(peer)} | {busy(peer)} | {errs} | 1.00x | - | peer |")
+    levels = sorted({r.get("concurrency") for r in rows if r.get("bench") == "refresh"}, key=lambda c: c or 0)
+    for conc in levels:
+        at = [r for r in rows if r.get("concurrency") == conc]
+        peer = series(at, "refresh", "oidc-provider")
+        mp = med(peer)
+        for b in backends:
+            rf = series(at, "refresh", b)
+            if not rf:
+                continue
+            m = med(rf)
+            errs = sum(r["errors"] for r in rf)
+            storage = "SQLite file, WAL, synchronous=FULL" if b == "sqlite" else "PostgreSQL 15 on 127.0.0.1"
+            vs_peer = f"{m / mp:.2f}x" if mp else "-"
+            vs_fs = f"{m / mf:.0%}" if (mf and b == "sqlite") else "-"
+            if b == "sqlite":
+                goal = f">= 5,000/s: {yes(m >= REFRESH_GOAL)}; >= peer: {yes(mp is not None and m >= mp)}"
+            else:
+                goal = "(no goal)"
+            print(f"| segl | {storage} | {conc} | {fmt_runs(rf)} | **{m:.0f}** | {med(rf, 'p50_ms'):.2f} / {med(rf, 'p99_ms'):.2f} "
+                  f"| {cpu(rf)} | {busy(rf)} | {errs} | {vs_peer} | {vs_fs} | {goal} |")
+        if peer:
+            errs = sum(r["errors"] for r in peer)
+            print(f"| oidc-provider 9 | default in-memory adapter (nothing durable) | {conc} | {fmt_runs(peer)} | **{mp:.0f}** "
+                  f"| {med(peer, 'p50_ms'):.2f} / {med(peer, 'p99_ms'):.2f} | {cpu(peer)} | {busy(peer)} | {errs} | 1.00x | - | peer |")
     if fs:
-        print(f"| (limit) 4 KiB append + fdatasync, one writer, same disk | - | {fmt_runs(fs)} | **{mf:.0f}** "
+        print(f"| (limit) 4 KiB append + fdatasync, one writer, same disk | - | 1 | {fmt_runs(fs)} | **{mf:.0f}** "
               f"| {med(fs, 'p50_ms'):.2f} / {med(fs, 'p99_ms'):.2f} | - | - | - | - | 100% | physical limit |")
     print()
 
