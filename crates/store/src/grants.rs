@@ -272,7 +272,11 @@ impl Store {
             Redeem::Invalid => return Ok(Redeemed::Invalid),
         };
         let person = persons::by_id(&mut tx, &row.person_id).await?;
-        let (decision, value) = decide(&row, person.as_ref());
+        // As on the writer thread: a panicking decision rolls back (tx is dropped).
+        let (decision, value) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decide(&row, person.as_ref())
+        }))
+        .map_err(|_| StoreError::Internal("a grant's decision panicked".into()))?;
         match decision {
             Decision::Issue(t) => {
                 insert_access(&mut tx, &t.access).await?;

@@ -58,6 +58,9 @@ pub enum StoreError {
     /// SQLite refused or failed on the writer thread; the detail is for the log.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A bug: code run inside a transaction panicked; the transaction was rolled back.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The SQLite writer thread failed or stopped.
     #[error("database writer: {0}")]
     Writer(String),

@@ -53,7 +53,9 @@ struct Task<T> {
 impl<T: Send> Work for Task<T> {
     fn run(&mut self, c: &Connection) -> bool {
         let Some(f) = self.f.take() else { return true };
-        let out = f(c);
+        // A job that panics fails its batch instead of ending the thread every grant needs.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)))
+            .unwrap_or_else(|_| Err(StoreError::Internal("a grant's decision panicked".into())));
         let ok = out.is_ok();
         self.out = Some(out);
         ok

@@ -708,3 +708,30 @@ async fn a_grant_whose_write_fails_leaves_nothing_behind() {
         db.close().await;
     }
 }
+
+#[tokio::test]
+async fn a_panicking_decision_rolls_back_and_the_store_keeps_working() {
+    use grants::{Kind, Redeemed};
+    for db in backends().await {
+        let s = &db.store;
+        let p = person("01019010046");
+        let mut c = s.conn().await.unwrap();
+        persons::insert(&mut c, &p).await.unwrap();
+        grants::insert_refresh(&mut c, &row_of(&p, "rt", "g1"))
+            .await
+            .unwrap();
+        drop(c);
+        let boom: grants::Decide<Option<String>> =
+            Box::new(|_: &TokenRow, _: Option<&Person>| panic!("a bug in a decision"));
+        let failed = s.redeem_grant(Kind::Refresh, "rt".into(), 1000, boom).await;
+        assert!(matches!(failed, Err(StoreError::Internal(_))), "{failed:?}");
+        // Nothing was spent or recorded, and the next grant goes through.
+        let again = s
+            .redeem_grant(Kind::Refresh, "rt".into(), 1001, issue("at", Some("rt2")))
+            .await
+            .unwrap();
+        assert!(matches!(again, Redeemed::Fresh(Some(_))));
+        assert_eq!(audit_events(s).await, ["token.refreshed"]);
+        db.close().await;
+    }
+}
