@@ -7,9 +7,10 @@
 //!
 //! Repository functions take `&mut AnyConnection` so a handler can run several of them in one
 //! transaction ([`Store::begin`]); the modules are laid out by table:
-//! [`persons`], [`devices`], [`clients`], [`flows`], [`grants`], [`audit`].
+//! [`persons`], [`devices`], [`apps`], [`clients`], [`flows`], [`grants`], [`audit`].
 #![forbid(unsafe_code)]
 
+pub mod apps;
 pub mod audit;
 pub mod clients;
 pub mod devices;
@@ -131,6 +132,11 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 "audit head trigger",
                 include_str!("../migrations/sqlite/0002_audit_head_trigger.sql"),
             ),
+            (
+                3,
+                "app devices",
+                include_str!("../migrations/sqlite/0003_app_devices.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -142,6 +148,11 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 2,
                 "audit head trigger",
                 include_str!("../migrations/postgres/0002_audit_head_trigger.sql"),
+            ),
+            (
+                3,
+                "app devices",
+                include_str!("../migrations/postgres/0003_app_devices.sql"),
             ),
         ],
     };

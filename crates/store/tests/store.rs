@@ -735,3 +735,136 @@ async fn a_panicking_decision_rolls_back_and_the_store_keeps_working() {
         db.close().await;
     }
 }
+
+#[tokio::test]
+async fn one_active_app_per_person_and_a_new_one_replaces_the_old() {
+    use segl_store::apps::{self, AppDeviceState, Deactivation, NewAppDevice};
+    for db in backends().await {
+        let s = &db.store;
+        let p = person("01019010046");
+        let mut c = s.conn().await.unwrap();
+        persons::insert(&mut c, &p).await.unwrap();
+        drop(c);
+        let dev = |app_id: &'static str, key: &'static str| NewAppDevice {
+            app_id,
+            person_id: Box::leak(p.id.clone().into_boxed_str()),
+            public_key: key,
+            label: None,
+        };
+
+        let mut tx = s.begin().await.unwrap();
+        assert_eq!(
+            apps::activate(&mut tx, &dev("A1", "key1"), 100)
+                .await
+                .unwrap(),
+            None
+        );
+        tx.commit().await.unwrap();
+        let mut tx = s.begin().await.unwrap();
+        let replaced = apps::activate(&mut tx, &dev("A2", "key2"), 200)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(replaced.as_deref(), Some("A1"));
+
+        let mut c = s.conn().await.unwrap();
+        let old = apps::by_app_id(&mut c, "A1").await.unwrap().unwrap();
+        assert_eq!(old.state, AppDeviceState::Deactivated);
+        assert_eq!(old.deactivated_at, Some(200));
+        assert_eq!(old.deactivated_why.as_deref(), Some("replaced"));
+        let active = apps::active_for(&mut c, &p.id).await.unwrap().unwrap();
+        assert_eq!(active.app_id, "A2");
+        let all: Vec<String> = apps::for_person(&mut c, &p.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.app_id)
+            .collect();
+        assert_eq!(all, ["A2", "A1"]);
+
+        // A key or app id already registered is refused and changes nothing.
+        drop(c);
+        let mut tx = s.begin().await.unwrap();
+        let dup = apps::activate(&mut tx, &dev("A3", "key1"), 300).await;
+        assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
+        drop(tx);
+        let mut c = s.conn().await.unwrap();
+        assert_eq!(
+            apps::active_for(&mut c, &p.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .app_id,
+            "A2"
+        );
+
+        apps::seen(&mut c, "A2", 350).await.unwrap();
+        assert!(
+            apps::deactivate(&mut c, "A2", Deactivation::ByPerson, 400)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !apps::deactivate(&mut c, "A2", Deactivation::ByPerson, 401)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !apps::deactivate(&mut c, "nope", Deactivation::BySupport, 401)
+                .await
+                .unwrap()
+        );
+        let a2 = apps::by_app_id(&mut c, "A2").await.unwrap().unwrap();
+        assert_eq!(a2.last_seen_at, Some(350));
+        assert_eq!(a2.deactivated_why.as_deref(), Some("by_person"));
+        assert!(apps::active_for(&mut c, &p.id).await.unwrap().is_none());
+        drop(c);
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn racing_activations_leave_exactly_one_active_app() {
+    use segl_store::apps::{self, NewAppDevice};
+    for db in backends().await {
+        let p = person("01019010046");
+        let mut c = db.store.conn().await.unwrap();
+        persons::insert(&mut c, &p).await.unwrap();
+        drop(c);
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let s = db.store.clone();
+                let person_id = p.id.clone();
+                tokio::spawn(async move {
+                    let (app_id, key) = (format!("R{i}"), format!("rkey{i}"));
+                    let mut tx = s.begin().await?;
+                    let dev = NewAppDevice {
+                        app_id: &app_id,
+                        person_id: &person_id,
+                        public_key: &key,
+                        label: None,
+                    };
+                    apps::activate(&mut tx, &dev, 100 + i).await?;
+                    tx.commit().await?;
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .collect();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => panic!("unexpected: {e:?}"),
+            }
+        }
+        let mut c = db.store.conn().await.unwrap();
+        let active: Vec<_> = apps::for_person(&mut c, &p.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.state == apps::AppDeviceState::Active)
+            .collect();
+        assert_eq!(active.len(), 1, "{active:?}");
+        drop(c);
+        db.close().await;
+    }
+}

@@ -1,0 +1,199 @@
+//! The phone app's devices: the public half of each device key, under the app id that the
+//! app shows and support searches by.
+//!
+//! One active device per person. [`activate`] deactivates the person's current device and
+//! registers the new one in the caller's transaction; a partial unique index makes a
+//! second active device impossible even if two activations race (the loser gets
+//! [`StoreError::Conflict`]).
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{Conn, Result, StoreError};
+
+/// Whether a device may answer approval requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppDeviceState {
+    /// The person's device: its signatures are accepted.
+    Active,
+    /// Replaced, deactivated or blocked: its signatures are refused, and it is told so the
+    /// next time it connects.
+    Deactivated,
+}
+
+/// Why a device was deactivated; kept for support and for the device's own status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deactivation {
+    /// A new device was activated for the person.
+    Replaced,
+    /// The person deactivated it (on My page or in the app).
+    ByPerson,
+    /// The person's eID was blocked.
+    Blocked,
+    /// A support agent deactivated it.
+    BySupport,
+}
+
+impl Deactivation {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Deactivation::Replaced => "replaced",
+            Deactivation::ByPerson => "by_person",
+            Deactivation::Blocked => "blocked",
+            Deactivation::BySupport => "by_support",
+        }
+    }
+}
+
+/// A registered device.
+#[derive(Clone, Debug, Serialize)]
+pub struct AppDevice {
+    /// The id the app shows.
+    pub app_id: String,
+    /// Its person.
+    pub person_id: String,
+    /// The device's P-256 public key, base64url of the uncompressed point.
+    pub public_key: String,
+    /// A name the person gave it, if any.
+    pub label: Option<String>,
+    /// Active or not.
+    pub state: AppDeviceState,
+    /// When it was activated (unix seconds).
+    pub activated_at: i64,
+    /// When it stopped being active.
+    pub deactivated_at: Option<i64>,
+    /// Why (a [`Deactivation`] name).
+    pub deactivated_why: Option<String>,
+    /// When it last connected.
+    pub last_seen_at: Option<i64>,
+}
+
+const COLS: &str = "app_id, person_id, public_key, label, state, activated_at, deactivated_at, deactivated_why, last_seen_at";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<AppDevice> {
+    let state: String = r.try_get("state")?;
+    Ok(AppDevice {
+        app_id: r.try_get("app_id")?,
+        person_id: r.try_get("person_id")?,
+        public_key: r.try_get("public_key")?,
+        label: r.try_get("label")?,
+        state: match state.as_str() {
+            "active" => AppDeviceState::Active,
+            "deactivated" => AppDeviceState::Deactivated,
+            other => return Err(StoreError::Corrupt(format!("app device state {other:?}"))),
+        },
+        activated_at: r.try_get("activated_at")?,
+        deactivated_at: r.try_get("deactivated_at")?,
+        deactivated_why: r.try_get("deactivated_why")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+    })
+}
+
+/// A device to register.
+#[derive(Clone, Debug)]
+pub struct NewAppDevice<'a> {
+    /// The id the app will show (chosen by the server).
+    pub app_id: &'a str,
+    /// Its person.
+    pub person_id: &'a str,
+    /// The checked public key (see `segl_crypto::device::public_key_from_b64url`).
+    pub public_key: &'a str,
+    /// Optional name.
+    pub label: Option<&'a str>,
+}
+
+/// Registers `dev` as the person's one active device and deactivates the one it replaces,
+/// whose app id is returned. Run it in a transaction so both happen or neither does.
+pub async fn activate(c: &mut Conn, dev: &NewAppDevice<'_>, now: i64) -> Result<Option<String>> {
+    let replaced = sqlx::query(
+        "UPDATE app_devices SET state = 'deactivated', deactivated_at = $2, deactivated_why = $3 \
+         WHERE person_id = $1 AND state = 'active' RETURNING app_id",
+    )
+    .bind(dev.person_id)
+    .bind(now)
+    .bind(Deactivation::Replaced.as_str())
+    .fetch_optional(&mut *c)
+    .await?
+    .map(|r| r.try_get::<String, _>("app_id"))
+    .transpose()?;
+    sqlx::query(
+        "INSERT INTO app_devices (app_id, person_id, public_key, label, state, activated_at) \
+         VALUES ($1, $2, $3, $4, 'active', $5)",
+    )
+    .bind(dev.app_id)
+    .bind(dev.person_id)
+    .bind(dev.public_key)
+    .bind(dev.label)
+    .bind(now)
+    .execute(c)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            // The one-active index (its name on PostgreSQL, its column on SQLite) means
+            // another activation for this person won the race.
+            let msg = db.message();
+            if db.constraint() == Some("app_devices_one_active")
+                || msg.contains("app_devices.person_id")
+            {
+                StoreError::Conflict
+            } else {
+                StoreError::Duplicate("an app device with this app id or key".into())
+            }
+        }
+        _ => StoreError::Db(e),
+    })?;
+    Ok(replaced)
+}
+
+/// A device by the id the app shows.
+pub async fn by_app_id(c: &mut Conn, app_id: &str) -> Result<Option<AppDevice>> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM app_devices WHERE app_id = $1"));
+    let row = sqlx::query(sql).bind(app_id).fetch_optional(c).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The person's active device, if any.
+pub async fn active_for(c: &mut Conn, person_id: &str) -> Result<Option<AppDevice>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM app_devices WHERE person_id = $1 AND state = 'active'"
+    ));
+    let row = sqlx::query(sql).bind(person_id).fetch_optional(c).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// All of a person's devices, newest first (for My page and support).
+pub async fn for_person(c: &mut Conn, person_id: &str) -> Result<Vec<AppDevice>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM app_devices WHERE person_id = $1 ORDER BY activated_at DESC, app_id"
+    ));
+    let rows = sqlx::query(sql).bind(person_id).fetch_all(c).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Deactivates an active device; false when it was not active (or does not exist).
+pub async fn deactivate(c: &mut Conn, app_id: &str, why: Deactivation, now: i64) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE app_devices SET state = 'deactivated', deactivated_at = $2, deactivated_why = $3 \
+         WHERE app_id = $1 AND state = 'active'",
+    )
+    .bind(app_id)
+    .bind(now)
+    .bind(why.as_str())
+    .execute(c)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Records that the device connected.
+pub async fn seen(c: &mut Conn, app_id: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE app_devices SET last_seen_at = $2 WHERE app_id = $1")
+        .bind(app_id)
+        .bind(now)
+        .execute(c)
+        .await?;
+    Ok(())
+}
