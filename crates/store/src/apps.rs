@@ -1,6 +1,8 @@
 //! The phone app's devices: the public half of each device key, under the app id that the
 //! app shows and support searches by.
 //!
+//! Approval requests ([`AppRequest`]) are answered once ([`decide`]).
+//!
 //! One active device per person. [`activate`] deactivates the person's current device and
 //! registers the new one in the caller's transaction; a partial unique index makes a
 //! second active device impossible even if two activations race (the loser gets
@@ -196,4 +198,225 @@ pub async fn seen(c: &mut Conn, app_id: &str, now: i64) -> Result<()> {
         .execute(c)
         .await?;
     Ok(())
+}
+
+/// What became of an approval request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    /// Waiting for the device's answer.
+    Pending,
+    /// "Yes, it's me."
+    Approved,
+    /// "No, that's not me."
+    Denied,
+    /// The flow was cancelled or ended before an answer.
+    Cancelled,
+}
+
+impl RequestState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Pending => "pending",
+            RequestState::Approved => "approved",
+            RequestState::Denied => "denied",
+            RequestState::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(s: &str) -> Result<RequestState> {
+        Ok(match s {
+            "pending" => RequestState::Pending,
+            "approved" => RequestState::Approved,
+            "denied" => RequestState::Denied,
+            "cancelled" => RequestState::Cancelled,
+            other => return Err(StoreError::Corrupt(format!("app request state {other:?}"))),
+        })
+    }
+}
+
+/// An approval request as stored.
+#[derive(Clone, Debug, Serialize)]
+pub struct AppRequest {
+    /// Request id (what the device signs).
+    pub id: String,
+    /// The person asked.
+    pub person_id: String,
+    /// The device asked.
+    pub app_id: String,
+    /// The login or signing flow waiting for the answer.
+    pub flow_id: String,
+    /// The service's name, shown in the app.
+    pub rp_name: String,
+    /// The text shown in the app.
+    pub text: String,
+    /// The code shown in both the browser and the app.
+    pub verification_code: String,
+    /// When it was sent (unix seconds).
+    pub created_at: i64,
+    /// When it lapses.
+    pub expires_at: i64,
+    /// Its state.
+    pub state: RequestState,
+    /// When it was answered or cancelled.
+    pub decided_at: Option<i64>,
+    /// How the key was unlocked (`pin`, `face`, `fpt`), when approved with one.
+    pub user_verification: Option<String>,
+    /// The device's signature over the answer (base64url), kept as evidence.
+    pub signature: Option<String>,
+}
+
+const REQUEST_COLS: &str = "id, person_id, app_id, flow_id, rp_name, text, verification_code, \
+     created_at, expires_at, state, decided_at, user_verification, signature";
+
+fn request_row(r: &sqlx::any::AnyRow) -> Result<AppRequest> {
+    Ok(AppRequest {
+        id: r.try_get("id")?,
+        person_id: r.try_get("person_id")?,
+        app_id: r.try_get("app_id")?,
+        flow_id: r.try_get("flow_id")?,
+        rp_name: r.try_get("rp_name")?,
+        text: r.try_get("text")?,
+        verification_code: r.try_get("verification_code")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        state: RequestState::parse(&r.try_get::<String, _>("state")?)?,
+        decided_at: r.try_get("decided_at")?,
+        user_verification: r.try_get("user_verification")?,
+        signature: r.try_get("signature")?,
+    })
+}
+
+/// Stores a new request in the `pending` state (the given `state` is ignored).
+pub async fn insert_request(c: &mut Conn, q: &AppRequest) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO app_requests (id, person_id, app_id, flow_id, rp_name, text, verification_code, \
+         created_at, expires_at, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending')",
+    )
+    .bind(&q.id)
+    .bind(&q.person_id)
+    .bind(&q.app_id)
+    .bind(&q.flow_id)
+    .bind(&q.rp_name)
+    .bind(&q.text)
+    .bind(&q.verification_code)
+    .bind(q.created_at)
+    .bind(q.expires_at)
+    .execute(c)
+    .await
+    .map_err(|e| crate::map_unique(e, "an app request with this id"))?;
+    Ok(())
+}
+
+/// A request by id.
+pub async fn request(c: &mut Conn, id: &str) -> Result<Option<AppRequest>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {REQUEST_COLS} FROM app_requests WHERE id = $1"
+    ));
+    let row = sqlx::query(sql).bind(id).fetch_optional(c).await?;
+    row.as_ref().map(request_row).transpose()
+}
+
+/// The requests a device still has to answer, oldest first (the polling fallback).
+pub async fn pending_for(c: &mut Conn, app_id: &str, now: i64) -> Result<Vec<AppRequest>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {REQUEST_COLS} FROM app_requests WHERE app_id = $1 AND state = 'pending' \
+         AND expires_at > $2 ORDER BY created_at, id"
+    ));
+    let rows = sqlx::query(sql).bind(app_id).bind(now).fetch_all(c).await?;
+    rows.iter().map(request_row).collect()
+}
+
+/// An answer from a device, already checked against the device's key.
+#[derive(Clone, Copy, Debug)]
+pub struct Answer<'a> {
+    /// Approved or denied.
+    pub approve: bool,
+    /// How the key was unlocked, when it was.
+    pub user_verification: Option<&'a str>,
+    /// The signature (base64url), kept as evidence.
+    pub signature: &'a str,
+}
+
+/// What [`decide`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decided {
+    /// This answer was recorded; the request is now approved or denied.
+    Recorded(RequestState),
+    /// The request was already answered or cancelled (a replay, or the second of two
+    /// racing answers).
+    AlreadyDecided(RequestState),
+    /// Too late: the request has lapsed.
+    Expired,
+    /// The request was sent to another device.
+    WrongDevice,
+    /// The device is no longer active (replaced, deactivated or blocked).
+    DeviceInactive,
+    /// No such request.
+    Unknown,
+}
+
+/// Records a device's answer once, and only from the request's device while it is active.
+/// The guarded UPDATE means that of two answers racing for one request exactly one is
+/// recorded; the other sees [`Decided::AlreadyDecided`].
+pub async fn decide(
+    c: &mut Conn,
+    id: &str,
+    app_id: &str,
+    answer: &Answer<'_>,
+    now: i64,
+) -> Result<Decided> {
+    let state = if answer.approve {
+        RequestState::Approved
+    } else {
+        RequestState::Denied
+    };
+    let n = sqlx::query(
+        "UPDATE app_requests SET state = $3, decided_at = $4, user_verification = $5, signature = $6 \
+         WHERE id = $1 AND app_id = $2 AND state = 'pending' AND expires_at > $4 \
+         AND EXISTS (SELECT 1 FROM app_devices d WHERE d.app_id = $2 AND d.state = 'active')",
+    )
+    .bind(id)
+    .bind(app_id)
+    .bind(state.as_str())
+    .bind(now)
+    .bind(answer.user_verification)
+    .bind(answer.signature)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if n == 1 {
+        return Ok(Decided::Recorded(state));
+    }
+    // Not recorded: say why, so the device and the audit log get a precise reason.
+    let Some(q) = request(c, id).await? else {
+        return Ok(Decided::Unknown);
+    };
+    if q.app_id != app_id {
+        return Ok(Decided::WrongDevice);
+    }
+    let active = by_app_id(c, app_id)
+        .await?
+        .is_some_and(|d| d.state == AppDeviceState::Active);
+    Ok(if !active {
+        Decided::DeviceInactive
+    } else if q.state != RequestState::Pending {
+        Decided::AlreadyDecided(q.state)
+    } else {
+        Decided::Expired
+    })
+}
+
+/// Cancels a flow's pending requests (the person cancelled, or the flow ended); returns how
+/// many.
+pub async fn cancel_for_flow(c: &mut Conn, flow_id: &str, now: i64) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE app_requests SET state = 'cancelled', decided_at = $2 WHERE flow_id = $1 AND state = 'pending'",
+    )
+    .bind(flow_id)
+    .bind(now)
+    .execute(c)
+    .await?
+    .rows_affected())
 }

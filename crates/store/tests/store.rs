@@ -868,3 +868,175 @@ async fn racing_activations_leave_exactly_one_active_app() {
         db.close().await;
     }
 }
+
+fn app_request(
+    id: &str,
+    person_id: &str,
+    app_id: &str,
+    expires_at: i64,
+) -> segl_store::apps::AppRequest {
+    segl_store::apps::AppRequest {
+        id: id.into(),
+        person_id: person_id.into(),
+        app_id: app_id.into(),
+        flow_id: "flow-1".into(),
+        rp_name: "Demo".into(),
+        text: "Log in to Demo".into(),
+        verification_code: "elg fjord".into(),
+        created_at: 100,
+        expires_at,
+        state: segl_store::apps::RequestState::Pending,
+        decided_at: None,
+        user_verification: None,
+        signature: None,
+    }
+}
+
+async fn two_apps(s: &Store) -> Person {
+    use segl_store::apps::{self, NewAppDevice};
+    let p = person("01019010046");
+    let q = person("17054026641");
+    let mut c = s.conn().await.unwrap();
+    persons::insert(&mut c, &p).await.unwrap();
+    persons::insert(&mut c, &q).await.unwrap();
+    drop(c);
+    for (app_id, key, owner) in [("A1", "k1", &p), ("B1", "k2", &q)] {
+        let mut tx = s.begin().await.unwrap();
+        let dev = NewAppDevice {
+            app_id,
+            person_id: &owner.id,
+            public_key: key,
+            label: None,
+        };
+        apps::activate(&mut tx, &dev, 50).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    p
+}
+
+#[tokio::test]
+async fn app_requests_are_answered_once_by_their_active_device() {
+    use segl_store::apps::{self, Answer, Deactivation, Decided, RequestState};
+    let yes = Answer {
+        approve: true,
+        user_verification: Some("pin"),
+        signature: "sig",
+    };
+    for db in backends().await {
+        let s = &db.store;
+        let p = two_apps(s).await;
+        let mut c = s.conn().await.unwrap();
+        apps::insert_request(&mut c, &app_request("r1", &p.id, "A1", 220))
+            .await
+            .unwrap();
+        apps::insert_request(&mut c, &app_request("r2", &p.id, "A1", 150))
+            .await
+            .unwrap();
+        let pending: Vec<String> = apps::pending_for(&mut c, "A1", 160)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|q| q.id)
+            .collect();
+        assert_eq!(pending, ["r1"], "a lapsed request is not offered");
+
+        assert_eq!(
+            apps::decide(&mut c, "r1", "B1", &yes, 160).await.unwrap(),
+            Decided::WrongDevice
+        );
+        assert_eq!(
+            apps::decide(&mut c, "r1", "A1", &yes, 160).await.unwrap(),
+            Decided::Recorded(RequestState::Approved)
+        );
+        let no = Answer {
+            approve: false,
+            user_verification: None,
+            signature: "sig2",
+        };
+        assert_eq!(
+            apps::decide(&mut c, "r1", "A1", &no, 161).await.unwrap(),
+            Decided::AlreadyDecided(RequestState::Approved),
+            "a replayed or second answer changes nothing"
+        );
+        let r1 = apps::request(&mut c, "r1").await.unwrap().unwrap();
+        assert_eq!(r1.user_verification.as_deref(), Some("pin"));
+        assert_eq!(r1.signature.as_deref(), Some("sig"));
+        assert_eq!(
+            apps::decide(&mut c, "r2", "A1", &yes, 160).await.unwrap(),
+            Decided::Expired
+        );
+        assert_eq!(
+            apps::decide(&mut c, "nope", "A1", &yes, 160).await.unwrap(),
+            Decided::Unknown
+        );
+
+        // Cancelled with its flow; then a deactivated device is refused.
+        apps::insert_request(&mut c, &app_request("r3", &p.id, "A1", 400))
+            .await
+            .unwrap();
+        // r3, and r2, which lapsed unanswered.
+        assert_eq!(
+            apps::cancel_for_flow(&mut c, "flow-1", 170).await.unwrap(),
+            2
+        );
+        assert_eq!(
+            apps::decide(&mut c, "r3", "A1", &yes, 171).await.unwrap(),
+            Decided::AlreadyDecided(RequestState::Cancelled)
+        );
+        apps::insert_request(&mut c, &app_request("r4", &p.id, "A1", 400))
+            .await
+            .unwrap();
+        assert!(
+            apps::deactivate(&mut c, "A1", Deactivation::ByPerson, 180)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            apps::decide(&mut c, "r4", "A1", &yes, 181).await.unwrap(),
+            Decided::DeviceInactive
+        );
+        assert_eq!(
+            apps::request(&mut c, "r4").await.unwrap().unwrap().state,
+            RequestState::Pending
+        );
+        drop(c);
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn racing_answers_to_one_request_have_one_winner() {
+    use segl_store::apps::{self, Answer, Decided};
+    for db in backends().await {
+        let p = two_apps(&db.store).await;
+        let mut c = db.store.conn().await.unwrap();
+        apps::insert_request(&mut c, &app_request("r1", &p.id, "A1", 1000))
+            .await
+            .unwrap();
+        drop(c);
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let s = db.store.clone();
+                tokio::spawn(async move {
+                    let mut c = s.conn().await.unwrap();
+                    let a = Answer {
+                        approve: i % 2 == 0,
+                        user_verification: None,
+                        signature: "sig",
+                    };
+                    apps::decide(&mut c, "r1", "A1", &a, 200).await.unwrap()
+                })
+            })
+            .collect();
+        let mut recorded = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Decided::Recorded(_) => recorded += 1,
+                Decided::AlreadyDecided(_) => {}
+                other => panic!("unexpected: {other:?}"),
+            }
+        }
+        assert_eq!(recorded, 1);
+        db.close().await;
+    }
+}

@@ -14,3 +14,23 @@ CREATE TABLE app_devices (
     last_seen_at    INTEGER
 );
 CREATE UNIQUE INDEX app_devices_one_active ON app_devices(person_id) WHERE state = 'active';
+
+-- Approval requests sent to a device ("Yes, it's me"). Decided once: the guarded UPDATE in
+-- store::apps::decide lets exactly one of two racing answers win.
+CREATE TABLE app_requests (
+    id                TEXT PRIMARY KEY,
+    person_id         TEXT NOT NULL REFERENCES persons(id),
+    app_id            TEXT NOT NULL REFERENCES app_devices(app_id),
+    flow_id           TEXT NOT NULL,
+    rp_name           TEXT NOT NULL,
+    text              TEXT NOT NULL,
+    verification_code TEXT NOT NULL,
+    created_at        INTEGER NOT NULL,
+    expires_at        INTEGER NOT NULL,
+    state             TEXT NOT NULL,
+    decided_at        INTEGER,
+    user_verification TEXT,
+    signature         TEXT
+);
+CREATE INDEX app_requests_app ON app_requests(app_id, state);
+CREATE INDEX app_requests_flow ON app_requests(flow_id);
