@@ -420,3 +420,216 @@ pub async fn cancel_for_flow(c: &mut Conn, flow_id: &str, now: i64) -> Result<u6
     .await?
     .rows_affected())
 }
+
+/// How an activation was started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivationMethod {
+    /// With the existing eID (code device and password) on the "Activate the app" page.
+    Eid,
+    /// With two codes, one sent by SMS and one by email; both are needed.
+    SmsAndEmail,
+    /// Approved by the person's current app; no security period.
+    OldDevice,
+}
+
+impl ActivationMethod {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivationMethod::Eid => "eid",
+            ActivationMethod::SmsAndEmail => "sms_email",
+            ActivationMethod::OldDevice => "old_device",
+        }
+    }
+
+    fn parse(s: &str) -> Result<ActivationMethod> {
+        Ok(match s {
+            "eid" => ActivationMethod::Eid,
+            "sms_email" => ActivationMethod::SmsAndEmail,
+            "old_device" => ActivationMethod::OldDevice,
+            other => return Err(StoreError::Corrupt(format!("activation method {other:?}"))),
+        })
+    }
+}
+
+/// A pending or ended activation.
+#[derive(Clone, Debug, Serialize)]
+pub struct Activation {
+    /// Its id.
+    pub id: String,
+    /// The person activating.
+    pub person_id: String,
+    /// How it was started.
+    pub method: ActivationMethod,
+    /// When (unix seconds).
+    pub started_at: i64,
+    /// Wrong second codes so far.
+    pub failures: i64,
+    /// `pending`, `completed` or `cancelled`.
+    pub state: String,
+    /// The device it activated, once completed.
+    pub app_id: Option<String>,
+}
+
+/// A new activation: the hashes of its one-time code(s).
+#[derive(Clone, Debug)]
+pub struct NewActivation<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// The person activating.
+    pub person_id: &'a str,
+    /// How it was started.
+    pub method: ActivationMethod,
+    /// SHA-256 (base64url) of the activation code the app presents.
+    pub code_hash: &'a str,
+    /// For [`ActivationMethod::SmsAndEmail`]: SHA-256 of the second code.
+    pub second_code_hash: Option<&'a str>,
+}
+
+const ACTIVATION_COLS: &str = "id, person_id, method, started_at, failures, state, app_id";
+
+fn activation_row(r: &sqlx::any::AnyRow) -> Result<Activation> {
+    Ok(Activation {
+        id: r.try_get("id")?,
+        person_id: r.try_get("person_id")?,
+        method: ActivationMethod::parse(&r.try_get::<String, _>("method")?)?,
+        started_at: r.try_get("started_at")?,
+        failures: r.try_get("failures")?,
+        state: r.try_get("state")?,
+        app_id: r.try_get("app_id")?,
+    })
+}
+
+/// Starts an activation; any other pending activation of the person is cancelled, so at
+/// most one is pending. Returns how many were cancelled.
+pub async fn start_activation(c: &mut Conn, a: &NewActivation<'_>, now: i64) -> Result<u64> {
+    let cancelled = sqlx::query(
+        "UPDATE app_activations SET state = 'cancelled', ended_at = $2 WHERE person_id = $1 AND state = 'pending'",
+    )
+    .bind(a.person_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "INSERT INTO app_activations (id, person_id, method, code_hash, second_code_hash, started_at, failures, state) \
+         VALUES ($1, $2, $3, $4, $5, $6, 0, 'pending')",
+    )
+    .bind(a.id)
+    .bind(a.person_id)
+    .bind(a.method.as_str())
+    .bind(a.code_hash)
+    .bind(a.second_code_hash)
+    .bind(now)
+    .execute(c)
+    .await
+    .map_err(|e| crate::map_unique(e, "an activation with this id or code"))?;
+    Ok(cancelled)
+}
+
+/// The person's pending activation, if any (while one is, the password cannot be changed).
+pub async fn pending_activation(c: &mut Conn, person_id: &str) -> Result<Option<Activation>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {ACTIVATION_COLS} FROM app_activations WHERE person_id = $1 AND state = 'pending'"
+    ));
+    let row = sqlx::query(sql).bind(person_id).fetch_optional(c).await?;
+    row.as_ref().map(activation_row).transpose()
+}
+
+/// Whether an activation code can be used now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// Open: complete it with [`complete_activation`] in the same transaction as
+    /// [`activate`].
+    Ready(String),
+    /// In the security period: usable from `opens_at`.
+    NotYet {
+        /// When it opens (unix seconds).
+        opens_at: i64,
+    },
+    /// The completion window has passed, or the activation was cancelled or used.
+    Ended,
+    /// The second code (SMS and email) is wrong; `remaining` tries are left.
+    WrongSecondCode {
+        /// Tries left before the activation is cancelled.
+        remaining: i64,
+    },
+    /// No activation has this code.
+    Unknown,
+}
+
+/// Checks an activation code (and, for SMS and email, the second code) against the
+/// security period and window of `policy`. A wrong second code counts; after
+/// `max_failures` the activation is cancelled.
+pub async fn check_code(
+    c: &mut Conn,
+    code_hash: &str,
+    second_code_hash: Option<&str>,
+    policy: &segl_core::app::ActivationPolicy,
+    max_failures: i64,
+    now: i64,
+) -> Result<CodeCheck> {
+    use segl_core::app::{ActivationPhase, activation_phase};
+    let row = sqlx::query(
+        "SELECT id, person_id, method, started_at, failures, state, app_id, second_code_hash \
+         FROM app_activations WHERE code_hash = $1",
+    )
+    .bind(code_hash)
+    .fetch_optional(&mut *c)
+    .await?;
+    let Some(row) = row else {
+        return Ok(CodeCheck::Unknown);
+    };
+    let a = activation_row(&row)?;
+    if a.state != "pending" {
+        return Ok(CodeCheck::Ended);
+    }
+    let from_old = a.method == ActivationMethod::OldDevice;
+    match activation_phase(policy, a.started_at, now, from_old) {
+        ActivationPhase::Waiting { opens_at } => return Ok(CodeCheck::NotYet { opens_at }),
+        ActivationPhase::Expired => return Ok(CodeCheck::Ended),
+        ActivationPhase::Open { .. } => {}
+    }
+    let expected: Option<String> = row.try_get("second_code_hash")?;
+    if let Some(expected) = expected {
+        let given = second_code_hash.unwrap_or_default();
+        if !segl_crypto::random::ct_eq(given.as_bytes(), expected.as_bytes()) {
+            let failures: i64 = sqlx::query(
+                "UPDATE app_activations SET failures = failures + 1, \
+                 state = CASE WHEN failures + 1 >= $2 THEN 'cancelled' ELSE state END, \
+                 ended_at = CASE WHEN failures + 1 >= $2 THEN $3 ELSE ended_at END \
+                 WHERE id = $1 RETURNING failures",
+            )
+            .bind(&a.id)
+            .bind(max_failures)
+            .bind(now)
+            .fetch_one(c)
+            .await?
+            .try_get("failures")?;
+            return Ok(if failures >= max_failures {
+                CodeCheck::Ended
+            } else {
+                CodeCheck::WrongSecondCode {
+                    remaining: max_failures - failures,
+                }
+            });
+        }
+    }
+    Ok(CodeCheck::Ready(a.id))
+}
+
+/// Marks an activation completed by `app_id`; false when it was no longer pending (used
+/// twice, or cancelled meanwhile).
+pub async fn complete_activation(c: &mut Conn, id: &str, app_id: &str, now: i64) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE app_activations SET state = 'completed', app_id = $2, ended_at = $3 WHERE id = $1 AND state = 'pending'",
+    )
+    .bind(id)
+    .bind(app_id)
+    .bind(now)
+    .execute(c)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}

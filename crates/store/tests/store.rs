@@ -1040,3 +1040,137 @@ async fn racing_answers_to_one_request_have_one_winner() {
         db.close().await;
     }
 }
+
+#[tokio::test]
+async fn activations_wait_out_the_security_period_and_are_used_once() {
+    use segl_core::app::ActivationPolicy;
+    use segl_store::apps::{self, ActivationMethod, CodeCheck, NewActivation};
+    let policy = ActivationPolicy {
+        security_period_secs: 3600,
+        completion_window_secs: 7200,
+    };
+    for db in backends().await {
+        let s = &db.store;
+        let p = person("01019010046");
+        let mut c = s.conn().await.unwrap();
+        persons::insert(&mut c, &p).await.unwrap();
+        let new = |id: &'static str, method, code: &'static str, second: Option<&'static str>| {
+            NewActivation {
+                id,
+                person_id: Box::leak(p.id.clone().into_boxed_str()),
+                method,
+                code_hash: code,
+                second_code_hash: second,
+            }
+        };
+        let check = |code: &'static str, second: Option<&'static str>, now: i64| {
+            let s = s.clone();
+            async move {
+                let mut c = s.conn().await.unwrap();
+                apps::check_code(&mut c, code, second, &policy, 3, now)
+                    .await
+                    .unwrap()
+            }
+        };
+
+        // With the eID: an hour's wait, then two hours to finish.
+        assert_eq!(
+            apps::start_activation(&mut c, &new("a1", ActivationMethod::Eid, "c1", None), 1000)
+                .await
+                .unwrap(),
+            0
+        );
+        drop(c);
+        assert_eq!(
+            check("c1", None, 1000).await,
+            CodeCheck::NotYet { opens_at: 4600 }
+        );
+        assert_eq!(
+            check("c1", None, 4599).await,
+            CodeCheck::NotYet { opens_at: 4600 }
+        );
+        assert_eq!(check("c1", None, 4600).await, CodeCheck::Ready("a1".into()));
+        assert_eq!(
+            check("c1", None, 11_800).await,
+            CodeCheck::Ended,
+            "window closed"
+        );
+        assert_eq!(check("nope", None, 4600).await, CodeCheck::Unknown);
+        let mut c = s.conn().await.unwrap();
+        assert_eq!(
+            apps::pending_activation(&mut c, &p.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            "a1"
+        );
+        assert!(
+            apps::complete_activation(&mut c, "a1", "APP1", 4700)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !apps::complete_activation(&mut c, "a1", "APP2", 4701)
+                .await
+                .unwrap()
+        );
+        assert!(
+            apps::pending_activation(&mut c, &p.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        drop(c);
+        assert_eq!(check("c1", None, 4800).await, CodeCheck::Ended, "used once");
+
+        // From the old phone: open at once. A newer activation cancels it.
+        let mut c = s.conn().await.unwrap();
+        apps::start_activation(
+            &mut c,
+            &new("a2", ActivationMethod::OldDevice, "c2", None),
+            5000,
+        )
+        .await
+        .unwrap();
+        drop(c);
+        assert_eq!(check("c2", None, 5000).await, CodeCheck::Ready("a2".into()));
+        let mut c = s.conn().await.unwrap();
+        let cancelled = apps::start_activation(
+            &mut c,
+            &new("a3", ActivationMethod::SmsAndEmail, "c3", Some("second")),
+            5001,
+        )
+        .await
+        .unwrap();
+        assert_eq!(cancelled, 1);
+        drop(c);
+        assert_eq!(check("c2", None, 5002).await, CodeCheck::Ended);
+
+        // SMS and email: both codes; three wrong second codes end it.
+        let open = 5001 + 3600;
+        assert_eq!(
+            check("c3", Some("second"), open).await,
+            CodeCheck::Ready("a3".into())
+        );
+        assert_eq!(
+            check("c3", Some("wrong"), open).await,
+            CodeCheck::WrongSecondCode { remaining: 2 }
+        );
+        assert_eq!(
+            check("c3", None, open).await,
+            CodeCheck::WrongSecondCode { remaining: 1 }
+        );
+        assert_eq!(check("c3", Some("wrong"), open).await, CodeCheck::Ended);
+        assert_eq!(check("c3", Some("second"), open).await, CodeCheck::Ended);
+        let mut c = s.conn().await.unwrap();
+        assert!(
+            apps::pending_activation(&mut c, &p.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        drop(c);
+        db.close().await;
+    }
+}

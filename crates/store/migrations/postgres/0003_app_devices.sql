@@ -34,3 +34,20 @@ CREATE TABLE app_requests (
 );
 CREATE INDEX app_requests_app ON app_requests(app_id, state);
 CREATE INDEX app_requests_flow ON app_requests(flow_id);
+
+-- Activations of a new app: started with the eID, with codes by SMS and email, or from the
+-- old phone. Only the SHA-256 of each one-time code is kept. The security period and the
+-- completion window are applied by core::app::activation_phase from started_at.
+CREATE TABLE app_activations (
+    id               TEXT PRIMARY KEY,
+    person_id        TEXT NOT NULL REFERENCES persons(id),
+    method           TEXT NOT NULL,
+    code_hash        TEXT NOT NULL UNIQUE,
+    second_code_hash TEXT,
+    started_at       BIGINT NOT NULL,
+    failures         BIGINT NOT NULL DEFAULT 0,
+    state            TEXT NOT NULL,
+    app_id           TEXT,
+    ended_at         BIGINT
+);
+CREATE INDEX app_activations_person ON app_activations(person_id, state);
