@@ -19,6 +19,7 @@ backend_tests!(
     resync_of_an_unknown_device_is_refused,
     rp_add_records_client_added,
     refresh_token_reuse_is_recorded_and_revokes_the_family,
+    racing_uses_of_one_refresh_token_have_one_winner,
     wrong_password_is_recorded,
     otp_failure_limit_from_the_environment_blocks_after_three,
     password_failure_limit_from_segl_toml_locks_after_three,
@@ -455,6 +456,50 @@ async fn refresh_token_reuse_is_recorded_and_revokes_the_family(backend: Backend
         .expect_err("the family is revoked after a reuse");
     assert_eq!(after, "invalid_grant");
     userinfo_raw(&fx.server, &at2).await.expect_status(401);
+    fx.segl.audit_ok();
+}
+
+/// Twelve requests with the same refresh token at once: on SQLite they share group commits,
+/// on PostgreSQL they race on the row. Exactly one rotates; the others are reuses, which
+/// revoke the family, the winner's new tokens included.
+async fn racing_uses_of_one_refresh_token_have_one_winner(backend: Backend) {
+    let mut fx = Fixture::new(backend, &[]);
+    let issuer = fx.server.issuer();
+    let (_, client) = discover(&fx.server, &fx.rp).await;
+    let start = authorize(&client, &["profile", "offline_access"], &[]);
+    let mut b = fx.browser();
+    let redirect_to = b
+        .login(start.url.as_str(), NIN, &mut fx.device, PASSWORD)
+        .await;
+    let code = code_from(&redirect_to, &fx.rp, &start, &issuer);
+    let tokens = exchange(&client, code, start.verifier).await;
+    let rt = tokens.refresh_token().expect("a refresh token").clone();
+
+    let racers: Vec<_> = (0..12)
+        .map(|_| {
+            let (client, rt) = (client.clone(), rt.clone());
+            tokio::spawn(async move { refresh_grant(&client, &rt).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for r in racers {
+        match r.await.expect("task") {
+            Ok(t) => winners.push(t),
+            Err(e) => assert_eq!(e, "invalid_grant"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one request rotates the token");
+    assert_eq!(fx.segl.audit_count("token.refreshed"), 1);
+    assert_eq!(fx.segl.audit_count("token.refresh_reuse"), 11);
+    let w = &winners[0];
+    let next = w.refresh_token().expect("rotated").clone();
+    let after = refresh_grant(&client, &next)
+        .await
+        .expect_err("the winner's token is revoked with its family");
+    assert_eq!(after, "invalid_grant");
+    userinfo_raw(&fx.server, w.access_token().secret())
+        .await
+        .expect_status(401);
     fx.segl.audit_ok();
 }
 
