@@ -414,15 +414,7 @@ async fn rp_add_records_client_added(backend: Backend) {
 
 async fn refresh_token_reuse_is_recorded_and_revokes_the_family(backend: Backend) {
     let mut fx = Fixture::new(backend, &[]);
-    let issuer = fx.server.issuer();
-    let (_, client) = discover(&fx.server, &fx.rp).await;
-    let start = authorize(&client, &["profile", "offline_access"], &[]);
-    let mut b = fx.browser();
-    let redirect_to = b
-        .login(start.url.as_str(), NIN, &mut fx.device, PASSWORD)
-        .await;
-    let code = code_from(&redirect_to, &fx.rp, &start, &issuer);
-    let tokens = exchange(&client, code, start.verifier).await;
+    let (client, tokens) = fx.login_tokens(&["profile", "offline_access"]).await;
     let rt1 = tokens
         .refresh_token()
         .expect("a refresh token with offline_access")
@@ -464,15 +456,7 @@ async fn refresh_token_reuse_is_recorded_and_revokes_the_family(backend: Backend
 /// revoke the family, the winner's new tokens included.
 async fn racing_uses_of_one_refresh_token_have_one_winner(backend: Backend) {
     let mut fx = Fixture::new(backend, &[]);
-    let issuer = fx.server.issuer();
-    let (_, client) = discover(&fx.server, &fx.rp).await;
-    let start = authorize(&client, &["profile", "offline_access"], &[]);
-    let mut b = fx.browser();
-    let redirect_to = b
-        .login(start.url.as_str(), NIN, &mut fx.device, PASSWORD)
-        .await;
-    let code = code_from(&redirect_to, &fx.rp, &start, &issuer);
-    let tokens = exchange(&client, code, start.verifier).await;
+    let (client, tokens) = fx.login_tokens(&["profile", "offline_access"]).await;
     let rt = tokens.refresh_token().expect("a refresh token").clone();
 
     let racers: Vec<_> = (0..12)

@@ -212,15 +212,7 @@ async fn rs256_client_gets_a_verifiable_rs256_token(backend: Backend) {
 /// `invalid_grant` and revokes the whole family, so the newest stops working too.
 async fn refresh_tokens_rotate_and_reuse_revokes_the_family(backend: Backend) {
     let mut fx = Fixture::new(backend, &[]);
-    let issuer = fx.server.issuer();
-    let (_, client) = discover(&fx.server, &fx.rp).await;
-    let start = authorize(&client, &["profile", "offline_access"], &[]);
-    let mut b = fx.browser();
-    let redirect_to = b
-        .login(start.url.as_str(), NIN, &mut fx.device, PASSWORD)
-        .await;
-    let code = code_from(&redirect_to, &fx.rp, &start, &issuer);
-    let tokens = exchange(&client, code, start.verifier).await;
+    let (client, tokens) = fx.login_tokens(&["profile", "offline_access"]).await;
     let rt1: RefreshToken = tokens
         .refresh_token()
         .expect("a refresh token with offline_access")

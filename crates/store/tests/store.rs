@@ -426,6 +426,17 @@ fn refuse(spend: bool) -> grants::Decide<Option<String>> {
     Box::new(move |_: &TokenRow, _: Option<&Person>| (grants::Decision::Refuse { spend }, None))
 }
 
+/// A person with one refresh token `hash` of grant `grant`.
+async fn with_refresh(s: &Store, hash: &str, grant: &str) -> Person {
+    let p = person("01019010046");
+    let mut c = s.conn().await.unwrap();
+    persons::insert(&mut c, &p).await.unwrap();
+    grants::insert_refresh(&mut c, &row_of(&p, hash, grant))
+        .await
+        .unwrap();
+    p
+}
+
 fn row_of(p: &Person, hash: &str, grant: &str) -> TokenRow {
     TokenRow {
         person_id: p.id.clone(),
@@ -450,13 +461,7 @@ async fn redeem_grant_rotates_once_and_reuse_revokes_the_family() {
     use grants::{Kind, Redeemed};
     for db in backends().await {
         let s = &db.store;
-        let p = person("01019010046");
-        let mut c = s.conn().await.unwrap();
-        persons::insert(&mut c, &p).await.unwrap();
-        grants::insert_refresh(&mut c, &row_of(&p, "rt0", "g1"))
-            .await
-            .unwrap();
-        drop(c);
+        with_refresh(s, "rt0", "g1").await;
 
         let first = s
             .redeem_grant(Kind::Refresh, "rt0".into(), 1000, issue("at1", Some("rt1")))
@@ -582,13 +587,7 @@ async fn redeem_grant_refusals_spend_only_when_asked() {
 async fn concurrent_redemptions_of_one_token_have_one_winner() {
     use grants::{Kind, Redeemed};
     for db in backends().await {
-        let p = person("01019010046");
-        let mut c = db.store.conn().await.unwrap();
-        persons::insert(&mut c, &p).await.unwrap();
-        grants::insert_refresh(&mut c, &row_of(&p, "rt", "g1"))
-            .await
-            .unwrap();
-        drop(c);
+        with_refresh(&db.store, "rt", "g1").await;
         let tasks: Vec<_> = (0..20)
             .map(|i| {
                 let s = db.store.clone();
@@ -714,13 +713,7 @@ async fn a_panicking_decision_rolls_back_and_the_store_keeps_working() {
     use grants::{Kind, Redeemed};
     for db in backends().await {
         let s = &db.store;
-        let p = person("01019010046");
-        let mut c = s.conn().await.unwrap();
-        persons::insert(&mut c, &p).await.unwrap();
-        grants::insert_refresh(&mut c, &row_of(&p, "rt", "g1"))
-            .await
-            .unwrap();
-        drop(c);
+        with_refresh(s, "rt", "g1").await;
         let boom: grants::Decide<Option<String>> =
             Box::new(|_: &TokenRow, _: Option<&Person>| panic!("a bug in a decision"));
         let failed = s.redeem_grant(Kind::Refresh, "rt".into(), 1000, boom).await;

@@ -1334,4 +1334,19 @@ impl Fixture {
     pub fn browser(&self) -> Browser {
         Browser::new(&self.server)
     }
+
+    /// Discovers the server, logs the person in with `scopes` in a new browser and
+    /// exchanges the code: the client and its token response.
+    pub async fn login_tokens(&mut self, scopes: &[&str]) -> (OidcClient, CoreTokenResponse) {
+        let issuer = self.server.issuer();
+        let (_, client) = discover(&self.server, &self.rp).await;
+        let start = authorize(&client, scopes, &[]);
+        let mut b = self.browser();
+        let redirect_to = b
+            .login(start.url.as_str(), NIN, &mut self.device, PASSWORD)
+            .await;
+        let code = code_from(&redirect_to, &self.rp, &start, &issuer);
+        let tokens = exchange(&client, code, start.verifier).await;
+        (client, tokens)
+    }
 }
