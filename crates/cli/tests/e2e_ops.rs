@@ -346,6 +346,31 @@ async fn configuration_is_validated_and_shows_its_sources(backend: Backend) {
         entry(&m, "policy.password.min_length"),
         (json!(10), "default".into())
     );
+    // The app's table, nested two deep, with an enum and a flag from the environment.
+    let app = show(&[
+        ("SEGL_POLICY__APP__VERIFICATION_CODE", "digits"),
+        ("SEGL_POLICY__APP__REQUIRE_MOBILE", "false"),
+    ]);
+    assert_eq!(
+        entry(&app, "policy.app.verification_code"),
+        (json!("digits"), "env".into())
+    );
+    assert_eq!(
+        entry(&app, "policy.app.require_mobile"),
+        (json!(false), "env".into())
+    );
+    assert_eq!(
+        entry(&app, "policy.app.security_period_secs"),
+        (json!(3600), "default".into())
+    );
+    let mut c = segl.command(&["config", "show"]);
+    c.env("SEGL_POLICY__APP__REQUEST_TTL_SECS", "0")
+        .stdin(Stdio::null());
+    assert_input_error(
+        &c.output().unwrap(),
+        "SEGL_POLICY__APP__REQUEST_TTL_SECS=0",
+        "policy.app.request_ttl_secs",
+    );
     match backend {
         Backend::Sqlite => assert_eq!(entry(&m, "database_url"), (Value::Null, "default".into())),
         Backend::Postgres => {

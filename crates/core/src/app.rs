@@ -498,6 +498,50 @@ impl Default for ActivationPolicy {
     }
 }
 
+/// The app's limits: the `[policy.app]` table of `segl.toml`, validated with the rest of
+/// [`crate::policy::Policy`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppPolicy {
+    /// Seconds an activation not started from the old phone waits before it may complete.
+    pub security_period_secs: i64,
+    /// Seconds, once open, in which an activation must be completed.
+    pub completion_window_secs: i64,
+    /// Seconds an approval request waits for the app's answer.
+    pub request_ttl_secs: i64,
+    /// How the verification code shown in the browser and the app looks.
+    pub verification_code: VerificationStyle,
+    /// Whether activation needs a Norwegian mobile number on the person (for the SMS that
+    /// tells the owner an activation started and completed).
+    pub require_mobile: bool,
+    /// Wrong second codes (SMS and email activation) before the activation is cancelled.
+    pub second_code_max_failures: u32,
+}
+
+impl Default for AppPolicy {
+    fn default() -> Self {
+        let a = ActivationPolicy::default();
+        AppPolicy {
+            security_period_secs: a.security_period_secs,
+            completion_window_secs: a.completion_window_secs,
+            request_ttl_secs: 120,
+            verification_code: VerificationStyle::Words,
+            require_mobile: true,
+            second_code_max_failures: 3,
+        }
+    }
+}
+
+impl AppPolicy {
+    /// The activation timing, for [`activation_phase`].
+    pub fn activation(&self) -> ActivationPolicy {
+        ActivationPolicy {
+            security_period_secs: self.security_period_secs,
+            completion_window_secs: self.completion_window_secs,
+        }
+    }
+}
+
 /// Where an activation stands at a given moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "phase")]

@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::app::AppPolicy;
 use crate::password::PasswordPolicy;
 
 /// Longest lifetime of anything: a year and a day. It catches milliseconds typed as
@@ -28,6 +29,10 @@ const MAX_TOTP_WINDOW: i64 = 10;
 const MAX_RESYNC_HOTP_SEARCH: i64 = 100_000;
 /// About 3.5 days of 30-second steps either side; further drift means a broken clock.
 const MAX_RESYNC_TOTP_STEPS: i64 = 10_000;
+/// An activation's security period and window, and an approval's wait: at most a week.
+const MAX_APP_PERIOD_SECS: i64 = 7 * 24 * 60 * 60;
+/// An approval request longer than 10 minutes is not "the login I just started".
+const MAX_APP_REQUEST_TTL_SECS: i64 = 600;
 /// NIST SP 800-63B: user-chosen passwords of at least 8 characters.
 const MIN_PASSWORD_MIN_LENGTH: i64 = 8;
 /// NIST SP 800-63B: permit passwords of at least 64 characters.
@@ -72,6 +77,8 @@ pub struct Policy {
     pub session_ttl_secs: i64,
     /// Seconds a pushed authorization request's `request_uri` may wait to be used.
     pub par_ttl_secs: i64,
+    /// The phone app (`[policy.app]`).
+    pub app: AppPolicy,
 }
 
 impl Default for Policy {
@@ -92,6 +99,7 @@ impl Default for Policy {
             refresh_token_ttl_secs: 30 * 24 * 60 * 60,
             session_ttl_secs: 8 * 60 * 60,
             par_ttl_secs: 60,
+            app: AppPolicy::default(),
         }
     }
 }
@@ -239,6 +247,32 @@ impl Policy {
         )?;
         range("session_ttl_secs", self.session_ttl_secs, 1, MAX_TTL_SECS)?;
         range("par_ttl_secs", self.par_ttl_secs, 1, MAX_PAR_TTL_SECS)?;
+
+        let app = &self.app;
+        range(
+            "app.security_period_secs",
+            app.security_period_secs,
+            1,
+            MAX_APP_PERIOD_SECS,
+        )?;
+        range(
+            "app.completion_window_secs",
+            app.completion_window_secs,
+            1,
+            MAX_APP_PERIOD_SECS,
+        )?;
+        range(
+            "app.request_ttl_secs",
+            app.request_ttl_secs,
+            1,
+            MAX_APP_REQUEST_TTL_SECS,
+        )?;
+        range(
+            "app.second_code_max_failures",
+            app.second_code_max_failures.into(),
+            1,
+            MAX_FAILURES,
+        )?;
         Ok(())
     }
 }
@@ -319,6 +353,45 @@ mod tests {
         let p = Policy::default();
         let back: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);
+    }
+
+    #[test]
+    fn the_app_table_has_defaults_limits_and_no_unknown_keys() {
+        let p: Policy = serde_json::from_str(
+            r#"{"app": {"security_period_secs": 60, "verification_code": "digits"}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.app.security_period_secs, 60);
+        assert_eq!(p.app.completion_window_secs, 7200);
+        assert_eq!(p.app.request_ttl_secs, 120);
+        assert_eq!(
+            p.app.verification_code,
+            crate::app::VerificationStyle::Digits
+        );
+        assert!(p.app.require_mobile);
+        assert_eq!(p.app.activation().security_period_secs, 60);
+        assert_eq!(p.validate(), Ok(()));
+        assert!(serde_json::from_str::<Policy>(r#"{"app": {"period": 1}}"#).is_err());
+        assert!(
+            serde_json::from_str::<Policy>(r#"{"app": {"verification_code": "emoji"}}"#).is_err()
+        );
+
+        assert_eq!(
+            invalid(|p| p.app.security_period_secs = 0),
+            "policy.app.security_period_secs must be > 0"
+        );
+        assert_eq!(
+            invalid(|p| p.app.completion_window_secs = 8 * 24 * 3600),
+            "policy.app.completion_window_secs must be at most 604800, it is 691200"
+        );
+        assert_eq!(
+            invalid(|p| p.app.request_ttl_secs = 601),
+            "policy.app.request_ttl_secs must be at most 600, it is 601"
+        );
+        assert_eq!(
+            invalid(|p| p.app.second_code_max_failures = 0),
+            "policy.app.second_code_max_failures must be > 0"
+        );
     }
 
     fn invalid(change: impl FnOnce(&mut Policy)) -> String {
