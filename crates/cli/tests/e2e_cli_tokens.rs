@@ -48,30 +48,6 @@ fn import_raw(
     segl.cmd_stdin(&all, input)
 }
 
-/// Asserts a CLI failure for bad input: exit 2, one `error: …` line naming `needle`,
-/// nothing on stdout.
-fn assert_input_error(out: &std::process::Output, needle: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "bad input exits with 2: {out:?}"
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.starts_with("error: "),
-        "one `error: …` line: {stderr:?}"
-    );
-    assert!(
-        stderr.to_lowercase().contains(&needle.to_lowercase()),
-        "the message should say {needle:?}: {stderr:?}"
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "nothing on stdout on error: {:?}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-}
-
 /// The serials of `segl token list`, sorted.
 fn serials(segl: &Segl) -> Vec<String> {
     let mut v: Vec<String> = segl
@@ -198,7 +174,11 @@ async fn wrong_or_missing_key_imports_nothing(backend: Backend) {
         &["--psk-hex", "000102030405060708090a0b0c0d0e0f"],
         None,
     );
-    assert_input_error(&out, "pre-shared key or passphrase is wrong");
+    assert_input_error(
+        &out,
+        "pre-shared key or passphrase is wrong",
+        "pre-shared key or passphrase is wrong",
+    );
 
     let out = import_raw(
         &segl,
@@ -206,10 +186,14 @@ async fn wrong_or_missing_key_imports_nothing(backend: Backend) {
         &["--passphrase-stdin"],
         Some("not-qwerty\n"),
     );
-    assert_input_error(&out, "pre-shared key or passphrase is wrong");
+    assert_input_error(
+        &out,
+        "pre-shared key or passphrase is wrong",
+        "pre-shared key or passphrase is wrong",
+    );
 
     let out = import_raw(&segl, "totp-psk-aes128cbc.pskcxml", &[], None);
-    assert_input_error(&out, "encrypted");
+    assert_input_error(&out, "encrypted", "encrypted");
 
     let out = import_raw(
         &segl,
@@ -217,7 +201,7 @@ async fn wrong_or_missing_key_imports_nothing(backend: Backend) {
         &["--psk-hex", "xyz"],
         None,
     );
-    assert_input_error(&out, "not hexadecimal");
+    assert_input_error(&out, "not hexadecimal", "not hexadecimal");
 
     assert!(segl.tokens().is_empty(), "nothing imported");
     assert_eq!(segl.audit_count("token.imported"), 0);
@@ -252,10 +236,12 @@ async fn resync_recovers_an_hotp_device_beyond_the_look_ahead(backend: Backend) 
         (hotp(OTP_SECRET, 51, 6), hotp(OTP_SECRET, 50, 6)),
     ];
     for (c1, c2) in &refused {
-        let out = segl.cmd(&[
-            "token", "resync", "--serial", SERIAL, "--code1", c1, "--code2", c2, "--json",
-        ]);
-        assert_input_error(&out, "do not match consecutive codes");
+        let out = segl.resync(SERIAL, c1, c2);
+        assert_input_error(
+            &out,
+            "do not match consecutive codes",
+            "do not match consecutive codes",
+        );
     }
     let t = segl.token(SERIAL);
     assert_eq!(t["state"], "active", "{t}");
@@ -274,17 +260,7 @@ async fn resync_recovers_an_hotp_device_beyond_the_look_ahead(backend: Backend) 
     assert_eq!(segl.token(SERIAL)["failures"], 1);
 
     // Support resynchronises with codes 50 and 51.
-    let v = segl.json(&[
-        "token",
-        "resync",
-        "--serial",
-        SERIAL,
-        "--code1",
-        &hotp(OTP_SECRET, 50, 6),
-        "--code2",
-        &hotp(OTP_SECRET, 51, 6),
-        "--json",
-    ]);
+    let v = segl.resync_ok(SERIAL, &hotp(OTP_SECRET, 50, 6), &hotp(OTP_SECRET, 51, 6));
     assert_eq!(v, json!({"serial": SERIAL, "counter": 52}), "{v}");
     let t = segl.token(SERIAL);
     assert_eq!(t["state"], "active", "{t}");
@@ -331,32 +307,16 @@ async fn resync_recovers_a_drifted_totp_device(backend: Backend) {
     assert_eq!(segl.token(TOTP_SERIAL)["failures"], 1);
 
     // Non-consecutive codes are refused and change nothing.
-    let out = segl.cmd(&[
-        "token",
-        "resync",
-        "--serial",
-        TOTP_SERIAL,
-        "--code1",
-        &at(step + 20),
-        "--code2",
-        &at(step + 22),
-        "--json",
-    ]);
-    assert_input_error(&out, "do not match consecutive codes");
+    let out = segl.resync(TOTP_SERIAL, &at(step + 20), &at(step + 22));
+    assert_input_error(
+        &out,
+        "do not match consecutive codes",
+        "do not match consecutive codes",
+    );
     assert_eq!(segl.token(TOTP_SERIAL)["failures"], 1);
     assert_eq!(segl.audit_count("token.resynced"), 0);
 
-    let v = segl.json(&[
-        "token",
-        "resync",
-        "--serial",
-        TOTP_SERIAL,
-        "--code1",
-        &at(step + 20),
-        "--code2",
-        &at(step + 21),
-        "--json",
-    ]);
+    let v = segl.resync_ok(TOTP_SERIAL, &at(step + 20), &at(step + 21));
     assert_eq!(v, json!({"serial": TOTP_SERIAL, "drift": 21}), "{v}");
     let t = segl.token(TOTP_SERIAL);
     assert_eq!(t["failures"], 0, "{t}");
@@ -373,18 +333,16 @@ async fn resync_recovers_a_drifted_totp_device(backend: Backend) {
 async fn resync_of_an_unknown_device_is_refused(backend: Backend) {
     let segl = Segl::new(backend);
     let before = segl.audit_ok();
-    let out = segl.cmd(&[
-        "token",
-        "resync",
-        "--serial",
+    let out = segl.resync(
         "699999999",
-        "--code1",
         &hotp(OTP_SECRET, 0, 6),
-        "--code2",
         &hotp(OTP_SECRET, 1, 6),
-        "--json",
-    ]);
-    assert_input_error(&out, "no code device with serial 699999999");
+    );
+    assert_input_error(
+        &out,
+        "no code device with serial 699999999",
+        "no code device with serial 699999999",
+    );
     assert_eq!(segl.audit_ok(), before);
 }
 
@@ -554,17 +512,7 @@ async fn otp_failure_limit_from_the_environment_blocks_after_three(backend: Back
     );
 
     // A resync unblocks (the right code was not spent).
-    let v = segl.json(&[
-        "token",
-        "resync",
-        "--serial",
-        SERIAL,
-        "--code1",
-        &hotp(OTP_SECRET, 0, 6),
-        "--code2",
-        &hotp(OTP_SECRET, 1, 6),
-        "--json",
-    ]);
+    let v = segl.resync_ok(SERIAL, &hotp(OTP_SECRET, 0, 6), &hotp(OTP_SECRET, 1, 6));
     assert_eq!(v["counter"], 2, "{v}");
     assert_eq!(segl.token(SERIAL)["state"], "active");
     login_with_code(&server, &rp, NIN, &hotp(OTP_SECRET, 2, 6)).await;

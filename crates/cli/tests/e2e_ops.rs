@@ -91,31 +91,6 @@ fn run_with_limit(mut c: Command, limit: Duration, what: &str) -> Output {
     }
 }
 
-/// Asserts a refusal for bad input: exit code 2, one line `error: …` naming `needle` on
-/// stderr, nothing on stdout.
-fn assert_input_error(out: &Output, what: &str, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{what}: exit code 2 for bad input expected, got {}; stderr: {stderr}",
-        out.status
-    );
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("{what}: no `error: …` line on stderr: {stderr}"));
-    assert!(
-        line.contains(needle),
-        "{what}: the message must name {needle}: {line}"
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "{what}: nothing on stdout on error: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-}
-
 /// File names in a directory, sorted.
 fn names_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

@@ -331,6 +331,20 @@ impl Segl {
         self.json(&["token", "import", path.to_str().unwrap(), "--json"])
     }
 
+    /// `segl token resync --serial S --code1 C1 --code2 C2 --json`, succeeding or not.
+    pub fn resync(&self, serial: &str, code1: &str, code2: &str) -> Output {
+        self.cmd(&[
+            "token", "resync", "--serial", serial, "--code1", code1, "--code2", code2, "--json",
+        ])
+    }
+
+    /// [`Segl::resync`] that must succeed; its JSON.
+    pub fn resync_ok(&self, serial: &str, code1: &str, code2: &str) -> Value {
+        self.json(&[
+            "token", "resync", "--serial", serial, "--code1", code1, "--code2", code2, "--json",
+        ])
+    }
+
     /// `segl token assign --serial S --nin NIN`.
     pub fn assign(&self, serial: &str, nin: &str) -> Value {
         self.json(&[
@@ -1349,4 +1363,29 @@ impl Fixture {
         let tokens = exchange(&client, code, start.verifier).await;
         (client, tokens)
     }
+}
+
+/// Asserts a refusal for bad input: exit code 2, one line `error: …` naming `needle` on
+/// stderr, nothing on stdout.
+pub fn assert_input_error(out: &Output, what: &str, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{what}: exit code 2 for bad input expected, got {}; stderr: {stderr}",
+        out.status
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{what}: no `error: …` line on stderr: {stderr}"));
+    assert!(
+        line.contains(needle),
+        "{what}: the message must name {needle}: {line}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{what}: nothing on stdout on error: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
