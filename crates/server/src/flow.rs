@@ -18,6 +18,7 @@ use segl_crypto::password::Verification;
 use segl_crypto::pskc::TokenKind;
 use segl_crypto::random::{ct_eq, sha256_b64url};
 use segl_store::audit::{self, Event};
+use segl_store::db::{Body, Db, Txn};
 use segl_store::devices::{self, DeviceState};
 use segl_store::flows::{self, FlowRow};
 use segl_store::{StoreError, persons};
@@ -41,7 +42,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A step a client can take.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Step {
     /// National identity number.
     Identify(String),
@@ -122,7 +123,7 @@ fn decode(row: &FlowRow) -> Result<LoginFlow, ApiError> {
 
 /// Loads a flow and checks the browser binding and, for steps, the CSRF token.
 pub async fn load(
-    c: &mut segl_store::Conn,
+    c: &mut impl Db,
     id: &str,
     browser: Option<&str>,
     csrf: Option<Option<&str>>,
@@ -171,27 +172,125 @@ pub async fn run_step(
         Step::Password(pw) => Some(check_password(st, id, browser, csrf, pw, now).await?),
         _ => None,
     };
-    let mut tx = st.store.begin().await?;
-    let (mut row, mut flow) = load(&mut tx, id, browser, Some(csrf)).await?;
+    // Moving between the first steps is only the flow's progress: a power cut may take it
+    // back (the person repeats a step), so it need not wait for the disk. Codes, passwords,
+    // audit events and the finished login do. Should one of these steps ever end the flow
+    // (and so record `login.failure` or a code), it writes nothing and runs again durably.
+    let progress = matches!(
+        step,
+        Step::Identify(_) | Step::Method(_) | Step::ChooseAnother
+    );
+    let at = StepAt {
+        id: id.to_string(),
+        browser: browser.map(str::to_string),
+        csrf: csrf.map(str::to_string),
+        now,
+        relaxed: progress,
+    };
+    let first = if progress {
+        step_tx(st, at.clone(), step.clone(), None).await?
+    } else {
+        None
+    };
+    let (stepped, result) = match first {
+        Some(done) => done,
+        None => {
+            let at = StepAt {
+                relaxed: false,
+                ..at
+            };
+            step_tx(st, at, step, password_check)
+                .await?
+                .ok_or_else(|| ApiError::Internal("a durable step asked to run again".into()))?
+        }
+    };
+    result?;
+    Ok(stepped)
+}
+
+type StepOutcome = (Stepped, Result<(), FlowError>);
+
+/// Where and when a step happens.
+#[derive(Clone)]
+struct StepAt {
+    id: String,
+    browser: Option<String>,
+    csrf: Option<String>,
+    now: i64,
+    /// The transaction will not wait for the disk: give up before writing anything that
+    /// must be durable.
+    relaxed: bool,
+}
+
+/// One transaction for a step: on SQLite one job of the group-commit writer (see
+/// `Store::transact`). `None` when a relaxed step must run again durably.
+async fn step_tx(
+    st: &AppState,
+    at: StepAt,
+    step: Step,
+    password_check: Option<(PasswordCheck, String, i64)>,
+) -> Result<Option<StepOutcome>, ApiError> {
+    let relaxed = at.relaxed;
+    let body = step_body(st.clone(), at, step, password_check);
+    if relaxed {
+        st.store.relaxed(body).await
+    } else {
+        st.store.transact(body).await
+    }
+}
+
+fn step_body(
+    st: AppState,
+    at: StepAt,
+    step: Step,
+    password_check: Option<(PasswordCheck, String, i64)>,
+) -> impl for<'a> FnOnce(Txn<'a>) -> Body<'a, Result<Option<StepOutcome>, ApiError>> + Send + 'static
+{
+    move |mut tx| Box::pin(async move { apply_step(&st, &mut tx, at, step, password_check).await })
+}
+
+/// The step inside its transaction. A refused step (wrong code…) is still saved, with its
+/// counters and audit events, and its refusal returned beside the flow; an error undoes it.
+async fn apply_step(
+    st: &AppState,
+    tx: &mut impl Db,
+    at: StepAt,
+    step: Step,
+    password_check: Option<(PasswordCheck, String, i64)>,
+) -> Result<Option<StepOutcome>, ApiError> {
+    let now = at.now;
+    let (mut row, mut flow) =
+        load(tx, &at.id, at.browser.as_deref(), Some(at.csrf.as_deref())).await?;
     let before = row.data.clone();
+    let state_before = flow.state;
     let mut cookies = Vec::new();
+    // The person, when a step has already looked them up.
+    let mut known_person = None;
     let result: Result<(), FlowError> = match step {
         Step::Identify(nin) => flow.identify(&nin, now),
         Step::Method(m) => flow.choose_method(&m, now).map(|m| {
             cookies.push(method_cookie(st, m.as_str()));
         }),
         Step::ChooseAnother => flow.choose_another(now),
-        Step::Otp(code) => otp_step(st, &mut tx, &mut flow, &code, now).await?,
+        Step::Otp(code) => otp_step(st, tx, &mut flow, &code, now).await?,
         Step::Password(_) => match password_check {
             Some((check, person_id, failures)) => {
-                password_step(st, &mut tx, &mut flow, check, &person_id, failures, now).await?
+                let r = password_step(st, tx, &mut flow, check, &person_id, failures, now).await?;
+                known_person = Some(person_id).filter(|p| !p.is_empty());
+                r
             }
             None => Err(FlowError::InvalidState("password")),
         },
         Step::Cancel => flow.cancel(now),
     };
+    if at.relaxed
+        && flow.state != state_before
+        && matches!(flow.state, LoginState::Done | LoginState::Failed)
+    {
+        return Ok(None);
+    }
     if flow.state == LoginState::Done && flow.redirect_to.is_none() {
-        cookies.push(finish(st, &mut tx, &mut flow, now).await?);
+        cookies.push(finish(st, tx, &mut flow, known_person, now).await?);
     }
     if flow.state == LoginState::Failed && flow.redirect_to.is_none() {
         // The client hears of a failed or cancelled login as access_denied (RFC 6749 4.1.2.1).
@@ -199,9 +298,9 @@ pub async fn run_step(
     }
     if flow.state == LoginState::Failed && !before.contains("\"state\":\"failed\"") {
         st.metrics.logins_failed.inc();
-        let subject = person_of(&mut tx, &flow).await?;
+        let subject = person_of(tx, &flow).await?;
         audit::append(
-            &mut tx,
+            tx,
             &Event {
                 event: "login.failure",
                 subject: subject.as_deref(),
@@ -214,11 +313,9 @@ pub async fn run_step(
     }
     row.data = serde_json::to_string(&flow).map_err(|e| ApiError::Internal(e.to_string()))?;
     if row.data != before {
-        flows::update(&mut tx, &mut row).await?;
+        flows::update(tx, &mut row).await?;
     }
-    tx.commit().await.map_err(StoreError::from)?;
-    result?;
-    Ok(Stepped { row, flow, cookies })
+    Ok(Some((Stepped { row, flow, cookies }, result)))
 }
 
 fn denied_url(st: &AppState, flow: &LoginFlow) -> String {
@@ -240,7 +337,7 @@ fn denied_url(st: &AppState, flow: &LoginFlow) -> String {
     url.to_string()
 }
 
-async fn person_of(c: &mut segl_store::Conn, flow: &LoginFlow) -> Result<Option<String>, ApiError> {
+async fn person_of(c: &mut impl Db, flow: &LoginFlow) -> Result<Option<String>, ApiError> {
     Ok(match &flow.nin {
         Some(n) => persons::by_nin(c, n.as_str()).await?.map(|p| p.id),
         None => None,
@@ -260,7 +357,7 @@ fn method_cookie(st: &AppState, method: &str) -> Cookie<'static> {
 /// Checks the code against the person's device and records the outcome.
 async fn otp_step(
     st: &AppState,
-    c: &mut segl_store::Conn,
+    c: &mut impl Db,
     flow: &mut LoginFlow,
     code: &str,
     now: i64,
@@ -268,10 +365,13 @@ async fn otp_step(
     if let Err(e) = flow.expect_otp(now) {
         return Ok(Err(e));
     }
-    let person = person_of(c, flow).await?;
-    let device = match &person {
-        Some(p) => devices::for_person(c, p).await?,
+    let device = match &flow.nin {
+        Some(n) => devices::for_nin(c, n.as_str()).await?,
         None => None,
+    };
+    let person = match device.as_ref().and_then(|d| d.person_id.clone()) {
+        Some(p) => Some(p),
+        None => person_of(c, flow).await?,
     };
     let policy = &st.settings.policy;
     let check = match device {
@@ -373,7 +473,7 @@ async fn otp_step(
 /// Appends an event of the code step, about `person` (none for an unknown number) and
 /// the flow's client.
 async fn otp_event(
-    c: &mut segl_store::Conn,
+    c: &mut impl Db,
     flow: &LoginFlow,
     person: Option<&str>,
     event: &str,
@@ -400,14 +500,25 @@ async fn check_password(
     password: &str,
     now: i64,
 ) -> Result<(PasswordCheck, String, i64), ApiError> {
-    let mut c = st.store.read().await?;
-    let (_, flow) = load(&mut c, id, browser, Some(csrf)).await?;
-    if let Err(e) = flow.expect_password(now) {
-        return Err(e.into());
-    }
-    let person = person_of(&mut c, &flow).await?.unwrap_or_default();
-    let record = persons::password(&mut c, &person).await?;
-    drop(c);
+    let (id, browser, csrf) = (
+        id.to_string(),
+        browser.map(str::to_string),
+        csrf.map(str::to_string),
+    );
+    // Reads only: on SQLite one job of the writer thread instead of a hand-off per query.
+    let (person, record) = st
+        .store
+        .relaxed(move |mut c| {
+            Box::pin(async move {
+                let (_, flow) =
+                    load(&mut c, &id, browser.as_deref(), Some(csrf.as_deref())).await?;
+                flow.expect_password(now)?;
+                let person = person_of(&mut c, &flow).await?.unwrap_or_default();
+                let record = persons::password(&mut c, &person).await?;
+                Ok::<_, ApiError>((person, record))
+            })
+        })
+        .await?;
     if password.len() > 1024 {
         return Err(ApiError::problem(
             StatusCode::BAD_REQUEST,
@@ -463,11 +574,11 @@ async fn check_password(
 
 async fn password_step(
     st: &AppState,
-    c: &mut segl_store::Conn,
+    c: &mut impl Db,
     flow: &mut LoginFlow,
     check: PasswordCheck,
     person_id: &str,
-    _failures_before: i64,
+    failures_before: i64,
     now: i64,
 ) -> Result<Result<(), FlowError>, ApiError> {
     let policy = &st.settings.policy;
@@ -507,7 +618,10 @@ async fn password_step(
             PasswordCheck::Wrong
         }
         PasswordCheck::Accepted => {
-            persons::password_succeeded(c, person_id).await?;
+            // Read with the password record; nothing to clear in the usual case.
+            if failures_before != 0 {
+                persons::password_succeeded(c, person_id).await?;
+            }
             PasswordCheck::Accepted
         }
         other => other,
@@ -518,13 +632,17 @@ async fn password_step(
 /// Completes a login: session, authorization code, audit. Returns the session cookie.
 async fn finish(
     st: &AppState,
-    c: &mut segl_store::Conn,
+    c: &mut impl Db,
     flow: &mut LoginFlow,
+    known_person: Option<String>,
     now: i64,
 ) -> Result<Cookie<'static>, ApiError> {
-    let person = person_of(c, flow)
-        .await?
-        .ok_or_else(|| ApiError::Internal("finished login without a person".into()))?;
+    let person = match known_person {
+        Some(p) => p,
+        None => person_of(c, flow)
+            .await?
+            .ok_or_else(|| ApiError::Internal("finished login without a person".into()))?,
+    };
     let auth_time = flow.auth_time.unwrap_or(now);
     let acr = flow.acr();
     let cookie = oidc::start_session(st, c, &person, auth_time, acr, &flow.amr).await?;

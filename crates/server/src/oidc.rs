@@ -21,6 +21,7 @@ use segl_crypto::jose::JwsAlg;
 use segl_crypto::random::{ct_eq, pkce_s256_matches, random_token, sha256, sha256_b64url};
 use segl_store::audit::{self, Event, OwnedEvent};
 use segl_store::clients::{self, AuthMethod, Client};
+use segl_store::db::Db;
 use segl_store::grants::{self, Decide, Decision, Kind, NewTokens, Redeemed, Session, TokenRow};
 use segl_store::{flows, persons};
 use serde_json::{Value, json};
@@ -542,8 +543,11 @@ async fn start_or_resume(
         expires_at: flow.expires_at,
     };
     row.data = serde_json::to_string(&flow).map_err(|e| fail("server_error", log_fault(&e)))?;
-    let mut conn = st.store.conn().await.map_err(server)?;
-    flows::insert(&mut conn, &row).await.map_err(server)?;
+    st.store
+        // A new flow is only progress (see flow::run_step): it need not wait for the disk.
+        .relaxed(move |mut tx| Box::pin(async move { flows::insert(&mut tx, &row).await }))
+        .await
+        .map_err(server)?;
     st.metrics.flows_started.inc();
     let mut resp = Redirect::to(&format!("/login?flow={id}")).into_response();
     if new_cookie {
@@ -570,7 +574,7 @@ pub fn browser_cookie(st: &AppState, value: String) -> Cookie<'static> {
 #[allow(clippy::too_many_arguments)] // one call site per origin (flow or session); a struct would only rename these
 pub async fn issue_code(
     st: &AppState,
-    c: &mut segl_store::Conn,
+    c: &mut impl Db,
     req: &AuthRequest,
     person_id: &str,
     auth_time: i64,
@@ -624,7 +628,7 @@ pub async fn issue_code(
 /// Starts a single sign-on session and returns the cookie value.
 pub async fn start_session(
     st: &AppState,
-    c: &mut segl_store::Conn,
+    c: &mut impl Db,
     person_id: &str,
     auth_time: i64,
     acr: &str,

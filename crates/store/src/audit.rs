@@ -10,7 +10,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::{Conn, Result};
+use crate::db::Db;
+use crate::{Conn, Result, StoreError};
 
 /// An event to record. Never put a secret or a national identity number in `data`.
 #[derive(Clone, Debug)]
@@ -66,48 +67,27 @@ const INSERT_ENTRY: &str = "INSERT INTO audit_log (seq, ts, event, subject, clie
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// Appends an event in the caller's transaction.
-pub async fn append(c: &mut Conn, e: &Event<'_>, now: i64) -> Result<i64> {
-    let head = sqlx::query(ADVANCE_HEAD).fetch_one(&mut *c).await?;
-    let seq: i64 = head.try_get("seq")?;
-    let prev: String = head.try_get("hash")?;
+pub async fn append(c: &mut impl Db, e: &Event<'_>, now: i64) -> Result<i64> {
+    let (seq, prev) = c
+        .fetch_optional(ADVANCE_HEAD, &[], |r| Ok((r.int(0)?, r.text(1)?)))
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("the audit log has no head row".into()))?;
     let data = e.data.to_string();
     let hash = chain_hash(&prev, seq, now, e.event, e.subject, e.client_id, &data);
-    sqlx::query(INSERT_ENTRY)
-        .bind(seq)
-        .bind(now)
-        .bind(e.event)
-        .bind(e.subject)
-        .bind(e.client_id)
-        .bind(&data)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(c)
-        .await?;
-    Ok(seq)
-}
-
-/// [`append`] on the SQLite writer thread.
-pub(crate) fn append_sync(c: &rusqlite::Connection, e: &Event<'_>, now: i64) -> Result<i64> {
-    let (seq, prev): (i64, String) = c
-        .prepare_cached(ADVANCE_HEAD)?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let data = e.data.to_string();
-    let hash = chain_hash(&prev, seq, now, e.event, e.subject, e.client_id, &data);
-    let mut stmt = c.prepare_cached(INSERT_ENTRY)?;
-    crate::writer::bind(
-        &mut stmt,
+    c.execute(
+        INSERT_ENTRY,
         &[
-            &seq,
-            &now,
-            &e.event,
-            &e.subject,
-            &e.client_id,
-            &data,
-            &prev,
-            &hash,
+            seq.into(),
+            now.into(),
+            e.event.into(),
+            e.subject.into(),
+            e.client_id.into(),
+            (&data).into(),
+            (&prev).into(),
+            (&hash).into(),
         ],
-    )?;
-    stmt.raw_execute()?;
+    )
+    .await?;
     Ok(seq)
 }
 

@@ -4,9 +4,9 @@
 use segl_crypto::otp::OtpAlgorithm;
 use segl_crypto::pskc::{PskcToken, TokenKind};
 use serde::Serialize;
-use sqlx::Row;
 use zeroize::Zeroizing;
 
+use crate::db::{Db, Get};
 use crate::{Conn, Result, Store, StoreError, map_unique};
 
 /// Device state.
@@ -100,42 +100,50 @@ impl From<&Device> for DeviceSummary {
     }
 }
 
-const COLS: &str = "serial, manufacturer, kind, algorithm, digits, secret, counter, step, t0, drift, \
-                    last_step, failures, state, person_id";
+// The columns `device` reads, in its order.
+macro_rules! device_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT serial, manufacturer, kind, algorithm, digits, secret, counter, step, t0, drift, \
+             last_step, failures, state, person_id FROM otp_devices ",
+            $rest
+        )
+    };
+}
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<Device> {
-    let kind: String = r.try_get("kind")?;
+fn device(r: &dyn Get) -> Result<Device> {
+    let kind = r.text(2)?;
     let kind = match kind.as_str() {
         "hotp" => TokenKind::Hotp {
-            counter: r.try_get::<i64, _>("counter")? as u64,
+            counter: r.int(6)? as u64,
         },
         "totp" => TokenKind::Totp {
-            step: r.try_get::<i64, _>("step")? as u32,
-            t0: r.try_get("t0")?,
+            step: r.int(7)? as u32,
+            t0: r.int(8)?,
         },
         other => return Err(StoreError::Corrupt(format!("device kind {other}"))),
     };
-    let alg: String = r.try_get("algorithm")?;
-    let state: String = r.try_get("state")?;
+    let alg = r.text(3)?;
+    let state = r.text(12)?;
     Ok(Device {
-        serial: r.try_get("serial")?,
-        manufacturer: r.try_get("manufacturer")?,
+        serial: r.text(0)?,
+        manufacturer: r.opt_text(1)?,
         kind,
         algorithm: alg
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("device algorithm {alg}")))?,
-        digits: r.try_get::<i64, _>("digits")? as u8,
-        sealed: r.try_get("secret")?,
-        counter: r.try_get::<i64, _>("counter")? as u64,
-        drift: r.try_get("drift")?,
-        last_step: r.try_get("last_step")?,
-        failures: r.try_get("failures")?,
+        digits: r.int(4)? as u8,
+        sealed: r.blob(5)?,
+        counter: r.int(6)? as u64,
+        drift: r.int(9)?,
+        last_step: r.opt_int(10)?,
+        failures: r.int(11)?,
         state: if state == "blocked" {
             DeviceState::Blocked
         } else {
             DeviceState::Active
         },
-        person_id: r.try_get("person_id")?,
+        person_id: r.opt_text(13)?,
     })
 }
 
@@ -169,37 +177,55 @@ pub async fn import(c: &mut Conn, store: &Store, t: &PskcToken, now: i64) -> Res
 }
 
 /// A device by serial.
-pub async fn by_serial(c: &mut Conn, serial: &str) -> Result<Option<Device>> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM otp_devices WHERE serial = $1"));
-    let row = sqlx::query(sql).bind(serial).fetch_optional(c).await?;
-    row.as_ref().map(from_row).transpose()
+pub async fn by_serial(c: &mut impl Db, serial: &str) -> Result<Option<Device>> {
+    c.fetch_optional(
+        device_select!("WHERE serial = $1"),
+        &[serial.into()],
+        device,
+    )
+    .await
 }
 
 /// The person's device (the newest assigned one).
-pub async fn for_person(c: &mut Conn, person_id: &str) -> Result<Option<Device>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM otp_devices WHERE person_id = $1 ORDER BY imported_at DESC, serial LIMIT 1"
-    ));
-    let row = sqlx::query(sql).bind(person_id).fetch_optional(c).await?;
-    row.as_ref().map(from_row).transpose()
+pub async fn for_person(c: &mut impl Db, person_id: &str) -> Result<Option<Device>> {
+    c.fetch_optional(
+        device_select!("WHERE person_id = $1 ORDER BY imported_at DESC, serial LIMIT 1"),
+        &[person_id.into()],
+        device,
+    )
+    .await
+}
+
+/// The device of the person with this national identity number (the newest assigned one):
+/// [`for_person`] without looking the person up first.
+pub async fn for_nin(c: &mut impl Db, nin: &str) -> Result<Option<Device>> {
+    c.fetch_optional(
+        device_select!(
+            "WHERE person_id = (SELECT id FROM persons WHERE nin = $1) \
+             ORDER BY imported_at DESC, serial LIMIT 1"
+        ),
+        &[nin.into()],
+        device,
+    )
+    .await
 }
 
 /// All devices, or a person's.
-pub async fn list(c: &mut Conn, person_id: Option<&str>) -> Result<Vec<Device>> {
-    let rows = match person_id {
+pub async fn list(c: &mut impl Db, person_id: Option<&str>) -> Result<Vec<Device>> {
+    match person_id {
         Some(p) => {
-            let sql = sqlx::AssertSqlSafe(format!(
-                "SELECT {COLS} FROM otp_devices WHERE person_id = $1 ORDER BY serial"
-            ));
-            sqlx::query(sql).bind(p).fetch_all(c).await?
+            c.fetch_all(
+                device_select!("WHERE person_id = $1 ORDER BY serial"),
+                &[p.into()],
+                device,
+            )
+            .await
         }
         None => {
-            let sql =
-                sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM otp_devices ORDER BY serial"));
-            sqlx::query(sql).fetch_all(c).await?
+            c.fetch_all(device_select!("ORDER BY serial"), &[], device)
+                .await
         }
-    };
-    rows.iter().map(from_row).collect()
+    }
 }
 
 /// Assigns a device to a person.
@@ -220,25 +246,26 @@ pub async fn assign(c: &mut Conn, serial: &str, person_id: &str) -> Result<()> {
 /// the drift; failures reset. Guarded by the old values, so of two requests racing with the
 /// same code only one succeeds ([`StoreError::Conflict`] for the other).
 pub async fn accepted(
-    c: &mut Conn,
+    c: &mut impl Db,
     d: &Device,
     counter: u64,
     last_step: Option<i64>,
     drift: i64,
 ) -> Result<()> {
-    let n = sqlx::query(
-        "UPDATE otp_devices SET counter = $2, last_step = $3, drift = $4, failures = 0, state = 'active' \
-         WHERE serial = $1 AND counter = $5 AND COALESCE(last_step, -1) = $6",
-    )
-    .bind(&d.serial)
-    .bind(counter as i64)
-    .bind(last_step)
-    .bind(drift)
-    .bind(d.counter as i64)
-    .bind(d.last_step.unwrap_or(-1))
-    .execute(c)
-    .await?
-    .rows_affected();
+    let n = c
+        .execute(
+            "UPDATE otp_devices SET counter = $2, last_step = $3, drift = $4, failures = 0, state = 'active' \
+             WHERE serial = $1 AND counter = $5 AND COALESCE(last_step, -1) = $6",
+            &[
+                (&d.serial).into(),
+                (counter as i64).into(),
+                last_step.into(),
+                drift.into(),
+                (d.counter as i64).into(),
+                d.last_step.unwrap_or(-1).into(),
+            ],
+        )
+        .await?;
     if n == 0 {
         return Err(StoreError::Conflict);
     }
@@ -246,22 +273,16 @@ pub async fn accepted(
 }
 
 /// Counts a wrong code atomically and blocks at `max`; returns (failures, blocked).
-pub async fn failed(c: &mut Conn, serial: &str, max: u32) -> Result<(i64, bool)> {
-    let row = sqlx::query(
+pub async fn failed(c: &mut impl Db, serial: &str, max: u32) -> Result<(i64, bool)> {
+    c.fetch_optional(
         "UPDATE otp_devices SET failures = failures + 1, \
          state = CASE WHEN failures + 1 >= $2 THEN 'blocked' ELSE state END \
          WHERE serial = $1 RETURNING failures, state",
+        &[serial.into(), i64::from(max).into()],
+        |r| Ok((r.int(0)?, r.text(1)? == DeviceState::Blocked.as_str())),
     )
-    .bind(serial)
-    .bind(i64::from(max))
-    .fetch_optional(c)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("code device {serial}")))?;
-    let state: String = row.try_get("state")?;
-    Ok((
-        row.try_get("failures")?,
-        state == DeviceState::Blocked.as_str(),
-    ))
+    .ok_or_else(|| StoreError::NotFound(format!("code device {serial}")))
 }
 
 /// Sets counters after a resync and unblocks.

@@ -2,9 +2,8 @@
 //! (`segl_core::flow`). Updates are guarded by a version number, so of two requests
 //! racing on one flow exactly one wins.
 
-use sqlx::Row;
-
-use crate::{Conn, Result, StoreError};
+use crate::db::Db;
+use crate::{Result, StoreError};
 
 /// A stored flow.
 #[derive(Clone, Debug)]
@@ -26,55 +25,51 @@ pub struct FlowRow {
 }
 
 /// Inserts a new flow.
-pub async fn insert(c: &mut Conn, f: &FlowRow) -> Result<()> {
-    sqlx::query(
+pub async fn insert(c: &mut impl Db, f: &FlowRow) -> Result<()> {
+    c.execute(
         "INSERT INTO flows (id, kind, binding_hash, csrf, data, version, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            (&f.id).into(),
+            (&f.kind).into(),
+            (&f.binding_hash).into(),
+            (&f.csrf).into(),
+            (&f.data).into(),
+            f.version.into(),
+            f.expires_at.into(),
+        ],
     )
-    .bind(&f.id)
-    .bind(&f.kind)
-    .bind(&f.binding_hash)
-    .bind(&f.csrf)
-    .bind(&f.data)
-    .bind(f.version)
-    .bind(f.expires_at)
-    .execute(c)
     .await?;
     Ok(())
 }
 
 /// Loads a flow.
-pub async fn get(c: &mut Conn, id: &str) -> Result<Option<FlowRow>> {
-    let row = sqlx::query(
+pub async fn get(c: &mut impl Db, id: &str) -> Result<Option<FlowRow>> {
+    c.fetch_optional(
         "SELECT id, kind, binding_hash, csrf, data, version, expires_at FROM flows WHERE id = $1",
+        &[id.into()],
+        |r| {
+            Ok(FlowRow {
+                id: r.text(0)?,
+                kind: r.text(1)?,
+                binding_hash: r.text(2)?,
+                csrf: r.text(3)?,
+                data: r.text(4)?,
+                version: r.int(5)?,
+                expires_at: r.int(6)?,
+            })
+        },
     )
-    .bind(id)
-    .fetch_optional(c)
-    .await?;
-    row.map(|r| {
-        Ok(FlowRow {
-            id: r.try_get("id")?,
-            kind: r.try_get("kind")?,
-            binding_hash: r.try_get("binding_hash")?,
-            csrf: r.try_get("csrf")?,
-            data: r.try_get("data")?,
-            version: r.try_get("version")?,
-            expires_at: r.try_get("expires_at")?,
-        })
-    })
-    .transpose()
+    .await
 }
 
 /// Saves a flow if nobody changed it since `f.version` was read; bumps the version.
-pub async fn update(c: &mut Conn, f: &mut FlowRow) -> Result<()> {
-    let n = sqlx::query(
-        "UPDATE flows SET data = $2, version = version + 1 WHERE id = $1 AND version = $3",
-    )
-    .bind(&f.id)
-    .bind(&f.data)
-    .bind(f.version)
-    .execute(c)
-    .await?
-    .rows_affected();
+pub async fn update(c: &mut impl Db, f: &mut FlowRow) -> Result<()> {
+    let n = c
+        .execute(
+            "UPDATE flows SET data = $2, version = version + 1 WHERE id = $1 AND version = $3",
+            &[(&f.id).into(), (&f.data).into(), f.version.into()],
+        )
+        .await?;
     if n == 0 {
         return Err(StoreError::Conflict);
     }

@@ -8,6 +8,7 @@
 use sqlx::Row;
 
 use crate::audit::{self, Event, OwnedEvent};
+use crate::db::{Db, Lite, at_once};
 use crate::persons::{self, Person};
 use crate::{Conn, Result, Store, StoreError, flag};
 
@@ -91,7 +92,7 @@ fn token_row_sync(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
 }
 
 /// Stores an authorization code.
-pub async fn insert_code(c: &mut Conn, t: &TokenRow) -> Result<()> {
+pub async fn insert_code(c: &mut impl Db, t: &TokenRow) -> Result<()> {
     insert_token(c, INSERT_CODE, t).await
 }
 
@@ -119,20 +120,23 @@ async fn redeem(c: &mut Conn, kind: Kind, hash: &str, now: i64) -> Result<Redeem
 }
 
 /// Stores an access token.
-pub async fn insert_access(c: &mut Conn, t: &TokenRow) -> Result<()> {
+pub async fn insert_access(c: &mut impl Db, t: &TokenRow) -> Result<()> {
     insert_token(c, INSERT_ACCESS, t).await
 }
 
-async fn insert_token(c: &mut Conn, sql: &'static str, t: &TokenRow) -> Result<()> {
-    sqlx::query(sql)
-        .bind(&t.hash)
-        .bind(&t.client_id)
-        .bind(&t.person_id)
-        .bind(&t.grant_id)
-        .bind(&t.grant_data)
-        .bind(t.expires_at)
-        .execute(c)
-        .await?;
+async fn insert_token(c: &mut impl Db, sql: &'static str, t: &TokenRow) -> Result<()> {
+    c.execute(
+        sql,
+        &[
+            (&t.hash).into(),
+            (&t.client_id).into(),
+            (&t.person_id).into(),
+            (&t.grant_id).into(),
+            (&t.grant_data).into(),
+            t.expires_at.into(),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -150,7 +154,7 @@ pub async fn access(c: &mut Conn, hash: &str, now: i64) -> Result<Option<TokenRo
 }
 
 /// Stores a refresh token.
-pub async fn insert_refresh(c: &mut Conn, t: &TokenRow) -> Result<()> {
+pub async fn insert_refresh(c: &mut impl Db, t: &TokenRow) -> Result<()> {
     insert_token(c, INSERT_REFRESH, t).await
 }
 
@@ -304,7 +308,7 @@ fn reuse_event<'a>(kind: Kind, row: &'a TokenRow, revoked: u64) -> Event<'a> {
 
 /// [`Store::redeem_grant`] on the SQLite writer thread.
 fn redeem_grant_sync<T>(
-    c: &rusqlite::Connection,
+    c: &mut rusqlite::Connection,
     kind: Kind,
     hash: &str,
     now: i64,
@@ -336,10 +340,14 @@ fn redeem_grant_sync<T>(
         for sql in [REVOKE_ACCESS, REVOKE_REFRESH] {
             revoked += c.prepare_cached(sql)?.execute([&row.grant_id])? as u64;
         }
-        audit::append_sync(c, &reuse_event(kind, &row, revoked), now)?;
+        at_once(audit::append(
+            &mut Lite(c),
+            &reuse_event(kind, &row, revoked),
+            now,
+        ))?;
         return Ok(Redeemed::Reused);
     };
-    let person = persons::by_id_sync(c, &row.person_id)?;
+    let person = at_once(persons::by_id(&mut Lite(c), &row.person_id))?;
     let (decision, value) = decide(&row, person.as_ref());
     let spent = !matches!(decision, Decision::Refuse { spend: false });
     if spent {
@@ -348,30 +356,13 @@ fn redeem_grant_sync<T>(
         st.raw_execute()?;
     }
     if let Decision::Issue(t) = decision {
-        insert_token_sync(c, INSERT_ACCESS, &t.access)?;
+        at_once(insert_token(&mut Lite(c), INSERT_ACCESS, &t.access))?;
         if let Some(r) = &t.refresh {
-            insert_token_sync(c, INSERT_REFRESH, r)?;
+            at_once(insert_token(&mut Lite(c), INSERT_REFRESH, r))?;
         }
-        audit::append_sync(c, &t.event.as_event(), now)?;
+        at_once(audit::append(&mut Lite(c), &t.event.as_event(), now))?;
     }
     Ok(Redeemed::Fresh(value))
-}
-
-fn insert_token_sync(c: &rusqlite::Connection, sql: &str, t: &TokenRow) -> Result<()> {
-    let mut st = c.prepare_cached(sql)?;
-    crate::writer::bind(
-        &mut st,
-        &[
-            &t.hash,
-            &t.client_id,
-            &t.person_id,
-            &t.grant_id,
-            &t.grant_data,
-            &t.expires_at,
-        ],
-    )?;
-    st.raw_execute()?;
-    Ok(())
 }
 
 /// A single sign-on session.
@@ -392,17 +383,19 @@ pub struct Session {
 }
 
 /// Starts a session.
-pub async fn insert_session(c: &mut Conn, s: &Session) -> Result<()> {
-    sqlx::query(
+pub async fn insert_session(c: &mut impl Db, s: &Session) -> Result<()> {
+    let amr = serde_json::to_string(&s.amr).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    c.execute(
         "INSERT INTO sessions (id_hash, person_id, auth_time, acr, amr, expires_at, ended) VALUES ($1, $2, $3, $4, $5, $6, 0)",
+        &[
+            (&s.id_hash).into(),
+            (&s.person_id).into(),
+            s.auth_time.into(),
+            (&s.acr).into(),
+            (&amr).into(),
+            s.expires_at.into(),
+        ],
     )
-    .bind(&s.id_hash)
-    .bind(&s.person_id)
-    .bind(s.auth_time)
-    .bind(&s.acr)
-    .bind(serde_json::to_string(&s.amr).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-    .bind(s.expires_at)
-    .execute(c)
     .await?;
     Ok(())
 }

@@ -5,14 +5,17 @@
 //! flags are 0/1 integers. The two migration folders (`migrations/sqlite`,
 //! `migrations/postgres`) are kept side by side and differ only in type names.
 //!
-//! Repository functions take `&mut AnyConnection` so a handler can run several of them in one
-//! transaction ([`Store::begin`]); the modules are laid out by table:
-//! [`persons`], [`devices`], [`apps`], [`clients`], [`flows`], [`grants`], [`audit`].
+//! Repository functions take a connection, so a handler can run several of them in one
+//! transaction; the modules are laid out by table: [`persons`], [`devices`], [`apps`],
+//! [`clients`], [`flows`], [`grants`], [`audit`]. Those on the hot paths take any [`db::Db`]:
+//! written once, they run on sqlx and on the SQLite writer thread's rusqlite connection,
+//! where [`Store::transact`] runs a whole login step as one group-committed job.
 #![forbid(unsafe_code)]
 
 pub mod apps;
 pub mod audit;
 pub mod clients;
+pub mod db;
 pub mod devices;
 pub mod flows;
 pub mod grants;
@@ -260,6 +263,75 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         })
+    }
+
+    /// Runs `body` in one transaction and returns its value once the transaction is durable.
+    /// The body's writes are kept when it returns `Ok` and undone when it returns `Err`.
+    ///
+    /// On a SQLite file the whole body runs as one job of the group-commit writer (in a
+    /// savepoint of its own), so a multi-statement step costs one hand-off between threads
+    /// and shares its fsync with the jobs beside it. The body must therefore only await the
+    /// [`db::Db`] it is given: anything else that waits is refused as a bug.
+    pub async fn transact<T, E, F>(&self, body: F) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'a> FnOnce(db::Txn<'a>) -> db::Body<'a, std::result::Result<T, E>> + Send + 'static,
+    {
+        self.transact_with(true, body).await
+    }
+
+    /// Runs a body of reads and at most one write, of state a power cut may take back
+    /// (a login flow's progress: the person repeats a step).
+    /// - On SQLite it is a job of the writer thread, committed without the fsync unless a
+    ///   durable job shares its batch. The commit is atomic either way, and the next
+    ///   durable commit makes it durable too.
+    /// - On PostgreSQL one write needs no transaction around it: the body runs on a pooled
+    ///   connection, each statement committing on its own (and durably: a separate pool
+    ///   with `synchronous_commit = off` made no difference that could be measured here).
+    ///
+    /// Never for credentials, counters, tokens or audit events: use [`Store::transact`].
+    pub async fn relaxed<T, E, F>(&self, body: F) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'a> FnOnce(db::Txn<'a>) -> db::Body<'a, std::result::Result<T, E>> + Send + 'static,
+    {
+        if self.writer().is_some() {
+            return self.transact_with(false, body).await;
+        }
+        let mut c = self.pool.acquire().await.map_err(StoreError::from)?;
+        body(db::Txn::sqlx(&mut c)).await
+    }
+
+    async fn transact_with<T, E, F>(&self, durable: bool, body: F) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'a> FnOnce(db::Txn<'a>) -> db::Body<'a, std::result::Result<T, E>> + Send + 'static,
+    {
+        if let Some(w) = self.writer() {
+            let job = move |conn: &mut rusqlite::Connection| {
+                let out = db::poll_once(body(db::Txn::lite(conn)))
+                    .unwrap_or_else(|| Err(db::waited().into()));
+                let keep = out.is_ok();
+                (out, keep)
+            };
+            return w.run_isolated(Box::new(job), durable).await?;
+        }
+        let mut tx = self.begin().await?;
+        let out = body(db::Txn::sqlx(&mut tx)).await;
+        match out {
+            Ok(v) => {
+                tx.commit().await.map_err(StoreError::from)?;
+                Ok(v)
+            }
+            Err(e) => {
+                // Dropping the transaction rolls back too; saying so frees the connection now.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
     }
 
     /// A pooled connection for reads outside a transaction.

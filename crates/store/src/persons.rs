@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::db::{Db, Get};
 use crate::{Conn, Result, StoreError, map_unique};
 
 /// A person as stored. The national identity number is personal data: it leaves the
@@ -46,18 +47,26 @@ impl Person {
     }
 }
 
-const COLS: &str = "id, sub, nin, name, birthdate, phone, email, created_at";
+// The columns `person` reads, in its order.
+macro_rules! person_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT id, sub, nin, name, birthdate, phone, email, created_at FROM persons WHERE ",
+            $where
+        )
+    };
+}
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<Person> {
+fn person(r: &dyn Get) -> Result<Person> {
     Ok(Person {
-        id: r.try_get("id")?,
-        sub: r.try_get("sub")?,
-        nin: r.try_get("nin")?,
-        name: r.try_get("name")?,
-        birthdate: r.try_get("birthdate")?,
-        phone: r.try_get("phone")?,
-        email: r.try_get("email")?,
-        created_at: r.try_get("created_at")?,
+        id: r.text(0)?,
+        sub: r.text(1)?,
+        nin: r.text(2)?,
+        name: r.text(3)?,
+        birthdate: r.text(4)?,
+        phone: r.opt_text(5)?,
+        email: r.opt_text(6)?,
+        created_at: r.int(7)?,
     })
 }
 
@@ -82,37 +91,15 @@ pub async fn insert(c: &mut Conn, p: &Person) -> Result<()> {
 }
 
 /// Finds a person by national identity number.
-pub async fn by_nin(c: &mut Conn, nin: &str) -> Result<Option<Person>> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM persons WHERE nin = $1"));
-    let row = sqlx::query(sql).bind(nin).fetch_optional(c).await?;
-    row.as_ref().map(from_row).transpose()
+pub async fn by_nin(c: &mut impl Db, nin: &str) -> Result<Option<Person>> {
+    c.fetch_optional(person_select!("nin = $1"), &[nin.into()], person)
+        .await
 }
 
 /// Finds a person by internal id.
-pub async fn by_id(c: &mut Conn, id: &str) -> Result<Option<Person>> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM persons WHERE id = $1"));
-    let row = sqlx::query(sql).bind(id).fetch_optional(c).await?;
-    row.as_ref().map(from_row).transpose()
-}
-
-/// [`by_id`] on the SQLite writer thread.
-pub(crate) fn by_id_sync(c: &rusqlite::Connection, id: &str) -> Result<Option<Person>> {
-    use rusqlite::OptionalExtension;
-    let sql = format!("SELECT {COLS} FROM persons WHERE id = ?1");
-    Ok(c.prepare_cached(&sql)?
-        .query_row([id], |r| {
-            Ok(Person {
-                id: r.get(0)?,
-                sub: r.get(1)?,
-                nin: r.get(2)?,
-                name: r.get(3)?,
-                birthdate: r.get(4)?,
-                phone: r.get(5)?,
-                email: r.get(6)?,
-                created_at: r.get(7)?,
-            })
-        })
-        .optional()?)
+pub async fn by_id(c: &mut impl Db, id: &str) -> Result<Option<Person>> {
+    c.fetch_optional(person_select!("id = $1"), &[id.into()], person)
+        .await
 }
 
 /// A person's password record.
@@ -143,57 +130,52 @@ pub async fn set_password(c: &mut Conn, person_id: &str, phc: &str, now: i64) ->
 }
 
 /// Replaces the hash only (rehash on login with new parameters).
-pub async fn rehash_password(c: &mut Conn, person_id: &str, phc: &str) -> Result<()> {
-    sqlx::query("UPDATE passwords SET phc = $2 WHERE person_id = $1")
-        .bind(person_id)
-        .bind(phc)
-        .execute(c)
-        .await?;
+pub async fn rehash_password(c: &mut impl Db, person_id: &str, phc: &str) -> Result<()> {
+    c.execute(
+        "UPDATE passwords SET phc = $2 WHERE person_id = $1",
+        &[person_id.into(), phc.into()],
+    )
+    .await?;
     Ok(())
 }
 
 /// Reads a person's password record.
-pub async fn password(c: &mut Conn, person_id: &str) -> Result<Option<PasswordRecord>> {
-    let row =
-        sqlx::query("SELECT phc, failures, locked, changed_at FROM passwords WHERE person_id = $1")
-            .bind(person_id)
-            .fetch_optional(c)
-            .await?;
-    row.map(|r| {
-        Ok(PasswordRecord {
-            phc: r.try_get("phc")?,
-            failures: r.try_get("failures")?,
-            locked: r.try_get::<i64, _>("locked")? != 0,
-            changed_at: r.try_get("changed_at")?,
-        })
-    })
-    .transpose()
+pub async fn password(c: &mut impl Db, person_id: &str) -> Result<Option<PasswordRecord>> {
+    c.fetch_optional(
+        "SELECT phc, failures, locked, changed_at FROM passwords WHERE person_id = $1",
+        &[person_id.into()],
+        |r| {
+            Ok(PasswordRecord {
+                phc: r.text(0)?,
+                failures: r.int(1)?,
+                locked: r.int(2)? != 0,
+                changed_at: r.int(3)?,
+            })
+        },
+    )
+    .await
 }
 
 /// Counts a wrong password atomically and locks at `max`; returns (failures, locked).
-pub async fn password_failed(c: &mut Conn, person_id: &str, max: u32) -> Result<(i64, bool)> {
-    let row = sqlx::query(
+pub async fn password_failed(c: &mut impl Db, person_id: &str, max: u32) -> Result<(i64, bool)> {
+    c.fetch_optional(
         "UPDATE passwords SET failures = failures + 1, \
          locked = CASE WHEN failures + 1 >= $2 THEN 1 ELSE locked END \
          WHERE person_id = $1 RETURNING failures, locked",
+        &[person_id.into(), i64::from(max).into()],
+        |r| Ok((r.int(0)?, r.int(1)? != 0)),
     )
-    .bind(person_id)
-    .bind(i64::from(max))
-    .fetch_optional(c)
     .await?
-    .ok_or_else(|| StoreError::NotFound("password".into()))?;
-    Ok((
-        row.try_get("failures")?,
-        row.try_get::<i64, _>("locked")? != 0,
-    ))
+    .ok_or_else(|| StoreError::NotFound("password".into()))
 }
 
 /// Clears the failure counter after a right password.
-pub async fn password_succeeded(c: &mut Conn, person_id: &str) -> Result<()> {
-    sqlx::query("UPDATE passwords SET failures = 0 WHERE person_id = $1 AND failures <> 0")
-        .bind(person_id)
-        .execute(c)
-        .await?;
+pub async fn password_succeeded(c: &mut impl Db, person_id: &str) -> Result<()> {
+    c.execute(
+        "UPDATE passwords SET failures = 0 WHERE person_id = $1 AND failures <> 0",
+        &[person_id.into()],
+    )
+    .await?;
     Ok(())
 }
 

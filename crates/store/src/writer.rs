@@ -35,11 +35,20 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 /// A job's statements. A job reads before it writes and writes only what it decided to
 /// keep, so it needs no savepoint of its own; if any statement fails, the whole batch is
 /// rolled back and every job in it fails, so nothing is ever half written.
-pub(crate) type JobFn<T> = Box<dyn FnOnce(&Connection) -> Result<T> + Send>;
+pub(crate) type JobFn<T> = Box<dyn FnOnce(&mut Connection) -> Result<T> + Send>;
+
+/// A job in a savepoint of its own: it returns its value and whether to keep its writes.
+/// Rolling back to the savepoint undoes only this job, so a refusal (a flow changed under
+/// it, a wrong code recorded…) never fails the other jobs of its batch.
+pub(crate) type IsolatedFn<T> = Box<dyn FnOnce(&mut Connection) -> (T, bool) + Send>;
 
 trait Work: Send {
     /// Runs in the open transaction; false when a statement failed.
-    fn run(&mut self, c: &Connection) -> bool;
+    fn run(&mut self, c: &mut Connection) -> bool;
+    /// Whether what it wrote must be on disk before its answer leaves.
+    fn durable(&self) -> bool {
+        true
+    }
     /// Hands the result back once the transaction is settled.
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
 }
@@ -51,7 +60,7 @@ struct Task<T> {
 }
 
 impl<T: Send> Work for Task<T> {
-    fn run(&mut self, c: &Connection) -> bool {
+    fn run(&mut self, c: &mut Connection) -> bool {
         let Some(f) = self.f.take() else { return true };
         // A job that panics fails its batch instead of ending the thread every grant needs.
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)))
@@ -69,6 +78,49 @@ impl<T: Send> Work for Task<T> {
             (None, Ok(())) => Err(StoreError::Writer("the job did not run".into())),
         };
         // The caller may have gone away (client disconnected); its writes stand.
+        let _ = self.reply.send(result);
+    }
+}
+
+struct Isolated<T> {
+    f: Option<IsolatedFn<T>>,
+    out: Option<T>,
+    durable: bool,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T: Send> Work for Isolated<T> {
+    fn run(&mut self, c: &mut Connection) -> bool {
+        let Some(f) = self.f.take() else { return true };
+        if c.execute_batch("SAVEPOINT job").is_err() {
+            return false;
+        }
+        let Ok((out, keep)) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c)))
+        else {
+            // Its writes are undone below; the batch fails, as for a panicking grant.
+            let _ = c.execute_batch("ROLLBACK TO job; RELEASE job");
+            return false;
+        };
+        self.out = Some(out);
+        let end = if keep {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        // An I/O error can end SQLite's transaction under us: then the batch has failed.
+        c.execute_batch(end).is_ok() && !c.is_autocommit()
+    }
+
+    fn durable(&self) -> bool {
+        self.durable
+    }
+
+    fn finish(self: Box<Self>, committed: std::result::Result<(), String>) {
+        let result = match (self.out, committed) {
+            (Some(v), Ok(())) => Ok(v),
+            (_, Err(e)) => Err(StoreError::Writer(e)),
+            (None, Ok(())) => Err(StoreError::Writer("the job did not run".into())),
+        };
         let _ = self.reply.send(result);
     }
 }
@@ -118,15 +170,42 @@ impl Writer {
     /// Runs `f` in the next group commit and returns its value once that commit is on disk.
     pub(crate) async fn run<T: Send + 'static>(&self, f: JobFn<T>) -> Result<T> {
         let (reply, rx) = oneshot::channel();
-        self.jobs
-            .send(Box::new(Task {
+        self.send(
+            Box::new(Task {
                 f: Some(f),
                 out: None,
                 reply,
-            }))
-            .map_err(|_| StoreError::Writer("the writer thread has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Writer("the writer thread has stopped".into()))?
+            }),
+            rx,
+        )
+        .await
+    }
+
+    /// Runs `f` in a savepoint of the next group commit; its writes are kept only when it
+    /// says so. The value comes back once the batch has committed, and, if `durable`, once
+    /// that commit is on disk (a batch is fsynced when any of its jobs is durable).
+    pub(crate) async fn run_isolated<T: Send + 'static>(
+        &self,
+        f: IsolatedFn<T>,
+        durable: bool,
+    ) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.send(
+            Box::new(Isolated {
+                f: Some(f),
+                out: None,
+                durable,
+                reply,
+            }),
+            rx,
+        )
+        .await
+    }
+
+    async fn send<T>(&self, job: Box<dyn Work>, rx: oneshot::Receiver<Result<T>>) -> Result<T> {
+        let stopped = || StoreError::Writer("the writer thread has stopped".into());
+        self.jobs.send(job).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }
 
@@ -143,7 +222,9 @@ fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Work>>) {
+fn run(mut conn: Connection, rx: mpsc::Receiver<Box<dyn Work>>) {
+    // The connection's `synchronous` setting, switched only when a batch needs the other.
+    let mut full = true;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -152,13 +233,24 @@ fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Work>>) {
                 Err(_) => break,
             }
         }
-        let committed = match conn.execute_batch("BEGIN IMMEDIATE") {
+        // A batch of relaxed jobs only (login-flow progress) commits without the fsync; it
+        // is still atomic, and the next durable commit syncs it too. SQLite takes the mode
+        // only between transactions, so it is set before BEGIN.
+        let durable = batch.iter().any(|j| j.durable());
+        let switched = if durable == full {
+            Ok(())
+        } else {
+            let mode = if durable { "FULL" } else { "NORMAL" };
+            conn.pragma_update(None, "synchronous", mode)
+                .map(|()| full = durable)
+        };
+        let committed = match switched.and_then(|()| conn.execute_batch("BEGIN IMMEDIATE")) {
             Ok(()) => {
                 let mut failed = false;
                 for job in &mut batch {
                     // After a failure the rest still run (and are rolled back with it), so
                     // each gets an answer; none of them is retried.
-                    failed |= !job.run(&conn);
+                    failed |= !job.run(&mut conn);
                 }
                 if failed {
                     let _ = conn.execute_batch("ROLLBACK");

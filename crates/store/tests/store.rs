@@ -6,9 +6,10 @@ use segl_crypto::otp::OtpAlgorithm;
 use segl_crypto::pskc::{PskcToken, TokenKind};
 use segl_crypto::seal::SealKey;
 use segl_store::audit::{self, Event};
+use segl_store::db::{Body, Txn};
 use segl_store::grants::{self, Redeem, TokenRow};
 use segl_store::persons::{self, Person};
-use segl_store::{Store, StoreError, devices, sqlite_url};
+use segl_store::{Backend, Store, StoreError, devices, flows, sqlite_url};
 use serde_json::json;
 
 struct Db {
@@ -1164,6 +1165,177 @@ async fn activations_wait_out_the_security_period_and_are_used_once() {
                 .is_none()
         );
         drop(c);
+        db.close().await;
+    }
+}
+
+fn flow_row(id: &str) -> flows::FlowRow {
+    flows::FlowRow {
+        id: id.into(),
+        kind: "login".into(),
+        binding_hash: "b".into(),
+        csrf: "c".into(),
+        data: "{}".into(),
+        version: 1,
+        expires_at: 9_999_999_999,
+    }
+}
+
+/// Inserts flow `f{i}`; a durable body (`i % 4 != 0`) also appends an audit event; odd
+/// ones then refuse.
+fn numbered_body(
+    i: usize,
+) -> impl for<'a> FnOnce(Txn<'a>) -> Body<'a, Result<usize, StoreError>> + Send + 'static {
+    move |mut tx| {
+        Box::pin(async move {
+            flows::insert(&mut tx, &flow_row(&format!("f{i}"))).await?;
+            if !i.is_multiple_of(4) {
+                audit::append(
+                    &mut tx,
+                    &Event {
+                        event: "test.body",
+                        subject: None,
+                        client_id: None,
+                        data: json!({ "i": i }),
+                    },
+                    1000,
+                )
+                .await?;
+            }
+            if i % 2 == 1 {
+                return Err(StoreError::Conflict);
+            }
+            Ok(i)
+        })
+    }
+}
+
+#[tokio::test]
+async fn transactions_side_by_side_keep_their_own_outcome() {
+    for db in backends().await {
+        // 40 bodies at once, durable and relaxed mixed. On SQLite they share group commits,
+        // so a refusal must undo only its own writes.
+        let tasks: Vec<_> = (0..40)
+            .map(|i: usize| {
+                let s = db.store.clone();
+                tokio::spawn(async move {
+                    if i.is_multiple_of(4) {
+                        s.relaxed(numbered_body(i)).await
+                    } else {
+                        s.transact(numbered_body(i)).await
+                    }
+                })
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            match t.await.unwrap() {
+                Ok(v) => assert_eq!((v, i % 2), (i, 0)),
+                Err(e) => assert!(i % 2 == 1 && matches!(e, StoreError::Conflict), "{i}: {e}"),
+            }
+        }
+        db.store.close().await;
+        // Reopened from disk: exactly the kept bodies' writes, in one unbroken chain.
+        let again = Store::open(&db.url, SealKey::from_bytes(&[7u8; 32]).unwrap())
+            .await
+            .unwrap();
+        let mut c = again.conn().await.unwrap();
+        for i in 0..40 {
+            let found = flows::get(&mut c, &format!("f{i}")).await.unwrap();
+            assert_eq!(found.is_some(), i % 2 == 0, "flow f{i}");
+        }
+        let report = audit::verify(&mut c).await.unwrap();
+        assert!(report.ok);
+        // Kept and durable: i = 2, 6, 10, … 38.
+        assert_eq!(report.entries, 10);
+        drop(c);
+        again.close().await;
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_conflict_inside_a_transaction_undoes_its_earlier_writes() {
+    for db in backends().await {
+        let s = &db.store;
+        let mut c = s.conn().await.unwrap();
+        flows::insert(&mut c, &flow_row("f")).await.unwrap();
+        drop(c);
+        // The audit append succeeds, then the version-guarded update loses: both undone.
+        let stale = s
+            .transact(|mut tx| {
+                Box::pin(async move {
+                    audit::append(
+                        &mut tx,
+                        &Event {
+                            event: "test.stale",
+                            subject: None,
+                            client_id: None,
+                            data: json!({}),
+                        },
+                        1000,
+                    )
+                    .await?;
+                    let mut row = flow_row("f");
+                    row.version = 7;
+                    flows::update(&mut tx, &mut row).await
+                })
+            })
+            .await;
+        assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+        assert!(audit_events(s).await.is_empty());
+        // The current version wins, once.
+        let saved = s
+            .transact(|mut tx| {
+                Box::pin(async move {
+                    let mut row = flows::get(&mut tx, "f").await?.expect("the flow");
+                    row.data = "{\"n\":1}".into();
+                    flows::update(&mut tx, &mut row).await?;
+                    Ok::<_, StoreError>(row.version)
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(saved, 2);
+        let mut c = s.conn().await.unwrap();
+        let row = flows::get(&mut c, "f").await.unwrap().unwrap();
+        assert_eq!((row.version, row.data.as_str()), (2, "{\"n\":1}"));
+        drop(c);
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_waits_for_other_io_is_refused_on_the_sqlite_writer() {
+    for db in backends().await {
+        let s = &db.store;
+        let out = s
+            .transact(|mut tx| {
+                Box::pin(async move {
+                    flows::insert(&mut tx, &flow_row("w")).await?;
+                    // Anything but the transaction's own statements: on the writer thread
+                    // nothing may wait, or every job behind it would.
+                    tokio::task::yield_now().await;
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await;
+        let mut c = s.conn().await.unwrap();
+        let kept = flows::get(&mut c, "w").await.unwrap().is_some();
+        drop(c);
+        match s.backend() {
+            Backend::Sqlite => {
+                assert!(matches!(out, Err(StoreError::Internal(_))), "{out:?}");
+                assert!(!kept, "a refused body writes nothing");
+            }
+            Backend::Postgres => {
+                out.unwrap();
+                assert!(kept);
+            }
+        }
+        // The writer goes on.
+        s.transact(|mut tx| Box::pin(async move { flows::insert(&mut tx, &flow_row("x")).await }))
+            .await
+            .unwrap();
         db.close().await;
     }
 }
