@@ -97,6 +97,21 @@ memory() {
     awk '/^VmRSS:/ {rss=$2} /^VmHWM:/ {hwm=$2} END {printf "{\"rss_kb\":%d,\"hwm_kb\":%d}\n", rss, hwm}' "/proc/$1/status"
 }
 
+# CPU seconds (utime + stime) of segl's password-hashing threads and of its other threads.
+TICK=$(getconf CLK_TCK)
+segl_cpu() {
+    local t
+    for t in /proc/"$1"/task/*; do awk '{print $2, $14 + $15}' "$t/stat" 2>/dev/null; done |
+        awk -v tick="$TICK" '{ if ($1 ~ /segl-hash/) h += $2; else o += $2 } END { printf "%f %f\n", h / tick, o / tick }'
+}
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%f", a - b }'; }
+# CPU seconds of every PostgreSQL server process (backends, WAL writer, checkpointer…).
+pg_cpu() {
+    local p
+    for p in $(pgrep -x postgres); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done |
+        awk -v tick="$TICK" '{ s += $1 } END { printf "%f\n", s / tick }'
+}
+
 # ---------------------------------------------------------------------------------------
 log "building release binaries"
 wait_quiet
@@ -175,9 +190,19 @@ for backend in $BACKENDS; do
     for i in $(seq 1 "$RUNS"); do
         wait_quiet
         "$LG" argon2 --threads 2 --seconds "$ARGON2_SECS" | record "$backend" "$i"
-        "$LG" logins --base "$BASE" --people "$WORK/people-$backend.json" --client-id "$client_id" \
+        # Where the CPU of a login goes: segl's hashing threads, its other threads, and
+        # (PostgreSQL) the database server, each per login.
+        read -r h0 o0 <<<"$(segl_cpu "$pid")"
+        d0=$([[ $backend == postgres ]] && pg_cpu || echo 0)
+        line=$("$LG" logins --base "$BASE" --people "$WORK/people-$backend.json" --client-id "$client_id" \
             --client-secret="$client_secret" --redirect-uri "$REDIRECT_URI" \
-            --concurrency "$LOGIN_CONC" --seconds "$LOGIN_SECS" --save-refresh "$rts" --server-pid "$pid" | record "$backend" "$i"
+            --concurrency "$LOGIN_CONC" --seconds "$LOGIN_SECS" --save-refresh "$rts" --server-pid "$pid")
+        read -r h1 o1 <<<"$(segl_cpu "$pid")"
+        d1=$([[ $backend == postgres ]] && pg_cpu || echo 0)
+        jq -c --argjson h "$(minus "$h1" "$h0")" --argjson o "$(minus "$o1" "$o0")" \
+            --argjson d "$(minus "$d1" "$d0")" \
+            '. + {hash_cpu_ms_per_op: (1000 * $h / .count), other_cpu_ms_per_op: (1000 * $o / .count),
+                  db_cpu_ms_per_op: (1000 * $d / .count)}' <<<"$line" | record "$backend" "$i"
     done
 
     # Each concurrency level gets its own chains (disjoint lines of the saved tokens).

@@ -85,6 +85,18 @@ def main():
         if stages:
             parts = ", ".join(f"{k[2:]} {statistics.median(v):.1f}" for k, v in sorted(stages.items()))
             print(f"Mean time per step ({b}, ms, median over runs): {parts}.  ")
+        split = {k: [r[k] for r in lg if k in r] for k in
+                 ("hash_cpu_ms_per_op", "other_cpu_ms_per_op", "db_cpu_ms_per_op", "client_cpu_s")}
+        if split["hash_cpu_ms_per_op"]:
+            ar = series(rows, "argon2", b)
+            one_hash = 2000.0 / med(ar) if ar else float("nan")  # ms of CPU per hash at the limit
+            h = statistics.median(split["hash_cpu_ms_per_op"])
+            o = statistics.median(split["other_cpu_ms_per_op"])
+            d = statistics.median(split["db_cpu_ms_per_op"]) if split["db_cpu_ms_per_op"] else 0.0
+            c = statistics.median(1000 * r["client_cpu_s"] / r["count"] for r in lg if r.get("count"))
+            print(f"CPU per login ({b}, ms, median over runs): segl's hashing threads {h:.2f} "
+                  f"(one hash at the limit: {one_hash:.2f}), segl's other threads {o:.2f}, "
+                  f"database server {d:.2f}, load generator {c:.2f}.  ")
         kinds = defaultdict(int)
         for r in lg:
             for k, v in r.get("error_kinds", {}).items():
