@@ -578,7 +578,7 @@ async fn password_step(
     flow: &mut LoginFlow,
     check: PasswordCheck,
     person_id: &str,
-    failures_before: i64,
+    _failures_before: i64,
     now: i64,
 ) -> Result<Result<(), FlowError>, ApiError> {
     let policy = &st.settings.policy;
@@ -618,10 +618,9 @@ async fn password_step(
             PasswordCheck::Wrong
         }
         PasswordCheck::Accepted => {
-            // Read with the password record; nothing to clear in the usual case.
-            if failures_before != 0 {
-                persons::password_succeeded(c, person_id).await?;
-            }
+            // Not skipped when the count read before hashing was 0: a wrong guess may have
+            // been counted meanwhile, and a right password ends the run of failures.
+            persons::password_succeeded(c, person_id).await?;
             PasswordCheck::Accepted
         }
         other => other,

@@ -106,7 +106,7 @@ pub trait Db: Send {
         args: &[Arg<'_>],
         map: Map<T>,
     ) -> impl Future<Output = Result<Vec<T>>> + Send;
-    /// Rows changed.
+    /// Rows changed, for statements that return no rows (use `fetch_*` with `RETURNING`).
     fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> impl Future<Output = Result<u64>> + Send;
 }
 

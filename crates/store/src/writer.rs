@@ -1,15 +1,18 @@
 //! The SQLite group-commit writer: one OS thread owns a rusqlite connection and runs the
-//! hot write paths (the token endpoint) as closures.
+//! hot write paths (the token endpoint and the login steps) as jobs.
 //!
 //! Why: through sqlx each statement is a round trip to sqlx's SQLite worker thread, and
 //! each commit is an fsync; a refresh grant has about eight statements, so the disk and the
-//! thread hand-offs, not SQLite, set the ceiling. Here the statements of a grant run
-//! back to back on the thread that owns the connection, and every job waiting when a
-//! transaction starts shares it: one `BEGIN IMMEDIATE … COMMIT`, so one fsync, for the
-//! whole batch. No job's result is handed back before the COMMIT that made it durable has
-//! returned; if any job's statement fails, the batch is rolled back and every job in it
-//! fails (a savepoint per job would cost more than the failures it would contain, which
-//! are I/O errors, not refusals: a job reads first and writes only what it keeps).
+//! thread hand-offs, not SQLite, set the ceiling. Here the statements of a job run back to
+//! back on the thread that owns the connection, and every job waiting when a transaction
+//! starts shares it: one `BEGIN IMMEDIATE … COMMIT`, so one fsync, for the whole batch.
+//! No job's result is handed back before the COMMIT of its batch has returned, and a
+//! durable job's batch is fsynced before that (a batch of relaxed jobs only is not; see
+//! `Store::relaxed`). If a grant's statement fails, or SQLite ends the transaction by
+//! itself, the batch is rolled back and every job in it fails: a grant reads first and
+//! writes only what it keeps, so its failures are I/O errors, not refusals, and a savepoint
+//! per grant would cost more than it contains. A login step has a savepoint of its own,
+//! because its errors (a flow changed under it) are ordinary.
 //!
 //! The sqlx connection stays in use for everything else; the two connections take
 //! SQLite's write lock in turn (`busy_timeout`), and WAL lets readers run beside either.
@@ -38,8 +41,9 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 pub(crate) type JobFn<T> = Box<dyn FnOnce(&mut Connection) -> Result<T> + Send>;
 
 /// A job in a savepoint of its own: it returns its value and whether to keep its writes.
-/// Rolling back to the savepoint undoes only this job, so a refusal (a flow changed under
-/// it, a wrong code recorded…) never fails the other jobs of its batch.
+/// Rolling back to the savepoint undoes only this job, so its error (a flow changed under
+/// it) never fails the other jobs of its batch. (A refusal such as a wrong code is not an
+/// error: it is kept, with its counters and audit events.)
 pub(crate) type IsolatedFn<T> = Box<dyn FnOnce(&mut Connection) -> (T, bool) + Send>;
 
 trait Work: Send {
@@ -226,6 +230,10 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Box<dyn Work>>) {
     // The connection's `synchronous` setting, switched only when a batch needs the other.
     let mut full = true;
     while let Ok(first) = rx.recv() {
+        // A transaction left open by a failed ROLLBACK would refuse every later BEGIN.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -248,11 +256,17 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Box<dyn Work>>) {
             Ok(()) => {
                 let mut failed = false;
                 for job in &mut batch {
-                    // After a failure the rest still run (and are rolled back with it), so
-                    // each gets an answer; none of them is retried.
-                    failed |= !job.run(&mut conn);
+                    // Once a statement has failed, or SQLite has ended the transaction by
+                    // itself (a full disk, an I/O error), the rest do not run: each gets the
+                    // batch's error, and nothing of the batch is kept. (Run outside the
+                    // transaction, a job's statements would each commit on their own.)
+                    if failed || conn.is_autocommit() {
+                        failed = true;
+                        break;
+                    }
+                    failed = !job.run(&mut conn);
                 }
-                if failed {
+                if failed || conn.is_autocommit() {
                     let _ = conn.execute_batch("ROLLBACK");
                     Err("a statement failed; the batch was rolled back".to_string())
                 } else {
