@@ -208,28 +208,6 @@ deref_db!(
     sqlx::pool::PoolConnection<sqlx::Any>
 );
 
-impl<D: Db> Db for &mut D {
-    fn fetch_optional<T: Send>(
-        &mut self,
-        sql: &str,
-        args: &[Arg<'_>],
-        map: Map<T>,
-    ) -> impl Future<Output = Result<Option<T>>> + Send {
-        (**self).fetch_optional(sql, args, map)
-    }
-    fn fetch_all<T: Send>(
-        &mut self,
-        sql: &str,
-        args: &[Arg<'_>],
-        map: Map<T>,
-    ) -> impl Future<Output = Result<Vec<T>>> + Send {
-        (**self).fetch_all(sql, args, map)
-    }
-    fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> impl Future<Output = Result<u64>> + Send {
-        (**self).execute(sql, args)
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // rusqlite (the SQLite writer thread)
 

@@ -20,6 +20,14 @@ struct Db {
 }
 
 impl Db {
+    /// Closes the store and opens the same database again, as a restart would.
+    async fn reopen(&self) -> Store {
+        self.store.close().await;
+        Store::open(&self.url, SealKey::from_bytes(&[7u8; 32]).unwrap())
+            .await
+            .unwrap()
+    }
+
     async fn close(self) {
         self.store.close().await;
         if let Some((admin, name)) = self.drop_pg {
@@ -93,6 +101,13 @@ fn person(nin: &str) -> Person {
         email: None,
         created_at: 1,
     }
+}
+
+/// The audit chain's length, after checking it is unbroken.
+async fn intact_chain(c: &mut segl_store::Conn) -> i64 {
+    let report = audit::verify(c).await.unwrap();
+    assert!(report.ok, "{report:?}");
+    report.entries
 }
 
 async fn append(store: &Store, event: &str, n: i64) {
@@ -652,11 +667,8 @@ async fn many_grants_at_once_are_all_durable_and_chained() {
         for t in tasks {
             assert!(matches!(t.await.unwrap(), Redeemed::Fresh(Some(_))));
         }
-        db.store.close().await;
         // Reopened from disk: every grant's tokens and audit entry are there.
-        let again = Store::open(&db.url, SealKey::from_bytes(&[7u8; 32]).unwrap())
-            .await
-            .unwrap();
+        let again = db.reopen().await;
         let mut c = again.conn().await.unwrap();
         for i in 0..64 {
             assert!(
@@ -666,9 +678,7 @@ async fn many_grants_at_once_are_all_durable_and_chained() {
                     .is_some()
             );
         }
-        let report = audit::verify(&mut c).await.unwrap();
-        assert!(report.ok);
-        assert_eq!(report.entries, 64);
+        assert_eq!(intact_chain(&mut c).await, 64);
         drop(c);
         again.close().await;
         db.close().await;
@@ -1233,20 +1243,15 @@ async fn transactions_side_by_side_keep_their_own_outcome() {
                 Err(e) => assert!(i % 2 == 1 && matches!(e, StoreError::Conflict), "{i}: {e}"),
             }
         }
-        db.store.close().await;
         // Reopened from disk: exactly the kept bodies' writes, in one unbroken chain.
-        let again = Store::open(&db.url, SealKey::from_bytes(&[7u8; 32]).unwrap())
-            .await
-            .unwrap();
+        let again = db.reopen().await;
         let mut c = again.conn().await.unwrap();
         for i in 0..40 {
             let found = flows::get(&mut c, &format!("f{i}")).await.unwrap();
             assert_eq!(found.is_some(), i % 2 == 0, "flow f{i}");
         }
-        let report = audit::verify(&mut c).await.unwrap();
-        assert!(report.ok);
         // Kept and durable: i = 2, 6, 10, … 38.
-        assert_eq!(report.entries, 10);
+        assert_eq!(intact_chain(&mut c).await, 10);
         drop(c);
         again.close().await;
         db.close().await;
