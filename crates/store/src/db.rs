@@ -130,23 +130,30 @@ fn sqlx_query<'q>(
     q
 }
 
-impl Get for AnyRow {
-    fn int(&self, i: usize) -> Result<i64> {
-        Ok(self.try_get(i)?)
-    }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        Ok(self.try_get(i)?)
-    }
-    fn text(&self, i: usize) -> Result<String> {
-        Ok(self.try_get(i)?)
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        Ok(self.try_get(i)?)
-    }
-    fn blob(&self, i: usize) -> Result<Vec<u8>> {
-        Ok(self.try_get(i)?)
-    }
+/// Each driver reads a column by position with its own typed getter.
+macro_rules! get_by {
+    ($row:ty, $get:ident) => {
+        impl Get for $row {
+            fn int(&self, i: usize) -> Result<i64> {
+                Ok(self.$get(i)?)
+            }
+            fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+                Ok(self.$get(i)?)
+            }
+            fn text(&self, i: usize) -> Result<String> {
+                Ok(self.$get(i)?)
+            }
+            fn opt_text(&self, i: usize) -> Result<Option<String>> {
+                Ok(self.$get(i)?)
+            }
+            fn blob(&self, i: usize) -> Result<Vec<u8>> {
+                Ok(self.$get(i)?)
+            }
+        }
+    };
 }
+get_by!(AnyRow, try_get);
+get_by!(rusqlite::Row<'_>, get);
 
 impl Db for Conn {
     async fn fetch_optional<T: Send>(
@@ -210,24 +217,6 @@ deref_db!(
 
 // ---------------------------------------------------------------------------------------
 // rusqlite (the SQLite writer thread)
-
-impl Get for rusqlite::Row<'_> {
-    fn int(&self, i: usize) -> Result<i64> {
-        Ok(self.get(i)?)
-    }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        Ok(self.get(i)?)
-    }
-    fn text(&self, i: usize) -> Result<String> {
-        Ok(self.get(i)?)
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        Ok(self.get(i)?)
-    }
-    fn blob(&self, i: usize) -> Result<Vec<u8>> {
-        Ok(self.get(i)?)
-    }
-}
 
 /// The writer thread's connection, inside its open transaction.
 pub struct Lite<'a>(pub(crate) &'a mut rusqlite::Connection);
