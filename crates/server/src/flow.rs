@@ -100,7 +100,8 @@ fn failure_message(f: segl_core::flow::FailureReason) -> &'static str {
     }
 }
 
-fn rfc3339(t: i64) -> String {
+/// A unix time as RFC 3339 (UTC).
+pub fn rfc3339(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
         .and_then(|d| {
@@ -618,10 +619,19 @@ async fn password_step(
             PasswordCheck::Wrong
         }
         PasswordCheck::Accepted => {
-            // Not skipped when the count read before hashing was 0: a wrong guess may have
-            // been counted meanwhile, and a right password ends the run of failures.
-            persons::password_succeeded(c, person_id).await?;
-            PasswordCheck::Accepted
+            // The lock is read again inside the transaction: guesses counted while this one
+            // was being hashed may have locked the password, and then it is not accepted.
+            let locked = persons::password(c, person_id)
+                .await?
+                .is_none_or(|r| r.locked);
+            if locked {
+                PasswordCheck::Locked
+            } else {
+                // Not skipped when the count read before hashing was 0: a wrong guess may
+                // have been counted meanwhile, and a right password ends the run.
+                persons::password_succeeded(c, person_id).await?;
+                PasswordCheck::Accepted
+            }
         }
         other => other,
     };
