@@ -295,8 +295,8 @@ impl Vault {
     }
 }
 
-/// 4 to 12 ASCII digits.
-fn check_pin(pin: &str) -> Result<(), VaultError> {
+/// Checks a PIN is 4 to 12 ASCII digits (an app asks before using it).
+pub fn check_pin(pin: &str) -> Result<(), VaultError> {
     if PIN_DIGITS.contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {

@@ -15,6 +15,7 @@ use segl_crypto::password::PasswordHasher;
 use segl_crypto::pskc::{self, PskcKey, TokenKind};
 use segl_crypto::random::{random_token, sha256_b64url};
 use segl_crypto::seal::SealKey;
+use segl_store::apps;
 use segl_store::audit::{self, Event};
 use segl_store::clients::{self, AuthMethod, Client};
 use segl_store::devices::{self, DeviceSummary};
@@ -83,7 +84,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), CliError> {
         .map_err(|e| fail(format!("cannot set permissions on {}: {e}", path.display())))
 }
 
-fn print_json(v: &serde_json::Value) {
+pub(crate) fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
@@ -258,13 +259,21 @@ pub enum PersonCmd {
         #[arg(long)]
         nin: String,
     },
+    /// Start an app activation and print its one-time activation code, to send by letter.
+    /// The code opens after the security period (`[policy.app]`) and is usable once
+    /// within the completion window; any other pending activation of the person ends.
+    ActivationCode {
+        /// National identity number.
+        #[arg(long)]
+        nin: String,
+    },
 }
 
 fn parse_nin(s: &str) -> Result<Nin, CliError> {
     Nin::parse(s).map_err(|e| CliError::Input(format!("invalid national identity number: {e}")))
 }
 
-fn read_stdin_line(what: &str) -> Result<zeroize::Zeroizing<String>, CliError> {
+pub(crate) fn read_stdin_line(what: &str) -> Result<zeroize::Zeroizing<String>, CliError> {
     let mut line = zeroize::Zeroizing::new(String::new());
     std::io::stdin()
         .lock()
@@ -453,6 +462,62 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
                 print_json(&json!({"unlocked": true}));
             } else {
                 println!("password unlocked");
+            }
+        }
+        PersonCmd::ActivationCode { nin } => {
+            let nin = parse_nin(&nin)?;
+            let o = open(g).await?;
+            let policy = o.config.policy.app.activation();
+            let now = now();
+            let code = segl_server::app_api::new_activation_code();
+            let hash = segl_server::app_api::code_hash(&code.replace('-', ""));
+            let id = uuid::Uuid::new_v4().to_string();
+            let mut tx = o.store.begin().await?;
+            let p = persons::by_nin(&mut tx, nin.as_str())
+                .await?
+                .ok_or_else(|| {
+                    CliError::Input("no person with this national identity number".into())
+                })?;
+            let cancelled = apps::start_activation(
+                &mut tx,
+                &apps::NewActivation {
+                    id: &id,
+                    person_id: &p.id,
+                    method: apps::ActivationMethod::Letter,
+                    code_hash: &hash,
+                    second_code_hash: None,
+                },
+                now,
+            )
+            .await?;
+            audit::append(
+                &mut tx,
+                &Event {
+                    event: "app.activation_started",
+                    subject: Some(&p.id),
+                    client_id: None,
+                    data: json!({"activation": id, "method": "letter", "cancelled": cancelled, "by": "cli"}),
+                },
+                now,
+            )
+            .await?;
+            tx.commit().await.map_err(fail)?;
+            let opens_at = now + policy.security_period_secs;
+            let expires_at = opens_at + policy.completion_window_secs;
+            if g.json {
+                print_json(&json!({
+                    "activation_code": code,
+                    "opens_at": opens_at,
+                    "expires_at": expires_at,
+                    "cancelled_pending": cancelled,
+                }));
+            } else {
+                println!("activation code: {code}");
+                println!(
+                    "usable from {} until {} (UTC); shown once, segl keeps only its hash",
+                    segl_server::flow::rfc3339(opens_at),
+                    segl_server::flow::rfc3339(expires_at)
+                );
             }
         }
     }

@@ -5,6 +5,7 @@
 //! the first start. Output is for people by default and JSON with `--json`. Bad input
 //! exits with code 2 and writes nothing; other failures exit with 1.
 
+mod app;
 mod commands;
 mod config;
 
@@ -95,6 +96,9 @@ enum Command {
     /// Show the configuration.
     #[command(subcommand)]
     Config(commands::ConfigCmd),
+    /// The reference app: a device key under a PIN, as a phone holds it.
+    #[command(subcommand)]
+    App(app::AppCmd),
 }
 
 fn main() -> ExitCode {
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
             Command::Keys(c) => commands::keys(&cli.global, c).await,
             Command::Audit(c) => commands::audit(&cli.global, c).await,
             Command::Config(c) => commands::config(&cli.global, c).await,
+            Command::App(c) => app::app(&cli.global, c).await,
         }
     });
     match result {

@@ -12,6 +12,7 @@
 //! data, in one transaction per step.
 #![forbid(unsafe_code)]
 
+pub mod app_api;
 pub mod demo;
 pub mod error;
 pub mod flow;
@@ -103,6 +104,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(oidc::routes())
         .merge(flow::routes())
+        .merge(app_api::routes())
         .merge(pages::routes())
         .merge(ops::routes());
     if state.demo.is_some() {

@@ -431,6 +431,8 @@ pub enum ActivationMethod {
     SmsAndEmail,
     /// Approved by the person's current app; no security period.
     OldDevice,
+    /// With a one-time activation code sent by letter (issued by the operator or support).
+    Letter,
 }
 
 impl ActivationMethod {
@@ -440,6 +442,7 @@ impl ActivationMethod {
             ActivationMethod::Eid => "eid",
             ActivationMethod::SmsAndEmail => "sms_email",
             ActivationMethod::OldDevice => "old_device",
+            ActivationMethod::Letter => "letter",
         }
     }
 
@@ -448,6 +451,7 @@ impl ActivationMethod {
             "eid" => ActivationMethod::Eid,
             "sms_email" => ActivationMethod::SmsAndEmail,
             "old_device" => ActivationMethod::OldDevice,
+            "letter" => ActivationMethod::Letter,
             other => return Err(StoreError::Corrupt(format!("activation method {other:?}"))),
         })
     }
@@ -534,6 +538,15 @@ pub async fn pending_activation(c: &mut Conn, person_id: &str) -> Result<Option<
         "SELECT {ACTIVATION_COLS} FROM app_activations WHERE person_id = $1 AND state = 'pending'"
     ));
     let row = sqlx::query(sql).bind(person_id).fetch_optional(c).await?;
+    row.as_ref().map(activation_row).transpose()
+}
+
+/// An activation by id.
+pub async fn activation(c: &mut Conn, id: &str) -> Result<Option<Activation>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {ACTIVATION_COLS} FROM app_activations WHERE id = $1"
+    ));
+    let row = sqlx::query(sql).bind(id).fetch_optional(c).await?;
     row.as_ref().map(activation_row).transpose()
 }
 

@@ -1,0 +1,231 @@
+//! App activation with a one-time code, end to end: the operator starts an activation
+//! (`segl person activation-code`), the reference app (`segl app activate`) makes its
+//! device key, registers the public key and keeps the key under its PIN. The code opens
+//! after the security period, works once, and a new activation replaces the old app.
+
+#[macro_use]
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::*;
+use serde_json::{Value, json};
+
+backend_tests!(
+    the_app_activates_once_with_a_letter_code,
+    activation_refuses_early_malformed_and_unknown_input,
+);
+
+/// A person with a Norwegian mobile number (the app requires one by default).
+const APP_NIN: &str = "01019010046";
+const PIN: &str = "482916";
+
+fn add_phone_person(segl: &Segl) {
+    let p = segl.json_stdin(
+        &[
+            "person",
+            "add",
+            "--nin",
+            APP_NIN,
+            "--name",
+            "Ola Nordmann",
+            "--phone",
+            "+4791234567",
+            "--password-stdin",
+            "--json",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert_eq!(p["name"], "Ola Nordmann", "{p}");
+}
+
+fn activation_code(segl: &Segl, nin: &str) -> String {
+    let v = segl.json(&["person", "activation-code", "--nin", nin, "--json"]);
+    v["activation_code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("activation-code: {v}"))
+        .to_string()
+}
+
+fn activate(
+    segl: &Segl,
+    server: &Server,
+    code: &str,
+    vault: &std::path::Path,
+) -> std::process::Output {
+    segl.cmd_stdin(
+        &[
+            "app",
+            "activate",
+            "--server",
+            &server.issuer(),
+            "--code",
+            code,
+            "--vault",
+            vault.to_str().expect("utf-8 path"),
+            "--json",
+        ],
+        Some(&format!("{PIN}\n")),
+    )
+}
+
+fn activated(out: &std::process::Output) -> String {
+    assert_success(out, &["app", "activate"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON from app activate");
+    let id = v["app_id"].as_str().unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()),
+        "{v}"
+    );
+    id.to_string()
+}
+
+async fn the_app_activates_once_with_a_letter_code(backend: Backend) {
+    let segl = Segl::new(backend);
+    // The shortest security period the policy allows, so the test waits one second.
+    segl.write_config("[policy.app]\nsecurity_period_secs = 1\n");
+    let server = Server::start(&segl, &[]);
+    add_phone_person(&segl);
+    let dir = tempfile::tempdir().unwrap();
+    let first_vault = dir.path().join("first/vault.json");
+    let code = activation_code(&segl, APP_NIN);
+    assert_eq!(code.len(), 19, "{code}");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+
+    let first = activated(&activate(&segl, &server, &code, &first_vault));
+    let mode = std::fs::metadata(&first_vault)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the vault is the owner's only");
+    let status = segl.json(&[
+        "app",
+        "status",
+        "--vault",
+        first_vault.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(status["app_id"], first.as_str(), "{status}");
+    assert_eq!(status["wiped"], false, "{status}");
+    assert_eq!(status["failed_pin_attempts"], 0, "{status}");
+
+    // The code works once.
+    let again = activate(&segl, &server, &code, &dir.path().join("again.json"));
+    assert_input_error(&again, "a used code", "activation_ended");
+    assert!(
+        !dir.path().join("again.json").exists(),
+        "no vault for a refused activation"
+    );
+
+    // A new activation replaces the first app.
+    let second_vault = dir.path().join("second/vault.json");
+    let code2 = activation_code(&segl, APP_NIN);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let second = activated(&activate(&segl, &server, &code2, &second_vault));
+    assert_ne!(first, second);
+
+    let audit = segl.audit();
+    let mut events: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["event"] == "app.activated")
+        .collect();
+    events.sort_by_key(|e| e["seq"].as_i64());
+    assert_eq!(events.len(), 2, "{audit:?}");
+    assert_eq!(events[0]["data"]["app_id"], first.as_str());
+    assert_eq!(events[0]["data"]["method"], "letter");
+    assert_eq!(events[0]["data"]["replaced"], Value::Null);
+    assert_eq!(events[1]["data"]["app_id"], second.as_str());
+    assert_eq!(events[1]["data"]["replaced"], first.as_str());
+    assert_eq!(segl.audit_count("app.activation_started"), 2);
+    segl.audit_ok();
+}
+
+async fn activation_refuses_early_malformed_and_unknown_input(backend: Backend) {
+    let segl = Segl::new(backend);
+    segl.write_config("[policy.app]\nsecurity_period_secs = 1\n");
+    let server = Server::start(&segl, &[]);
+    add_phone_person(&segl);
+    let phoneless = segl.add_person(NIN, NAME, PASSWORD);
+    assert!(phoneless["phone"].is_null(), "{phoneless}");
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault.json");
+
+    // Within the security period: refused, and the code stays usable.
+    let code = activation_code(&segl, APP_NIN);
+    let early = activate(&segl, &server, &code, &vault);
+    assert_input_error(&early, "an early activation", "activation_not_open");
+    assert!(!vault.exists());
+
+    // A PIN that is not 4-12 digits is refused before the server is asked.
+    let bad_pin = segl.cmd_stdin(
+        &[
+            "app",
+            "activate",
+            "--server",
+            &server.issuer(),
+            "--code",
+            &code,
+            "--vault",
+            vault.to_str().unwrap(),
+        ],
+        Some("12ab\n"),
+    );
+    assert_input_error(&bad_pin, "a bad PIN", "PIN");
+
+    // Without a mobile number the app cannot be activated.
+    let no_phone = activation_code(&segl, NIN);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let refused = activate(&segl, &server, &no_phone, &vault);
+    assert_input_error(&refused, "no mobile number", "mobile_number_required");
+
+    // The device API's own answers.
+    let http = reqwest::Client::new();
+    let url = server.url("/api/v1/app/activations");
+    // The public key of segl_crypto::device's Python-made test vector.
+    let key =
+        "BC4kQzOS1DYKKFaOJhATRQco6mjblvrUa08wElpfFjREIBwA0t0bjJTARZ00P4MP-2hvDuuB0rA8Mj5wt3neXx0";
+    let post = |body: Value| {
+        let (http, url) = (http.clone(), url.clone());
+        async move { Resp::fetch(http.post(url).json(&body), "activation".into()).await }
+    };
+    let r = post(json!({"activation_code": "ABCD-EFGH", "public_key": key})).await;
+    assert_problem(&r, 400, "malformed_activation_code");
+    let r = post(json!({"activation_code": "ABCD-EFGH-JKMN-PQRS", "public_key": key})).await;
+    assert_problem(&r, 404, "activation_code_unknown");
+    let r = post(json!({"activation_code": code, "public_key": "not-a-key"})).await;
+    assert_problem(&r, 400, "malformed_public_key");
+    // A point that is not on the curve.
+    let off_curve = format!("BA{}", "A".repeat(85));
+    let r = post(json!({"activation_code": code, "public_key": off_curve})).await;
+    assert_problem(&r, 400, "malformed_public_key");
+    let r =
+        post(json!({"activation_code": code, "public_key": key, "label": "x".repeat(65)})).await;
+    assert_problem(&r, 400, "malformed_label");
+    let r = post(json!({"activation_code": code, "public_key": key, "extra": 1})).await;
+    assert_problem(&r, 400, "malformed_request");
+    let r = Resp::fetch(
+        http.post(&url)
+            .header("content-type", "application/json")
+            .body("{\"activation_code\":"),
+        "truncated JSON".into(),
+    )
+    .await;
+    assert_problem(&r, 400, "malformed_request");
+
+    // None of that spent the code: it still activates, once.
+    let id = activated(&activate(&segl, &server, &code, &vault));
+    assert_eq!(segl.audit_count("app.activated"), 1);
+    let r = post(json!({"activation_code": code, "public_key": key})).await;
+    assert_problem(&r, 410, "activation_ended");
+    assert_eq!(
+        segl.json(&[
+            "app",
+            "status",
+            "--vault",
+            vault.to_str().unwrap(),
+            "--json"
+        ])["app_id"],
+        id.as_str()
+    );
+    segl.audit_ok();
+}
