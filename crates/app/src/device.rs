@@ -91,6 +91,19 @@ impl DeviceKey {
     }
 }
 
+impl DeviceKey {
+    /// Signs a call to the device API (see `segl_core::app::DeviceRequest`), as `r || s`.
+    pub fn sign_request(
+        &self,
+        request: &segl_core::app::DeviceRequest<'_>,
+    ) -> Result<Vec<u8>, DeviceKeyError> {
+        self.pair
+            .sign(&SystemRandom::new(), &request.to_signed_bytes())
+            .map(|sig| sig.as_ref().to_vec())
+            .map_err(|_| DeviceKeyError::Sign)
+    }
+}
+
 impl fmt::Debug for DeviceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DeviceKey(P-256, public {})", self.public_key_b64url())

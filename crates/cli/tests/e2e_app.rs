@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 backend_tests!(
     the_app_activates_once_with_a_letter_code,
     activation_refuses_early_malformed_and_unknown_input,
+    a_replaced_app_is_told_and_signed_calls_are_checked,
 );
 
 /// A person with a Norwegian mobile number (the app requires one by default).
@@ -142,7 +143,8 @@ async fn the_app_activates_once_with_a_letter_code(backend: Backend) {
 
 async fn activation_refuses_early_malformed_and_unknown_input(backend: Backend) {
     let segl = Segl::new(backend);
-    segl.write_config("[policy.app]\nsecurity_period_secs = 1\n");
+    // A security period no test run outlasts, for the early attempt.
+    segl.write_config("[policy.app]\nsecurity_period_secs = 3600\n");
     let server = Server::start(&segl, &[]);
     add_phone_person(&segl);
     let phoneless = segl.add_person(NIN, NAME, PASSWORD);
@@ -172,9 +174,14 @@ async fn activation_refuses_early_malformed_and_unknown_input(backend: Backend) 
     );
     assert_input_error(&bad_pin, "a bad PIN", "PIN");
 
-    // Without a mobile number the app cannot be activated.
+    // From here on the period is one second: the same codes open.
     let no_phone = activation_code(&segl, NIN);
+    drop(server);
+    segl.write_config("[policy.app]\nsecurity_period_secs = 1\n");
+    let server = Server::start(&segl, &[]);
     std::thread::sleep(std::time::Duration::from_millis(2100));
+
+    // Without a mobile number the app cannot be activated.
     let refused = activate(&segl, &server, &no_phone, &vault);
     assert_input_error(&refused, "no mobile number", "mobile_number_required");
 
@@ -227,5 +234,172 @@ async fn activation_refuses_early_malformed_and_unknown_input(backend: Backend) 
         ])["app_id"],
         id.as_str()
     );
+    segl.audit_ok();
+}
+
+fn with_pin(segl: &Segl, args: &[&str], pin: &str) -> std::process::Output {
+    segl.cmd_stdin(args, Some(&format!("{pin}\n")))
+}
+
+fn json_out(out: &std::process::Output, what: &str) -> Value {
+    assert_success(out, &[what]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// Headers of a call signed with `key` at `timestamp`.
+fn signed_headers(
+    key: &segl_app::device::DeviceKey,
+    app_id: &str,
+    method: &str,
+    path: &str,
+    timestamp: i64,
+) -> Vec<(&'static str, String)> {
+    let nonce = format!("nonce-{timestamp}-{path}").replace('/', "_");
+    let request = segl_core::app::DeviceRequest {
+        app_id,
+        nonce: &nonce,
+        method,
+        path,
+        timestamp,
+        body_sha256: <sha2::Sha256 as sha2::Digest>::digest(b"").into(),
+    };
+    let sig = key.sign_request(&request).expect("sign");
+    vec![
+        ("x-segl-app-id", app_id.to_string()),
+        ("x-segl-nonce", nonce.clone()),
+        ("x-segl-timestamp", timestamp.to_string()),
+        (
+            "x-segl-signature",
+            data_encoding::BASE64URL_NOPAD.encode(&sig),
+        ),
+    ]
+}
+
+async fn a_replaced_app_is_told_and_signed_calls_are_checked(backend: Backend) {
+    let segl = Segl::new(backend);
+    segl.write_config("[policy.app]\nsecurity_period_secs = 1\n");
+    let server = Server::start(&segl, &[]);
+    add_phone_person(&segl);
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.json");
+    let new = dir.path().join("new.json");
+    let (old_s, new_s) = (old.to_str().unwrap(), new.to_str().unwrap());
+    let c1 = activation_code(&segl, APP_NIN);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let first = activated(&activate(&segl, &server, &c1, &old));
+
+    let online = |vault: &str| {
+        json_out(
+            &with_pin(
+                &segl,
+                &["app", "status", "--vault", vault, "--online", "--json"],
+                PIN,
+            ),
+            "app status --online",
+        )
+    };
+    let s = online(old_s);
+    assert_eq!(
+        (s["app_id"].as_str(), s["state"].as_str()),
+        (Some(first.as_str()), Some("active")),
+        "{s}"
+    );
+
+    // A new phone: the old app is told the next time it asks, and can do nothing else.
+    let c2 = activation_code(&segl, APP_NIN);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let second = activated(&activate(&segl, &server, &c2, &new));
+    let s = online(old_s);
+    assert_eq!(s["state"], "deactivated", "{s}");
+    assert_eq!(s["deactivated_why"], "replaced", "{s}");
+    let out = with_pin(&segl, &["app", "deactivate", "--vault", old_s], PIN);
+    assert_input_error(&out, "deactivating a replaced app", "app_deactivated");
+
+    // A wrong PIN is counted by the vault and never reaches the server.
+    let out = with_pin(&segl, &["app", "deactivate", "--vault", new_s], "000000");
+    assert_input_error(&out, "a wrong PIN", "wrong PIN");
+    let v = segl.json(&["app", "status", "--vault", new_s, "--json"]);
+    assert_eq!(v["failed_pin_attempts"], 1, "{v}");
+
+    // Signed calls, made by hand with the new app's key.
+    let key = segl_app::vault::Vault::unlock(&new, PIN).expect("unlock");
+    let http = reqwest::Client::new();
+    let url = server.url("/api/v1/app/status");
+    let call = |headers: Vec<(&'static str, String)>| {
+        let mut req = http.get(&url);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        Resp::fetch(req, "app status".into())
+    };
+    let now = unix_now() as i64;
+    let r = call(vec![]).await;
+    assert_problem(&r, 401, "device_auth_required");
+    let good = signed_headers(&key, &second, "GET", "/api/v1/app/status", now);
+    let r = call(good.clone()).await;
+    r.expect_status(200);
+    assert_eq!(r.json()["app_id"], second.as_str());
+    // The same call again is a replay.
+    let r = call(good).await;
+    assert_problem(&r, 401, "replayed_device_request");
+    // Signed for another path, at another time, or by another app's key.
+    let r = call(signed_headers(
+        &key,
+        &second,
+        "GET",
+        "/api/v1/app/deactivate",
+        now + 1,
+    ))
+    .await;
+    assert_problem(&r, 401, "bad_device_signature");
+    let r = call(signed_headers(
+        &key,
+        &second,
+        "GET",
+        "/api/v1/app/status",
+        now - 600,
+    ))
+    .await;
+    assert_problem(&r, 401, "stale_device_request");
+    let other = segl_app::device::DeviceKey::generate().unwrap();
+    let r = call(signed_headers(
+        &other,
+        &second,
+        "GET",
+        "/api/v1/app/status",
+        now + 2,
+    ))
+    .await;
+    assert_problem(&r, 401, "bad_device_signature");
+    let r = call(signed_headers(
+        &key,
+        "000000000000",
+        "GET",
+        "/api/v1/app/status",
+        now + 3,
+    ))
+    .await;
+    assert_problem(&r, 401, "unknown_app");
+    let mut bad = signed_headers(&key, &second, "GET", "/api/v1/app/status", now + 4);
+    bad[3].1 = "!!".into();
+    let r = call(bad).await;
+    assert_problem(&r, 401, "malformed_device_auth");
+    assert_eq!(segl.audit_count("app.auth_failure"), 3);
+
+    // The person deactivates the new app from the app; it stays deactivated.
+    let out = with_pin(
+        &segl,
+        &["app", "deactivate", "--vault", new_s, "--json"],
+        PIN,
+    );
+    let v = json_out(&out, "app deactivate");
+    assert_eq!(
+        (v["state"].as_str(), v["deactivated_why"].as_str()),
+        (Some("deactivated"), Some("by_person")),
+        "{v}"
+    );
+    let s = online(new_s);
+    assert_eq!(s["state"], "deactivated", "{s}");
+    assert_eq!(segl.audit_count("app.deactivated"), 1);
     segl.audit_ok();
 }

@@ -463,6 +463,59 @@ impl ApprovalPayload {
     }
 }
 
+/// Domain separation for [`DeviceRequest`]: a signature over one kind of message is never
+/// valid as the other.
+pub const DEVICE_REQUEST_PREFIX: &[u8] = b"segl-device-request-v1\n";
+
+/// How far a device's clock may be from the server's, in seconds, for a signed request.
+pub const DEVICE_REQUEST_MAX_SKEW_SECS: i64 = 60;
+
+/// What the device key signs to authenticate a call to the device API: who calls, a fresh
+/// random nonce, which call, when, and the body's SHA-256. The server refuses it when the
+/// time is off by more than [`DEVICE_REQUEST_MAX_SKEW_SECS`] and when the same signed
+/// message comes twice (the nonce lets two identical calls in one second both through).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRequest<'a> {
+    /// The app id from activation.
+    pub app_id: &'a str,
+    /// A random value the app makes for each call (16 to 64 base64url characters).
+    pub nonce: &'a str,
+    /// The HTTP method, upper case.
+    pub method: &'a str,
+    /// The path, without query.
+    pub path: &'a str,
+    /// Unix seconds on the device's clock.
+    pub timestamp: i64,
+    /// SHA-256 of the request body (of no bytes for a body-less request).
+    pub body_sha256: [u8; 32],
+}
+
+impl DeviceRequest<'_> {
+    /// The bytes signed: the prefix, then the app id, nonce, method and path each as
+    /// `u32 big-endian length || bytes`, the timestamp as `i64` big-endian, and the body's
+    /// SHA-256.
+    pub fn to_signed_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            DEVICE_REQUEST_PREFIX.len()
+                + 4 * 4
+                + self.app_id.len()
+                + self.nonce.len()
+                + self.method.len()
+                + self.path.len()
+                + 8
+                + 32,
+        );
+        out.extend_from_slice(DEVICE_REQUEST_PREFIX);
+        put_field(&mut out, self.app_id.as_bytes());
+        put_field(&mut out, self.nonce.as_bytes());
+        put_field(&mut out, self.method.as_bytes());
+        put_field(&mut out, self.path.as_bytes());
+        out.extend_from_slice(&self.timestamp.to_be_bytes());
+        out.extend_from_slice(&self.body_sha256);
+        out
+    }
+}
+
 /// Appends `u32 big-endian length || bytes`. A field too long for a `u32` (impossible after
 /// [`ApprovalPayload::validate`]) is written with length `u32::MAX`.
 fn put_field(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -860,6 +913,66 @@ mod tests {
     ///
     /// If this test fails, the signed format changed: every phone app breaks. Make a
     /// `segl-approval-v2` instead.
+    /// A signed device-API request, encoded independently in Python 3:
+    ///
+    /// ```python
+    /// lp = lambda b: struct.pack(">I", len(b)) + b
+    /// (b"segl-device-request-v1\n" + lp(b"123456789012") + lp(b"q1Fz0cW3rT5yU7iO9pA2sD") + lp(b"POST")
+    ///  + lp(b"/api/v1/app/deactivate") + struct.pack(">q", 1764633600)
+    ///  + hashlib.sha256(b"").digest()).hex()
+    /// ```
+    #[test]
+    fn device_request_fixed_vector() {
+        let empty_body: [u8; 32] = [
+            0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f,
+            0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b,
+            0x78, 0x52, 0xb8, 0x55,
+        ];
+        let r = DeviceRequest {
+            app_id: "123456789012",
+            nonce: "q1Fz0cW3rT5yU7iO9pA2sD",
+            method: "POST",
+            path: "/api/v1/app/deactivate",
+            timestamp: 1_764_633_600,
+            body_sha256: empty_body,
+        };
+        assert_eq!(
+            hex(&r.to_signed_bytes()),
+            concat!(
+                "7365676c2d6465766963652d726571756573742d76310a0000000c313233343536373839303132",
+                "000000167131467a30635733725435795537694f39704132734400000004504f5354000000162f",
+                "6170692f76312f6170702f6465616374697661746500000000692e2c00e3b0c44298fc1c149afb",
+                "f4c8996fb92427ae41e4649b934ca495991b7852b855"
+            )
+        );
+        // Every field is bound: changing any one changes the bytes.
+        let base = r.to_signed_bytes();
+        for other in [
+            DeviceRequest {
+                app_id: "123456789013",
+                ..r.clone()
+            },
+            DeviceRequest {
+                method: "GET",
+                ..r.clone()
+            },
+            DeviceRequest {
+                path: "/api/v1/app/status",
+                ..r.clone()
+            },
+            DeviceRequest {
+                timestamp: 1_764_633_601,
+                ..r.clone()
+            },
+            DeviceRequest {
+                body_sha256: [0; 32],
+                ..r.clone()
+            },
+        ] {
+            assert_ne!(other.to_signed_bytes(), base, "{other:?}");
+        }
+    }
+
     #[test]
     fn signed_bytes_fixed_vectors() {
         assert_eq!(

@@ -97,6 +97,23 @@ pub fn verify_approval(
         .map_err(|_| DeviceError::BadSignature)
 }
 
+/// Verifies the device's `signature` (64 bytes, `r || s`) over a signed device-API
+/// request (see `segl_core::app::DeviceRequest`).
+pub fn verify_request(
+    public_key: &[u8],
+    request: &segl_core::app::DeviceRequest<'_>,
+    signature: &[u8],
+) -> Result<(), DeviceError> {
+    let key = parse_public_key(public_key)?;
+    if signature.len() != SIGNATURE_LEN {
+        return Err(DeviceError::SignatureLength {
+            len: signature.len(),
+        });
+    }
+    key.verify_sig(&request.to_signed_bytes(), signature)
+        .map_err(|_| DeviceError::BadSignature)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
