@@ -771,6 +771,12 @@ impl Browser {
         }
     }
 
+    /// The same browser (its cookies) talking to another server, e.g. one restarted on
+    /// the same data directory.
+    pub fn moved_to(&mut self, server: &Server) {
+        self.base = server.base_url.clone();
+    }
+
     fn absolute(&self, url: &str) -> String {
         if url.starts_with("http://") || url.starts_with("https://") {
             url.to_string()
