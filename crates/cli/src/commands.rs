@@ -250,8 +250,11 @@ pub enum PersonCmd {
     /// Show a person (no secrets).
     Show {
         /// National identity number.
+        #[arg(long, required_unless_present = "app_id", conflicts_with = "app_id")]
+        nin: Option<String>,
+        /// Or the app ID the person's app shows (support asks for it on the phone).
         #[arg(long)]
-        nin: String,
+        app_id: Option<String>,
     },
     /// Unlock a password locked after too many failures.
     UnlockPassword {
@@ -399,16 +402,39 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
                 println!("added {} (sub {})", p.name, p.sub);
             }
         }
-        PersonCmd::Show { nin } => {
-            let nin = parse_nin(&nin)?;
+        PersonCmd::Show { nin, app_id } => {
+            let nin = nin.as_deref().map(parse_nin).transpose()?;
             let o = open(g).await?;
             let mut c = o.store.conn().await?;
-            let p = persons::by_nin(&mut c, nin.as_str())
-                .await?
-                .ok_or_else(|| {
-                    CliError::Input("no person with this national identity number".into())
-                })?;
+            let p = match (&nin, &app_id) {
+                (Some(nin), _) => {
+                    persons::by_nin(&mut c, nin.as_str())
+                        .await?
+                        .ok_or_else(|| {
+                            CliError::Input("no person with this national identity number".into())
+                        })?
+                }
+                (None, Some(app_id)) => {
+                    let app = apps::by_app_id(&mut c, app_id.trim())
+                        .await?
+                        .ok_or_else(|| CliError::Input("no app has this app ID".into()))?;
+                    persons::by_id(&mut c, &app.person_id)
+                        .await?
+                        .ok_or_else(|| fail("the app's person is missing"))?
+                }
+                (None, None) => return Err(CliError::Input("give --nin or --app-id".into())),
+            };
             let pw = persons::password(&mut c, &p.id).await?;
+            let app_list: Vec<serde_json::Value> = apps::for_person(&mut c, &p.id)
+                .await?
+                .iter()
+                .map(|a| {
+                    json!({
+                        "app_id": a.app_id, "state": a.state, "label": a.label,
+                        "activated_at": a.activated_at, "deactivated_why": a.deactivated_why,
+                    })
+                })
+                .collect();
             let v = json!({
                 "id": p.id, "sub": p.sub, "name": p.name, "birthdate": p.birthdate,
                 "phone": p.phone, "email": p.email,
@@ -417,6 +443,7 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
                 "password_failures": pw.as_ref().map_or(0, |r| r.failures),
                 // The hash's algorithm and cost (not the hash): shows when a rehash happened.
                 "password_hash_params": pw.as_ref().and_then(|r| phc_params(&r.phc)),
+                "apps": app_list,
             });
             if g.json {
                 print_json(&v);
@@ -432,6 +459,13 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
                         Some(_) => "set",
                     }
                 );
+                for a in &app_list {
+                    println!(
+                        "app {} {}",
+                        a["app_id"].as_str().unwrap_or("?"),
+                        a["state"].as_str().unwrap_or("?")
+                    );
+                }
             }
         }
         PersonCmd::UnlockPassword { nin } => {

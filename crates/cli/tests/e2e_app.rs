@@ -139,6 +139,22 @@ async fn the_app_activates_once_with_a_letter_code(backend: Backend) {
     assert_eq!(events[1]["data"]["replaced"], first.as_str());
     assert_eq!(segl.audit_count("app.activation_started"), 2);
     segl.audit_ok();
+
+    // Support finds the person by either app ID, and sees both apps' states.
+    for id in [&first, &second] {
+        let p = segl.json(&["person", "show", "--app-id", id, "--json"]);
+        assert_eq!(p["name"], "Ola Nordmann", "{p}");
+        let apps = p["apps"].as_array().unwrap_or_else(|| panic!("{p}"));
+        let state = |id: &str| {
+            apps.iter()
+                .find(|a| a["app_id"] == id)
+                .map(|a| a["state"].clone())
+        };
+        assert_eq!(state(&first), Some(json!("deactivated")), "{p}");
+        assert_eq!(state(&second), Some(json!("active")), "{p}");
+    }
+    let out = segl.cmd(&["person", "show", "--app-id", "000000000000"]);
+    assert_input_error(&out, "an unknown app ID", "no app has this app ID");
 }
 
 async fn activation_refuses_early_malformed_and_unknown_input(backend: Backend) {
