@@ -84,8 +84,12 @@ impl DeviceKey {
     /// [`ApprovalPayload::to_signed_bytes`], returned as the 64 bytes `r || s`.
     pub fn sign(&self, payload: &ApprovalPayload) -> Result<Vec<u8>, DeviceKeyError> {
         payload.validate()?;
+        self.sign_bytes(&payload.to_signed_bytes())
+    }
+
+    fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>, DeviceKeyError> {
         self.pair
-            .sign(&SystemRandom::new(), &payload.to_signed_bytes())
+            .sign(&SystemRandom::new(), message)
             .map(|sig| sig.as_ref().to_vec())
             .map_err(|_| DeviceKeyError::Sign)
     }
@@ -97,10 +101,7 @@ impl DeviceKey {
         &self,
         request: &segl_core::app::DeviceRequest<'_>,
     ) -> Result<Vec<u8>, DeviceKeyError> {
-        self.pair
-            .sign(&SystemRandom::new(), &request.to_signed_bytes())
-            .map(|sig| sig.as_ref().to_vec())
-            .map_err(|_| DeviceKeyError::Sign)
+        self.sign_bytes(&request.to_signed_bytes())
     }
 }
 

@@ -272,6 +272,13 @@ pub enum PersonCmd {
     },
 }
 
+/// The person with this number, or a bad-input error saying there is none.
+async fn person_by_nin(c: &mut segl_store::Conn, nin: &Nin) -> Result<Person, CliError> {
+    persons::by_nin(c, nin.as_str())
+        .await?
+        .ok_or_else(|| CliError::Input("no person with this national identity number".into()))
+}
+
 fn parse_nin(s: &str) -> Result<Nin, CliError> {
     Nin::parse(s).map_err(|e| CliError::Input(format!("invalid national identity number: {e}")))
 }
@@ -407,13 +414,7 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
             let o = open(g).await?;
             let mut c = o.store.conn().await?;
             let p = match (&nin, &app_id) {
-                (Some(nin), _) => {
-                    persons::by_nin(&mut c, nin.as_str())
-                        .await?
-                        .ok_or_else(|| {
-                            CliError::Input("no person with this national identity number".into())
-                        })?
-                }
+                (Some(nin), _) => person_by_nin(&mut c, nin).await?,
                 (None, Some(app_id)) => {
                     let app = apps::by_app_id(&mut c, app_id.trim())
                         .await?
@@ -472,11 +473,7 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
             let nin = parse_nin(&nin)?;
             let o = open(g).await?;
             let mut tx = o.store.begin().await?;
-            let p = persons::by_nin(&mut tx, nin.as_str())
-                .await?
-                .ok_or_else(|| {
-                    CliError::Input("no person with this national identity number".into())
-                })?;
+            let p = person_by_nin(&mut tx, &nin).await?;
             if !persons::unlock_password(&mut tx, &p.id).await? {
                 return Err(CliError::Input("this person has no password".into()));
             }
@@ -507,11 +504,7 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
             let hash = segl_server::app_api::code_hash(&code.replace('-', ""));
             let id = uuid::Uuid::new_v4().to_string();
             let mut tx = o.store.begin().await?;
-            let p = persons::by_nin(&mut tx, nin.as_str())
-                .await?
-                .ok_or_else(|| {
-                    CliError::Input("no person with this national identity number".into())
-                })?;
+            let p = person_by_nin(&mut tx, &nin).await?;
             let cancelled = apps::start_activation(
                 &mut tx,
                 &apps::NewActivation {
@@ -622,11 +615,7 @@ pub async fn token(g: &Global, cmd: TokenCmd) -> Result<ExitCode, CliError> {
             let nin = parse_nin(&nin)?;
             let o = open(g).await?;
             let mut tx = o.store.begin().await?;
-            let p = persons::by_nin(&mut tx, nin.as_str())
-                .await?
-                .ok_or_else(|| {
-                    CliError::Input("no person with this national identity number".into())
-                })?;
+            let p = person_by_nin(&mut tx, &nin).await?;
             let d = devices::by_serial(&mut tx, &serial)
                 .await?
                 .ok_or_else(|| CliError::Input(format!("no code device with serial {serial}")))?;
@@ -734,16 +723,7 @@ pub async fn token(g: &Global, cmd: TokenCmd) -> Result<ExitCode, CliError> {
             let person = match nin {
                 Some(n) => {
                     let n = parse_nin(&n)?;
-                    Some(
-                        persons::by_nin(&mut c, n.as_str())
-                            .await?
-                            .ok_or_else(|| {
-                                CliError::Input(
-                                    "no person with this national identity number".into(),
-                                )
-                            })?
-                            .id,
-                    )
+                    Some(person_by_nin(&mut c, &n).await?.id)
                 }
                 None => None,
             };

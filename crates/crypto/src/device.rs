@@ -86,15 +86,10 @@ pub fn verify_approval(
     payload: &ApprovalPayload,
     signature: &[u8],
 ) -> Result<(), DeviceError> {
-    let key = parse_public_key(public_key)?;
-    if signature.len() != SIGNATURE_LEN {
-        return Err(DeviceError::SignatureLength {
-            len: signature.len(),
-        });
-    }
-    payload.validate()?;
-    key.verify_sig(&payload.to_signed_bytes(), signature)
-        .map_err(|_| DeviceError::BadSignature)
+    verify_signed(public_key, signature, || {
+        payload.validate()?;
+        Ok(payload.to_signed_bytes())
+    })
 }
 
 /// Verifies the device's `signature` (64 bytes, `r || s`) over a signed device-API
@@ -104,13 +99,23 @@ pub fn verify_request(
     request: &segl_core::app::DeviceRequest<'_>,
     signature: &[u8],
 ) -> Result<(), DeviceError> {
+    verify_signed(public_key, signature, || Ok(request.to_signed_bytes()))
+}
+
+/// The key, then the signature's length, then the message (which may be refused), then
+/// the signature: each with its own error.
+fn verify_signed(
+    public_key: &[u8],
+    signature: &[u8],
+    message: impl FnOnce() -> Result<Vec<u8>, DeviceError>,
+) -> Result<(), DeviceError> {
     let key = parse_public_key(public_key)?;
     if signature.len() != SIGNATURE_LEN {
         return Err(DeviceError::SignatureLength {
             len: signature.len(),
         });
     }
-    key.verify_sig(&request.to_signed_bytes(), signature)
+    key.verify_sig(&message()?, signature)
         .map_err(|_| DeviceError::BadSignature)
 }
 

@@ -296,6 +296,16 @@ impl<'a> Txn<'a> {
     }
 }
 
+/// Runs the same call on whichever connection the transaction has.
+macro_rules! on_conn {
+    ($txn:ident, $c:ident => $call:expr) => {
+        match &mut $txn.conn {
+            TxnConn::Lite($c) => $call,
+            TxnConn::Sqlx($c) => $call,
+        }
+    };
+}
+
 impl Db for Txn<'_> {
     async fn fetch_optional<T: Send>(
         &mut self,
@@ -303,10 +313,7 @@ impl Db for Txn<'_> {
         args: &[Arg<'_>],
         map: Map<T>,
     ) -> Result<Option<T>> {
-        match &mut self.conn {
-            TxnConn::Lite(l) => l.fetch_optional(sql, args, map).await,
-            TxnConn::Sqlx(c) => c.fetch_optional(sql, args, map).await,
-        }
+        on_conn!(self, c => c.fetch_optional(sql, args, map).await)
     }
 
     async fn fetch_all<T: Send>(
@@ -315,17 +322,11 @@ impl Db for Txn<'_> {
         args: &[Arg<'_>],
         map: Map<T>,
     ) -> Result<Vec<T>> {
-        match &mut self.conn {
-            TxnConn::Lite(l) => l.fetch_all(sql, args, map).await,
-            TxnConn::Sqlx(c) => c.fetch_all(sql, args, map).await,
-        }
+        on_conn!(self, c => c.fetch_all(sql, args, map).await)
     }
 
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
-        match &mut self.conn {
-            TxnConn::Lite(l) => l.execute(sql, args).await,
-            TxnConn::Sqlx(c) => c.execute(sql, args).await,
-        }
+        on_conn!(self, c => c.execute(sql, args).await)
     }
 }
 
