@@ -1,4 +1,6 @@
-//! The login flow as a state machine: `identify → choose_method → otp → password → done`.
+//! The login flow as a state machine: `identify → choose_method → otp → password → done`,
+//! or with the app: `identify → choose_method → app_pending → done` when the app verified
+//! its user (PIN or biometrics), `… → app_pending → password → done` when it did not.
 //!
 //! The server loads a flow, checks the outcome of a credential against its own store
 //! (code device, password hash) and feeds that outcome in here together with `now`. This
@@ -20,6 +22,8 @@ pub enum LoginState {
     ChooseMethod,
     /// Waiting for the code device's one-time code.
     Otp,
+    /// Waiting for the person's answer in the app.
+    AppPending,
     /// Waiting for the password.
     Password,
     /// Authenticated; the client gets its code.
@@ -35,6 +39,7 @@ impl LoginState {
             LoginState::Identify => "identify",
             LoginState::ChooseMethod => "choose_method",
             LoginState::Otp => "otp",
+            LoginState::AppPending => "app_pending",
             LoginState::Password => "password",
             LoginState::Done => "done",
             LoginState::Failed => "failed",
@@ -48,6 +53,8 @@ impl LoginState {
 pub enum Method {
     /// Hardware code device (HOTP/TOTP).
     Otp,
+    /// The phone app ("Yes, it's me").
+    App,
 }
 
 impl Method {
@@ -55,6 +62,7 @@ impl Method {
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Otp => "otp",
+            Method::App => "app",
         }
     }
 
@@ -62,6 +70,7 @@ impl Method {
     pub fn parse(s: &str) -> Option<Method> {
         match s {
             "otp" => Some(Method::Otp),
+            "app" => Some(Method::App),
             _ => None,
         }
     }
@@ -79,6 +88,8 @@ pub enum FailureReason {
     DeviceBlocked,
     /// The password is locked.
     PasswordLocked,
+    /// The person answered "No, that's not me" in the app.
+    DeniedInApp,
 }
 
 impl FailureReason {
@@ -89,6 +100,7 @@ impl FailureReason {
             FailureReason::Cancelled => "cancelled",
             FailureReason::DeviceBlocked => "device_blocked",
             FailureReason::PasswordLocked => "password_locked",
+            FailureReason::DeniedInApp => "denied_in_app",
         }
     }
 }
@@ -105,6 +117,19 @@ pub enum OtpCheck {
     Replayed,
     /// The device is blocked; no code is checked.
     Blocked,
+}
+
+/// The app's answer to the flow's request, once the server has checked its signature,
+/// freshness, device and single use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppAnswer {
+    /// "Yes, it's me", with how the app verified its user (`None`: no local verification,
+    /// so the password follows).
+    Approved(Option<crate::app::UserVerification>),
+    /// "No, that's not me": the login ends (a possible fraud attempt).
+    Denied,
+    /// No answer before the request expired; the person may choose again.
+    Expired,
 }
 
 /// The outcome of checking a password.
@@ -163,6 +188,15 @@ pub enum FlowError {
     /// The flow closed after too many failures.
     #[error("too many failed attempts; start again from the service")]
     TooManyAttempts,
+    /// The person said no in the app.
+    #[error("the login was refused in the app")]
+    DeniedInApp,
+    /// The app did not answer in time.
+    #[error("the app did not answer in time; try again or choose another method")]
+    AppExpired {
+        /// Attempts left in this flow.
+        remaining: u32,
+    },
 }
 
 /// A login flow. Stored as JSON by the store (field `v` versions the record).
@@ -270,7 +304,7 @@ impl LoginFlow {
 
     /// Step 2: the method. Also "choose another method" from the method's own step.
     pub fn choose_method(&mut self, method: &str, now: i64) -> Result<Method, FlowError> {
-        if self.state == LoginState::Otp {
+        if matches!(self.state, LoginState::Otp | LoginState::AppPending) {
             // Going back to choose is allowed before the first factor is done.
             self.state = LoginState::ChooseMethod;
         }
@@ -283,11 +317,51 @@ impl LoginFlow {
         Ok(method)
     }
 
-    /// Back to the list of methods, from the first factor's step.
+    /// Back to the list of methods, from the first factor's step (the code or the app).
     pub fn choose_another(&mut self, now: i64) -> Result<(), FlowError> {
-        self.ensure(LoginState::Otp, now)?;
+        if self.state == LoginState::AppPending {
+            self.ensure(LoginState::AppPending, now)?;
+        } else {
+            self.ensure(LoginState::Otp, now)?;
+        }
         self.state = LoginState::ChooseMethod;
         Ok(())
+    }
+
+    /// Whether the flow waits for the app now (checked before the server records an
+    /// answer).
+    pub fn expect_app_answer(&self, now: i64) -> Result<(), FlowError> {
+        self.ensure(LoginState::AppPending, now)
+    }
+
+    /// Step 3 with the app: the app's checked answer.
+    pub fn app_answered(&mut self, answer: AppAnswer, now: i64) -> Result<(), FlowError> {
+        self.expect_app_answer(now)?;
+        match answer {
+            AppAnswer::Approved(Some(uv)) => {
+                self.amr = vec!["swk".into(), uv.amr().into(), "mfa".into()];
+                self.auth_time = Some(now);
+                self.state = LoginState::Done;
+                Ok(())
+            }
+            AppAnswer::Approved(None) => {
+                self.amr = vec!["swk".into()];
+                self.state = LoginState::Password;
+                Ok(())
+            }
+            AppAnswer::Denied => {
+                self.state = LoginState::Failed;
+                self.failure = Some(FailureReason::DeniedInApp);
+                Err(FlowError::DeniedInApp)
+            }
+            AppAnswer::Expired => {
+                let err = self.fail_once(|remaining| FlowError::AppExpired { remaining });
+                if self.state != LoginState::Failed {
+                    self.state = LoginState::ChooseMethod;
+                }
+                Err(err)
+            }
+        }
     }
 
     /// Whether the flow accepts a one-time code now (checked before the server spends a
@@ -327,7 +401,10 @@ impl LoginFlow {
         self.expect_password(now)?;
         match check {
             PasswordCheck::Accepted => {
-                self.amr = oidc::amr_otp_password();
+                self.amr = match self.method {
+                    Some(Method::App) => vec!["swk".into(), "pwd".into(), "mfa".into()],
+                    _ => oidc::amr_otp_password(),
+                };
                 self.auth_time = Some(now);
                 self.state = LoginState::Done;
                 Ok(())
@@ -357,8 +434,15 @@ impl LoginFlow {
     }
 
     /// The level this flow reached, once done.
+    /// The level reached: high with two factors of which one is the password (code device
+    /// or app, and password); substantial for the app with its own user verification
+    /// alone (PIN or biometrics), as DESIGN.md sets it.
     pub fn acr(&self) -> &'static str {
-        oidc::ACR_HIGH
+        if self.method == Some(Method::App) && !self.amr.iter().any(|m| m == "pwd") {
+            oidc::ACR_SUBSTANTIAL
+        } else {
+            oidc::ACR_HIGH
+        }
     }
 
     fn fail_once(&mut self, err: impl Fn(u32) -> FlowError) -> FlowError {
@@ -375,6 +459,7 @@ impl LoginFlow {
 fn state_for(method: Method) -> LoginState {
     match method {
         Method::Otp => LoginState::Otp,
+        Method::App => LoginState::AppPending,
     }
 }
 
@@ -403,6 +488,109 @@ mod tests {
 
     fn flow() -> LoginFlow {
         LoginFlow::new(request(None), None, 1000, 600, 3).unwrap()
+    }
+
+    /// A flow that offers the app, identified and waiting for it.
+    fn app_flow() -> LoginFlow {
+        let mut f = flow();
+        f.methods = vec![Method::Otp, Method::App];
+        f.identify("15058500027", 1001).unwrap();
+        f.choose_method("app", 1002).unwrap();
+        assert_eq!(f.state, LoginState::AppPending);
+        assert_eq!(f.state.as_str(), "app_pending");
+        f
+    }
+
+    #[test]
+    fn the_app_with_user_verification_is_enough_at_substantial() {
+        use crate::app::UserVerification as Uv;
+        for (uv, amr) in [
+            (Uv::Pin, "pin"),
+            (Uv::Face, "face"),
+            (Uv::Fingerprint, "fpt"),
+        ] {
+            let mut f = app_flow();
+            f.app_answered(AppAnswer::Approved(Some(uv)), 1003).unwrap();
+            assert_eq!(f.state, LoginState::Done);
+            assert_eq!(f.amr, vec!["swk", amr, "mfa"]);
+            assert_eq!(f.auth_time, Some(1003));
+            assert_eq!(f.acr(), oidc::ACR_SUBSTANTIAL);
+        }
+    }
+
+    #[test]
+    fn the_app_without_user_verification_needs_the_password_and_reaches_high() {
+        let mut f = app_flow();
+        f.app_answered(AppAnswer::Approved(None), 1003).unwrap();
+        assert_eq!(f.state, LoginState::Password);
+        f.password_checked(PasswordCheck::Accepted, 1004).unwrap();
+        assert_eq!(f.state, LoginState::Done);
+        assert_eq!(f.amr, vec!["swk", "pwd", "mfa"]);
+        assert_eq!(f.acr(), oidc::ACR_HIGH);
+    }
+
+    #[test]
+    fn no_in_the_app_ends_the_login() {
+        let mut f = app_flow();
+        assert_eq!(
+            f.app_answered(AppAnswer::Denied, 1003),
+            Err(FlowError::DeniedInApp)
+        );
+        assert_eq!(f.state, LoginState::Failed);
+        assert_eq!(f.failure, Some(FailureReason::DeniedInApp));
+        assert_eq!(f.failure.map(FailureReason::as_str), Some("denied_in_app"));
+        // Nothing more happens in it: not another answer, not another method.
+        assert!(f.app_answered(AppAnswer::Approved(None), 1004).is_err());
+        assert!(f.choose_method("otp", 1004).is_err());
+    }
+
+    #[test]
+    fn an_unanswered_request_counts_and_lets_the_person_choose_again() {
+        let mut f = app_flow();
+        assert_eq!(
+            f.app_answered(AppAnswer::Expired, 1003),
+            Err(FlowError::AppExpired { remaining: 2 })
+        );
+        assert_eq!(f.state, LoginState::ChooseMethod);
+        f.choose_method("app", 1004).unwrap();
+        assert!(f.app_answered(AppAnswer::Expired, 1005).is_err());
+        f.choose_method("app", 1006).unwrap();
+        // The third failure of the flow (max 3) ends it.
+        assert_eq!(
+            f.app_answered(AppAnswer::Expired, 1007),
+            Err(FlowError::TooManyAttempts)
+        );
+        assert_eq!(f.state, LoginState::Failed);
+    }
+
+    #[test]
+    fn the_app_step_is_refused_out_of_turn_and_after_expiry() {
+        let mut f = flow();
+        f.methods = vec![Method::Otp, Method::App];
+        f.identify("15058500027", 1001).unwrap();
+        // Not waiting for the app yet.
+        assert_eq!(
+            f.app_answered(AppAnswer::Approved(None), 1002),
+            Err(FlowError::InvalidState("choose_method"))
+        );
+        // Offered only when the flow offers it.
+        let mut otp_only = flow();
+        otp_only.identify("15058500027", 1001).unwrap();
+        assert_eq!(
+            otp_only.choose_method("app", 1002),
+            Err(FlowError::UnsupportedMethod)
+        );
+        let mut f = app_flow();
+        assert_eq!(
+            f.app_answered(AppAnswer::Approved(None), 1600),
+            Err(FlowError::Expired)
+        );
+        // From the app's page the person may go back and choose the code device.
+        let mut f = app_flow();
+        f.choose_another(1003).unwrap();
+        assert_eq!(f.state, LoginState::ChooseMethod);
+        f.choose_method("otp", 1004).unwrap();
+        assert_eq!(f.state, LoginState::Otp);
     }
 
     #[test]

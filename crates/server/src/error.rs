@@ -73,6 +73,12 @@ impl ApiError {
                     F::TooManyAttempts => {
                         (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", None)
                     }
+                    F::DeniedInApp => (StatusCode::FORBIDDEN, "denied_in_app", None),
+                    F::AppExpired { remaining } => (
+                        StatusCode::CONFLICT,
+                        "app_request_expired",
+                        Some(*remaining),
+                    ),
                     _ => (StatusCode::BAD_REQUEST, "flow_error", None),
                 };
                 (status, code, e.to_string(), remaining)

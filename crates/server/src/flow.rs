@@ -97,6 +97,7 @@ fn failure_message(f: segl_core::flow::FailureReason) -> &'static str {
         R::Cancelled => "the login was cancelled",
         R::DeviceBlocked => "the code device is blocked",
         R::PasswordLocked => "the password is locked",
+        R::DeniedInApp => "the login was refused in the app",
     }
 }
 
