@@ -500,8 +500,9 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
             let o = open(g).await?;
             let policy = o.config.policy.app.activation();
             let now = now();
-            let code = segl_server::app_api::new_activation_code();
-            let hash = segl_server::app_api::code_hash(&code.replace('-', ""));
+            let code = segl_crypto::random::activation_code();
+            let hash = segl_server::app_api::code_hash(&code)
+                .ok_or_else(|| fail("a new activation code did not normalize"))?;
             let id = uuid::Uuid::new_v4().to_string();
             let mut tx = o.store.begin().await?;
             let p = person_by_nin(&mut tx, &nin).await?;

@@ -318,6 +318,38 @@ pub fn verification_code(style: VerificationStyle, random: [u8; 4]) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
+// Activation codes
+// ---------------------------------------------------------------------------------------
+
+/// Letters and digits of activation codes: no 0/O, 1/I/L, so a code read from a letter is
+/// typed right.
+pub const ACTIVATION_CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+/// Characters in an activation code (16 of 31: about 79 bits).
+pub const ACTIVATION_CODE_LEN: usize = 16;
+
+/// A code as printed: four groups of four, `ABCD-EFGH-JKMN-PQRS`.
+pub fn group_activation_code(normalized: &str) -> String {
+    let chars: Vec<char> = normalized.chars().collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// A code as stored (hashed): upper case, without the dashes and spaces a person may type.
+/// `None` when it cannot be a code (wrong length or letters).
+pub fn normalize_activation_code(s: &str) -> Option<String> {
+    let c: String = s
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (c.len() == ACTIVATION_CODE_LEN && c.bytes().all(|b| ACTIVATION_CODE_ALPHABET.contains(&b)))
+        .then_some(c)
+}
+
+// ---------------------------------------------------------------------------------------
 // Approval payload
 // ---------------------------------------------------------------------------------------
 
@@ -921,6 +953,33 @@ mod tests {
     ///  + lp(b"/api/v1/app/deactivate") + struct.pack(">q", 1764633600)
     ///  + hashlib.sha256(b"").digest()).hex()
     /// ```
+    #[test]
+    fn activation_codes_group_and_normalize_back() {
+        let code = "ABCDEFGHJKMNPQRS";
+        let printed = group_activation_code(code);
+        assert_eq!(printed, "ABCD-EFGH-JKMN-PQRS");
+        assert_eq!(normalize_activation_code(&printed).as_deref(), Some(code));
+        // Typed in lower case with spaces, it is the same code.
+        assert_eq!(
+            normalize_activation_code("abcd efgh jkmn pqrs").as_deref(),
+            Some(code)
+        );
+    }
+
+    #[test]
+    fn malformed_activation_codes_are_refused() {
+        for bad in [
+            "",
+            "ABCD-EFGH-JKMN-PQR",   // truncated
+            "ABCD-EFGH-JKMN-PQRST", // too long
+            "ABCD-EFGH-JKMN-PQR0",  // 0 is not in the alphabet
+            "ABCD-EFGH-JKMN-PQRÅ",  // not ASCII
+            "ABCD_EFGH_JKMN_PQRS",  // other separators
+        ] {
+            assert_eq!(normalize_activation_code(bad), None, "{bad}");
+        }
+    }
+
     #[test]
     fn device_request_fixed_vector() {
         let empty_body: [u8; 32] = [

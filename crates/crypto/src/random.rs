@@ -51,17 +51,43 @@ pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
         )
 }
 
-/// `n` uniformly random decimal digits (e.g. a one-time code sent by mail).
-pub fn random_digits(n: usize) -> String {
+/// `n` characters drawn uniformly (no modulo bias) from an ASCII `alphabet`.
+pub fn random_from(alphabet: &[u8], n: usize) -> String {
     let mut rng = rand::rng();
     (0..n)
-        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
         .collect()
+}
+
+/// `n` uniformly random decimal digits (e.g. a one-time code sent by mail).
+pub fn random_digits(n: usize) -> String {
+    random_from(b"0123456789", n)
+}
+
+/// A new app activation code, as printed (`ABCD-EFGH-JKMN-PQRS`; see
+/// `segl_core::app::normalize_activation_code` for the form that is hashed).
+pub fn activation_code() -> String {
+    use segl_core::app::{ACTIVATION_CODE_ALPHABET, ACTIVATION_CODE_LEN, group_activation_code};
+    group_activation_code(&random_from(ACTIVATION_CODE_ALPHABET, ACTIVATION_CODE_LEN))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn activation_codes_are_valid_and_differ() {
+        let codes: Vec<String> = (0..200).map(|_| activation_code()).collect();
+        for c in &codes {
+            assert_eq!(c.len(), 19, "{c}");
+            assert!(
+                segl_core::app::normalize_activation_code(c).is_some(),
+                "{c}"
+            );
+        }
+        let distinct: std::collections::HashSet<_> = codes.iter().collect();
+        assert_eq!(distinct.len(), codes.len());
+    }
 
     #[test]
     fn pkce_rfc7636_appendix_b() {

@@ -7,8 +7,9 @@
 //!   and the code cannot be used again.
 //! - Every other call is signed with the device key (`segl_core::app::DeviceRequest`):
 //!   headers `X-Segl-App-Id`, `X-Segl-Nonce` (fresh, 16–64 base64url characters),
-//!   `X-Segl-Timestamp` (unix seconds) and `X-Segl-Signature` (base64url `r || s`). A deactivated app can still ask its status, so it learns it was
-//!   replaced; it can do nothing else.
+//!   `X-Segl-Timestamp` (unix seconds) and `X-Segl-Signature` (base64url `r || s`). A
+//!   deactivated app can still ask its status, so it learns it was replaced; it can do
+//!   nothing else.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -38,41 +39,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/app/deactivate", post(deactivate))
 }
 
-/// Letters and digits of activation codes: no 0/O, 1/I/L, so a code read from a letter
-/// is typed right.
-pub const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
-/// Characters in an activation code (about 79 bits).
-pub const CODE_LEN: usize = 16;
-
-/// A new activation code, shown as four groups of four (`ABCD-EFGH-JKMN-PQRS`).
-pub fn new_activation_code() -> String {
-    let raw: [u8; CODE_LEN] = segl_crypto::random::random_bytes();
-    let chars: Vec<char> = raw
-        .iter()
-        // 256 is not a multiple of 31: the first 248 values map evenly.
-        .map(|b| CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()] as char)
-        .collect();
-    chars
-        .chunks(4)
-        .map(|c| c.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join("-")
-}
-
-/// The code as stored: upper case, without the dashes and spaces a person may type.
-/// `None` when it cannot be a code (wrong length or letters).
-pub fn normalize_code(s: &str) -> Option<String> {
-    let c: String = s
-        .chars()
-        .filter(|c| !matches!(c, '-' | ' '))
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    (c.len() == CODE_LEN && c.bytes().all(|b| CODE_ALPHABET.contains(&b))).then_some(c)
-}
-
-/// The stored form of a code: its SHA-256, so a copy of the database holds no usable code.
-pub fn code_hash(normalized: &str) -> String {
-    sha256_b64url(normalized.as_bytes())
+/// The stored form of a code: the SHA-256 of its normalized form, so a copy of the
+/// database holds no usable code.
+pub fn code_hash(code: &str) -> Option<String> {
+    segl_core::app::normalize_activation_code(code).map(|c| sha256_b64url(c.as_bytes()))
 }
 
 #[derive(Deserialize)]
@@ -96,7 +66,7 @@ async fn activate(
     let bad = |code: &'static str, detail: &str| {
         ApiError::problem(StatusCode::BAD_REQUEST, code, detail.to_string())
     };
-    let code = normalize_code(&b.activation_code).ok_or_else(|| {
+    let hash = code_hash(&b.activation_code).ok_or_else(|| {
         bad(
             "malformed_activation_code",
             "an activation code is 16 letters and digits, as ABCD-EFGH-JKMN-PQRS",
@@ -120,7 +90,7 @@ async fn activate(
     let mut tx = st.store.begin().await?;
     let id = match apps::check_code(
         &mut tx,
-        &code_hash(&code),
+        &hash,
         None,
         &policy.activation(),
         i64::from(policy.second_code_max_failures),
@@ -311,11 +281,7 @@ async fn authenticate(
         .ok_or_else(|| unauth("unknown_app", "no app has this app ID"))?;
     let public_key = segl_crypto::device::public_key_from_b64url(&device.public_key)
         .map_err(|e| ApiError::Internal(format!("stored device key: {e}")))?;
-    let body_sha256: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
-        <sha2::Sha256 as sha2::Digest>::new(),
-        body,
-    ))
-    .into();
+    let body_sha256: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(body).into();
     let request = DeviceRequest {
         app_id,
         nonce,
@@ -429,35 +395,4 @@ fn ended() -> ApiError {
         "activation_ended",
         "this activation code has been used, has expired or was cancelled",
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_are_four_groups_from_the_alphabet_and_normalize_back() {
-        for _ in 0..200 {
-            let c = new_activation_code();
-            assert_eq!(c.len(), CODE_LEN + 3, "{c}");
-            let n = normalize_code(&c).expect("a new code is valid");
-            assert_eq!(n, c.replace('-', ""));
-            // Typed in lower case with spaces, it is the same code.
-            assert_eq!(normalize_code(&c.to_lowercase().replace('-', " ")), Some(n));
-        }
-    }
-
-    #[test]
-    fn malformed_codes_are_refused() {
-        for bad in [
-            "",
-            "ABCD-EFGH-JKMN-PQR",   // truncated
-            "ABCD-EFGH-JKMN-PQRST", // too long
-            "ABCD-EFGH-JKMN-PQR0",  // 0 is not in the alphabet
-            "ABCD-EFGH-JKMN-PQRÅ",  // not ASCII
-            "ABCD_EFGH_JKMN_PQRS",  // other separators
-        ] {
-            assert_eq!(normalize_code(bad), None, "{bad}");
-        }
-    }
 }

@@ -42,7 +42,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A step a client can take.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Step {
     /// National identity number.
     Identify(String),
@@ -176,9 +176,9 @@ pub async fn run_step(
     };
     // Moving between the first steps is only the flow's progress: a power cut may take it
     // back (the person repeats a step), so it need not wait for the disk. Codes, passwords,
-    // audit events and the finished login do. Should one of these steps ever end the flow
-    // (and so record `login.failure` or a code), it writes nothing and runs again durably.
-    let progress = matches!(
+    // audit events and the finished login do; `apply_step` refuses, as a bug, a relaxed
+    // step that would end the flow.
+    let relaxed = matches!(
         step,
         Step::Identify(_) | Step::Method(_) | Step::ChooseAnother
     );
@@ -187,24 +187,14 @@ pub async fn run_step(
         browser: browser.map(str::to_string),
         csrf: csrf.map(str::to_string),
         now,
-        relaxed: progress,
+        relaxed,
     };
-    let first = if progress {
-        step_tx(st, at.clone(), step.clone(), None).await?
+    // One transaction: on SQLite one job of the group-commit writer (see Store::transact).
+    let body = step_body(st.clone(), at, step, password_check);
+    let (stepped, result) = if relaxed {
+        st.store.relaxed(body).await?
     } else {
-        None
-    };
-    let (stepped, result) = match first {
-        Some(done) => done,
-        None => {
-            let at = StepAt {
-                relaxed: false,
-                ..at
-            };
-            step_tx(st, at, step, password_check)
-                .await?
-                .ok_or_else(|| ApiError::Internal("a durable step asked to run again".into()))?
-        }
+        st.store.transact(body).await?
     };
     result?;
     Ok(stepped)
@@ -213,41 +203,21 @@ pub async fn run_step(
 type StepOutcome = (Stepped, Result<(), FlowError>);
 
 /// Where and when a step happens.
-#[derive(Clone)]
 struct StepAt {
     id: String,
     browser: Option<String>,
     csrf: Option<String>,
     now: i64,
-    /// The transaction will not wait for the disk: give up before writing anything that
-    /// must be durable.
+    /// The transaction will not wait for the disk, so it may not end the flow.
     relaxed: bool,
-}
-
-/// One transaction for a step: on SQLite one job of the group-commit writer (see
-/// `Store::transact`). `None` when a relaxed step must run again durably.
-async fn step_tx(
-    st: &AppState,
-    at: StepAt,
-    step: Step,
-    password_check: Option<(PasswordCheck, String, i64)>,
-) -> Result<Option<StepOutcome>, ApiError> {
-    let relaxed = at.relaxed;
-    let body = step_body(st.clone(), at, step, password_check);
-    if relaxed {
-        st.store.relaxed(body).await
-    } else {
-        st.store.transact(body).await
-    }
 }
 
 fn step_body(
     st: AppState,
     at: StepAt,
     step: Step,
-    password_check: Option<(PasswordCheck, String, i64)>,
-) -> impl for<'a> FnOnce(Txn<'a>) -> Body<'a, Result<Option<StepOutcome>, ApiError>> + Send + 'static
-{
+    password_check: Option<(PasswordCheck, String)>,
+) -> impl for<'a> FnOnce(Txn<'a>) -> Body<'a, Result<StepOutcome, ApiError>> + Send + 'static {
     move |mut tx| Box::pin(async move { apply_step(&st, &mut tx, at, step, password_check).await })
 }
 
@@ -258,8 +228,8 @@ async fn apply_step(
     tx: &mut impl Db,
     at: StepAt,
     step: Step,
-    password_check: Option<(PasswordCheck, String, i64)>,
-) -> Result<Option<StepOutcome>, ApiError> {
+    password_check: Option<(PasswordCheck, String)>,
+) -> Result<StepOutcome, ApiError> {
     let now = at.now;
     let (mut row, mut flow) =
         load(tx, &at.id, at.browser.as_deref(), Some(at.csrf.as_deref())).await?;
@@ -276,8 +246,8 @@ async fn apply_step(
         Step::ChooseAnother => flow.choose_another(now),
         Step::Otp(code) => otp_step(st, tx, &mut flow, &code, now).await?,
         Step::Password(_) => match password_check {
-            Some((check, person_id, failures)) => {
-                let r = password_step(st, tx, &mut flow, check, &person_id, failures, now).await?;
+            Some((check, person_id)) => {
+                let r = password_step(st, tx, &mut flow, check, &person_id, now).await?;
                 known_person = Some(person_id).filter(|p| !p.is_empty());
                 r
             }
@@ -289,7 +259,11 @@ async fn apply_step(
         && flow.state != state_before
         && matches!(flow.state, LoginState::Done | LoginState::Failed)
     {
-        return Ok(None);
+        // Its code, session or audit event would not be durable: nothing is written.
+        return Err(ApiError::Internal(format!(
+            "a relaxed step ended the flow ({})",
+            flow.state.as_str()
+        )));
     }
     if flow.state == LoginState::Done && flow.redirect_to.is_none() {
         cookies.push(finish(st, tx, &mut flow, known_person, now).await?);
@@ -317,7 +291,7 @@ async fn apply_step(
     if row.data != before {
         flows::update(tx, &mut row).await?;
     }
-    Ok(Some((Stepped { row, flow, cookies }, result)))
+    Ok((Stepped { row, flow, cookies }, result))
 }
 
 fn denied_url(st: &AppState, flow: &LoginFlow) -> String {
@@ -501,7 +475,7 @@ async fn check_password(
     csrf: Option<&str>,
     password: &str,
     now: i64,
-) -> Result<(PasswordCheck, String, i64), ApiError> {
+) -> Result<(PasswordCheck, String), ApiError> {
     let (id, browser, csrf) = (
         id.to_string(),
         browser.map(str::to_string),
@@ -557,7 +531,6 @@ async fn check_password(
             }
             e => ApiError::Internal(e.to_string()),
         })?;
-    let failures = record.as_ref().map_or(0, |r| r.failures);
     let check = match (verdict, &record) {
         ((Some(true), rehash), _) => {
             if let Some(phc) = rehash {
@@ -571,7 +544,7 @@ async fn check_password(
         // No password set: treated as a wrong password.
         ((None, _), _) => PasswordCheck::Wrong,
     };
-    Ok((check, person, failures))
+    Ok((check, person))
 }
 
 async fn password_step(
@@ -580,7 +553,6 @@ async fn password_step(
     flow: &mut LoginFlow,
     check: PasswordCheck,
     person_id: &str,
-    _failures_before: i64,
     now: i64,
 ) -> Result<Result<(), FlowError>, ApiError> {
     let policy = &st.settings.policy;
