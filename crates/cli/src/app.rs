@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use segl_app::device::DeviceKey;
 use segl_app::vault::{Vault, VaultError};
+use segl_core::app::{ApprovalPayload, Decision, UserVerification};
 use serde_json::{Value, json};
 
 use crate::commands::{print_json, read_stdin_line};
@@ -49,6 +50,55 @@ pub enum AppCmd {
         #[arg(long, env = "SEGL_APP_VAULT", default_value = "segl-app/vault.json")]
         vault: PathBuf,
     },
+    /// Hold the push connection and print each request as it arrives (PIN from the first
+    /// line of standard input). Ends when the app is deactivated.
+    Watch {
+        /// The vault file.
+        #[arg(long, env = "SEGL_APP_VAULT", default_value = "segl-app/vault.json")]
+        vault: PathBuf,
+        /// Stop after the first request.
+        #[arg(long)]
+        once: bool,
+        /// Give up after this many seconds.
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
+    /// "Yes, it's me": approve a waiting request, signed with the device key (PIN from the
+    /// first line of standard input).
+    Approve {
+        #[command(flatten)]
+        pick: PickRequest,
+        /// How the app verified you: the PIN you typed (`pin`), `face`, `fpt`, or `none`
+        /// (then the password follows in the browser).
+        #[arg(long, default_value = "pin")]
+        uv: String,
+    },
+    /// "No, that's not me": deny a waiting request (PIN from the first line of standard
+    /// input). With `--block`, also ask to block your eID.
+    Deny {
+        #[command(flatten)]
+        pick: PickRequest,
+        /// Also ask to block the eID.
+        #[arg(long)]
+        block: bool,
+    },
+}
+
+/// Which request to answer.
+#[derive(clap::Args, Debug)]
+pub struct PickRequest {
+    /// The vault file.
+    #[arg(long, env = "SEGL_APP_VAULT", default_value = "segl-app/vault.json")]
+    vault: PathBuf,
+    /// The request's id; without it, the one waiting request.
+    #[arg(long, conflicts_with = "qr")]
+    request: Option<String>,
+    /// The text of the QR code on the login page (`segl-qr.…`), instead of a pushed request.
+    #[arg(long)]
+    qr: Option<String>,
+    /// Wait up to this many seconds for a request to arrive.
+    #[arg(long, default_value_t = 0)]
+    wait: u64,
 }
 
 /// `segl app …`
@@ -77,7 +127,266 @@ pub async fn app(g: &Global, cmd: AppCmd) -> Result<ExitCode, CliError> {
             show_state(g, &state, "deactivated: ");
             Ok(ExitCode::SUCCESS)
         }
+        AppCmd::Watch {
+            vault,
+            once,
+            timeout,
+        } => {
+            let dev = Unlocked::open(&vault)?;
+            let run = watch(g, &dev, once);
+            match timeout {
+                Some(t) => tokio::time::timeout(std::time::Duration::from_secs(t), run)
+                    .await
+                    .map_err(|_| CliError::Failure(format!("no request within {t} seconds")))?,
+                None => run.await,
+            }
+        }
+        AppCmd::Approve { pick, uv } => {
+            let uv = match uv.as_str() {
+                "none" => None,
+                other => Some(UserVerification::parse(other).ok_or_else(|| {
+                    CliError::Input(format!("--uv is pin, face, fpt or none, not '{other}'"))
+                })?),
+            };
+            answer_request(g, &pick, Decision::Approve, uv, false).await
+        }
+        AppCmd::Deny { pick, block } => answer_request(g, &pick, Decision::Deny, None, block).await,
     }
+}
+
+/// The vault unlocked: the key and where to reach the server.
+struct Unlocked {
+    app_id: String,
+    server: url::Url,
+    key: DeviceKey,
+}
+
+impl Unlocked {
+    fn open(vault: &std::path::Path) -> Result<Unlocked, CliError> {
+        let state = Vault::status(vault).map_err(vault_error)?;
+        let pin = read_stdin_line("PIN")?;
+        let key = Vault::unlock(vault, &pin).map_err(vault_error)?;
+        let server = url::Url::parse(&state.server)
+            .map_err(|e| CliError::Failure(format!("the vault's server URL is unusable: {e}")))?;
+        Ok(Unlocked {
+            app_id: state.app_id,
+            server,
+            key,
+        })
+    }
+
+    /// A device-API request signed with the key (headers over method, path, time, nonce
+    /// and the body's hash).
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::RequestBuilder, CliError> {
+        let url = self
+            .server
+            .join(path)
+            .map_err(|e| CliError::Failure(format!("the vault's server URL is unusable: {e}")))?;
+        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        let body_sha256: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(bytes.as_bytes()).into();
+        let nonce =
+            data_encoding::BASE64URL_NOPAD.encode(&segl_crypto::random::random_bytes::<18>());
+        let request = segl_core::app::DeviceRequest {
+            app_id: &self.app_id,
+            nonce: &nonce,
+            method: method.as_str(),
+            path: url.path(),
+            timestamp,
+            body_sha256,
+        };
+        let signature = self
+            .key
+            .sign_request(&request)
+            .map_err(|e| CliError::Failure(e.to_string()))?;
+        let mut rb = client
+            .request(method, url)
+            .header("x-segl-app-id", &self.app_id)
+            .header("x-segl-nonce", &nonce)
+            .header("x-segl-timestamp", timestamp.to_string())
+            .header(
+                "x-segl-signature",
+                data_encoding::BASE64URL_NOPAD.encode(&signature),
+            );
+        if body.is_some() {
+            rb = rb
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes);
+        }
+        Ok(rb)
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CliError> {
+        let resp = self
+            .request(&http()?, method, path, body)?
+            .send()
+            .await
+            .map_err(|e| CliError::Failure(format!("cannot reach {}: {e}", self.server)))?;
+        answer(resp, path).await
+    }
+}
+
+fn print_request(g: &Global, q: &Value) {
+    if g.json {
+        print_json(q);
+    } else {
+        println!(
+            "request {}: {} — {} (verification code: {})",
+            q["id"].as_str().unwrap_or("?"),
+            q["rp"].as_str().unwrap_or("?"),
+            q["text"].as_str().unwrap_or(""),
+            q["verification_code"].as_str().unwrap_or("?"),
+        );
+    }
+}
+
+/// Holds the push connection; prints each new request. With `once`, returns after the
+/// first.
+async fn watch(g: &Global, dev: &Unlocked, once: bool) -> Result<ExitCode, CliError> {
+    use eventsource_stream::Eventsource;
+    use futures_util::StreamExt;
+    // No overall timeout: the connection is meant to stay open.
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| CliError::Failure(format!("cannot start an HTTP client: {e}")))?;
+    let resp = dev
+        .request(&client, reqwest::Method::GET, "api/v1/app/events", None)?
+        .send()
+        .await
+        .map_err(|e| CliError::Failure(format!("cannot reach {}: {e}", dev.server)))?;
+    if !resp.status().is_success() {
+        answer(resp, "api/v1/app/events").await?;
+        return Err(CliError::Failure(
+            "the server refused the push connection".into(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut events = resp.bytes_stream().eventsource();
+    while let Some(ev) = events.next().await {
+        let ev = ev.map_err(|e| CliError::Failure(format!("the push connection broke: {e}")))?;
+        let data: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
+        match ev.event.as_str() {
+            "requests" => {
+                for q in data["requests"].as_array().into_iter().flatten() {
+                    let id = q["id"].as_str().unwrap_or_default().to_string();
+                    if seen.insert(id) {
+                        print_request(g, q);
+                        use std::io::Write;
+                        let _ = std::io::stdout().flush();
+                        if once {
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                    }
+                }
+            }
+            "deactivated" => {
+                show_state(g, &data, "");
+                return Err(CliError::Failure(
+                    "this app is no longer active; activate it again".into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Err(CliError::Failure(
+        "the server closed the push connection".into(),
+    ))
+}
+
+/// Finds the request to answer: by QR code, by id, or the one waiting (polling up to
+/// `wait` seconds).
+async fn pick_request(dev: &Unlocked, pick: &PickRequest) -> Result<Value, CliError> {
+    if let Some(qr) = &pick.qr {
+        return dev
+            .call(
+                reqwest::Method::POST,
+                "api/v1/app/scan",
+                Some(&json!({"qr": qr})),
+            )
+            .await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(pick.wait);
+    loop {
+        let list = dev
+            .call(reqwest::Method::GET, "api/v1/app/requests", None)
+            .await?;
+        let requests = list["requests"].as_array().cloned().unwrap_or_default();
+        let found = match &pick.request {
+            Some(id) => requests.into_iter().find(|q| q["id"] == id.as_str()),
+            None if requests.len() > 1 => {
+                return Err(CliError::Input(format!(
+                    "{} requests are waiting; pick one with --request",
+                    requests.len()
+                )));
+            }
+            None => requests.into_iter().next(),
+        };
+        if let Some(q) = found {
+            return Ok(q);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(CliError::Input(match &pick.request {
+                Some(id) => format!("request {id} is not waiting for this app"),
+                None => "no request is waiting for this app".into(),
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+async fn answer_request(
+    g: &Global,
+    pick: &PickRequest,
+    decision: Decision,
+    uv: Option<UserVerification>,
+    block: bool,
+) -> Result<ExitCode, CliError> {
+    let dev = Unlocked::open(&pick.vault)?;
+    let q = pick_request(&dev, pick).await?;
+    let field = |k: &str| q[k].as_str().unwrap_or_default().to_string();
+    let payload = ApprovalPayload {
+        request_id: field("id"),
+        rp: field("rp"),
+        verification_code: field("verification_code"),
+        text_sha256: segl_crypto::random::sha256(field("text").as_bytes()),
+        decision,
+        user_verification: uv,
+    };
+    let signature = dev
+        .key
+        .sign(&payload)
+        .map_err(|e| CliError::Failure(e.to_string()))?;
+    let path = format!("api/v1/app/requests/{}/answer", payload.request_id);
+    let body = json!({
+        "decision": decision.as_str(),
+        "user_verification": uv.map(|u| u.amr()),
+        "signature": data_encoding::BASE64URL_NOPAD.encode(&signature),
+        "block": block,
+    });
+    let result = dev.call(reqwest::Method::POST, &path, Some(&body)).await?;
+    if g.json {
+        print_json(&json!({"request": q, "result": result}));
+    } else {
+        print_request(g, &q);
+        println!(
+            "{}{}",
+            result["state"].as_str().unwrap_or("?"),
+            if block { " (block requested)" } else { "" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn http() -> Result<reqwest::Client, CliError> {
@@ -104,45 +413,14 @@ async fn answer(resp: reqwest::Response, what: &str) -> Result<Value, CliError> 
     })
 }
 
-/// A call to the device API signed with the vault's key (unlocked with the PIN on stdin).
+/// A call without a body to the device API, signed with the vault's key (unlocked with the
+/// PIN on stdin).
 async fn signed_call(
     vault: &std::path::Path,
     method: reqwest::Method,
     path: &str,
 ) -> Result<Value, CliError> {
-    let state = Vault::status(vault).map_err(vault_error)?;
-    let pin = read_stdin_line("PIN")?;
-    let key = Vault::unlock(vault, &pin).map_err(vault_error)?;
-    let url = url::Url::parse(&state.server)
-        .and_then(|u| u.join(path))
-        .map_err(|e| CliError::Failure(format!("the vault's server URL is unusable: {e}")))?;
-    let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
-    let body_sha256: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(b"").into();
-    let nonce = data_encoding::BASE64URL_NOPAD.encode(&segl_crypto::random::random_bytes::<18>());
-    let request = segl_core::app::DeviceRequest {
-        app_id: &state.app_id,
-        nonce: &nonce,
-        method: method.as_str(),
-        path: url.path(),
-        timestamp,
-        body_sha256,
-    };
-    let signature = key
-        .sign_request(&request)
-        .map_err(|e| CliError::Failure(e.to_string()))?;
-    let resp = http()?
-        .request(method, url.clone())
-        .header("x-segl-app-id", &state.app_id)
-        .header("x-segl-nonce", &nonce)
-        .header("x-segl-timestamp", timestamp.to_string())
-        .header(
-            "x-segl-signature",
-            data_encoding::BASE64URL_NOPAD.encode(&signature),
-        )
-        .send()
-        .await
-        .map_err(|e| CliError::Failure(format!("cannot reach {}: {e}", state.server)))?;
-    answer(resp, path).await
+    Unlocked::open(vault)?.call(method, path, None).await
 }
 
 fn show_state(g: &Global, state: &Value, lead: &str) {

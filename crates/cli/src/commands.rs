@@ -151,6 +151,9 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
             .map_err(fail)?;
         state.demo = Some(std::sync::Arc::new(demo));
     }
+    // Pushes from the other nodes (PostgreSQL); nothing to listen to on SQLite.
+    state.push.start_listener();
+    let push = state.push.clone();
     let app = segl_server::router(state);
 
     // Housekeeping: expired flows, codes and tokens.
@@ -180,7 +183,11 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
     tracing::info!(%local, %issuer, demo = a.demo, backend = ?store.backend(), "segl started");
 
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Open push streams end, so the graceful shutdown does not wait on them.
+            push.close();
+        })
         .await
         .map_err(fail)?;
     store.close().await;

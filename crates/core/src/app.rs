@@ -397,6 +397,16 @@ impl UserVerification {
             UserVerification::Fingerprint => "fpt",
         }
     }
+
+    /// Parses a wire name (`pin`, `face`, `fpt`).
+    pub fn parse(s: &str) -> Option<UserVerification> {
+        match s {
+            "pin" => Some(UserVerification::Pin),
+            "face" => Some(UserVerification::Face),
+            "fpt" => Some(UserVerification::Fingerprint),
+            _ => None,
+        }
+    }
 }
 
 /// Longest text field of an [`ApprovalPayload`], bytes. Real values are far shorter (an id,
@@ -678,6 +688,11 @@ pub fn activation_phase(
 // ---------------------------------------------------------------------------------------
 // Animated QR code
 // ---------------------------------------------------------------------------------------
+
+/// How old a scanned QR code may be, in seconds: the browser shows a new one every second,
+/// so this allows for a slow scan and network, and a code photographed and relayed by a
+/// phisher is stale by the time it arrives.
+pub const QR_MAX_AGE_SECS: i64 = 10;
 
 /// Seconds since the flow started, the `{seconds}` of the animated QR code; never negative.
 ///

@@ -233,6 +233,25 @@ pub struct LoginFlow {
     /// Where the browser goes when done (the client's redirect URI with the code).
     #[serde(default)]
     pub redirect_to: Option<String>,
+    /// The app request this flow waits for, in state `app_pending` only. The server opens
+    /// one whenever the flow is in that state without one ([`LoginFlow::needs_app_request`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppWait>,
+}
+
+/// The request a flow in `app_pending` waits for: what the browser shows beside the app.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppWait {
+    /// The approval request's id (what the app signs; also the QR code's flow reference).
+    pub request_id: String,
+    /// Shown in the browser and in the app, so the person sees they belong together.
+    pub verification_code: String,
+    /// When the request was made (unix seconds): second 0 of the animated QR code.
+    pub started_at: i64,
+    /// When the request lapses (unix seconds).
+    pub expires_at: i64,
+    /// Secret of the animated QR code (base64url); never shown, only its HMACs are.
+    pub qr_secret: String,
 }
 
 impl LoginFlow {
@@ -248,7 +267,7 @@ impl LoginFlow {
             v: 1,
             state: LoginState::Identify,
             nin: None,
-            methods: vec![Method::Otp],
+            methods: vec![Method::Otp, Method::App],
             method: None,
             remembered_method,
             failures: 0,
@@ -259,6 +278,7 @@ impl LoginFlow {
             amr: Vec::new(),
             failure: None,
             redirect_to: None,
+            app: None,
             request,
         };
         // A login_hint with a valid number skips the first page.
@@ -305,8 +325,10 @@ impl LoginFlow {
     /// Step 2: the method. Also "choose another method" from the method's own step.
     pub fn choose_method(&mut self, method: &str, now: i64) -> Result<Method, FlowError> {
         if matches!(self.state, LoginState::Otp | LoginState::AppPending) {
-            // Going back to choose is allowed before the first factor is done.
+            // Going back to choose is allowed before the first factor is done; a request
+            // sent to the app is dropped (choosing the app again sends a new one).
             self.state = LoginState::ChooseMethod;
+            self.app = None;
         }
         self.ensure(LoginState::ChooseMethod, now)?;
         let method = Method::parse(method)
@@ -325,6 +347,21 @@ impl LoginFlow {
             self.ensure(LoginState::Otp, now)?;
         }
         self.state = LoginState::ChooseMethod;
+        self.app = None;
+        Ok(())
+    }
+
+    /// Whether the flow waits for the app but has no request out yet: the server then
+    /// opens one ([`LoginFlow::wait_for_app`]) in the same transaction as the step.
+    pub fn needs_app_request(&self) -> bool {
+        self.state == LoginState::AppPending && self.app.is_none()
+    }
+
+    /// Records the request the server sent to the app (or, for a person without an app,
+    /// the request that looks the same and that no app will answer).
+    pub fn wait_for_app(&mut self, wait: AppWait, now: i64) -> Result<(), FlowError> {
+        self.ensure(LoginState::AppPending, now)?;
+        self.app = Some(wait);
         Ok(())
     }
 
@@ -337,11 +374,21 @@ impl LoginFlow {
     /// Step 3 with the app: the app's checked answer.
     pub fn app_answered(&mut self, answer: AppAnswer, now: i64) -> Result<(), FlowError> {
         self.expect_app_answer(now)?;
+        self.app = None;
         match answer {
-            AppAnswer::Approved(Some(uv)) => {
+            // The app's own user verification is enough unless the client asked for more
+            // (acr_values high): then the password follows, as without it.
+            AppAnswer::Approved(Some(uv))
+                if oidc::acr_rank(&self.request.acr) <= oidc::acr_rank(oidc::ACR_SUBSTANTIAL) =>
+            {
                 self.amr = vec!["swk".into(), uv.amr().into(), "mfa".into()];
                 self.auth_time = Some(now);
                 self.state = LoginState::Done;
+                Ok(())
+            }
+            AppAnswer::Approved(Some(uv)) => {
+                self.amr = vec!["swk".into(), uv.amr().into()];
+                self.state = LoginState::Password;
                 Ok(())
             }
             AppAnswer::Approved(None) => {
@@ -402,7 +449,12 @@ impl LoginFlow {
         match check {
             PasswordCheck::Accepted => {
                 self.amr = match self.method {
-                    Some(Method::App) => vec!["swk".into(), "pwd".into(), "mfa".into()],
+                    // The app's user verification, if it had one, stays on record.
+                    Some(Method::App) => {
+                        let mut amr = std::mem::take(&mut self.amr);
+                        amr.extend(["pwd".to_string(), "mfa".to_string()]);
+                        amr
+                    }
                     _ => oidc::amr_otp_password(),
                 };
                 self.auth_time = Some(now);
@@ -430,6 +482,7 @@ impl LoginFlow {
         }
         self.state = LoginState::Failed;
         self.failure = Some(FailureReason::Cancelled);
+        self.app = None;
         Ok(())
     }
 
@@ -478,7 +531,7 @@ mod tests {
             code_challenge: None,
             prompt: vec![],
             max_age: None,
-            acr: oidc::ACR_HIGH.into(),
+            acr: oidc::ACR_SUBSTANTIAL.into(),
             login_hint: hint.map(str::to_string),
             ui_locales: vec![],
             id_token_claims: vec![],
@@ -530,6 +583,45 @@ mod tests {
     }
 
     #[test]
+    fn a_client_asking_for_high_gets_the_password_after_the_app() {
+        use crate::app::UserVerification as Uv;
+        let mut f = app_flow();
+        f.request.acr = oidc::ACR_HIGH.into();
+        f.app_answered(AppAnswer::Approved(Some(Uv::Face)), 1003)
+            .unwrap();
+        assert_eq!(f.state, LoginState::Password);
+        f.password_checked(PasswordCheck::Accepted, 1004).unwrap();
+        assert_eq!(f.amr, ["swk", "face", "pwd", "mfa"]);
+        assert_eq!(f.acr(), oidc::ACR_HIGH);
+    }
+
+    #[test]
+    fn the_request_is_dropped_when_the_flow_leaves_app_pending() {
+        let wait = AppWait {
+            request_id: "r".into(),
+            verification_code: "elg fjord".into(),
+            started_at: 1002,
+            expires_at: 1122,
+            qr_secret: "s".into(),
+        };
+        let mut f = app_flow();
+        assert!(f.needs_app_request());
+        f.wait_for_app(wait.clone(), 1002).unwrap();
+        assert!(!f.needs_app_request());
+        f.choose_another(1003).unwrap();
+        assert_eq!(f.app, None);
+        f.choose_method("app", 1004).unwrap();
+        assert!(f.needs_app_request());
+        f.wait_for_app(wait.clone(), 1004).unwrap();
+        f.cancel(1005).unwrap();
+        assert_eq!(f.app, None);
+        assert!(!f.needs_app_request());
+        // Not outside app_pending.
+        let mut g = flow();
+        assert!(g.wait_for_app(wait, 1002).is_err());
+    }
+
+    #[test]
     fn no_in_the_app_ends_the_login() {
         let mut f = app_flow();
         assert_eq!(
@@ -575,6 +667,7 @@ mod tests {
         );
         // Offered only when the flow offers it.
         let mut otp_only = flow();
+        otp_only.methods = vec![Method::Otp];
         otp_only.identify("15058500027", 1001).unwrap();
         assert_eq!(
             otp_only.choose_method("app", 1002),

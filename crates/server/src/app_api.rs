@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use segl_core::app::{DEVICE_REQUEST_MAX_SKEW_SECS, DeviceRequest};
-use segl_crypto::random::{random_digits, sha256_b64url};
+use segl_crypto::random::{random_digits, random_token, sha256_b64url};
 use segl_store::apps::{self, AppDevice, AppDeviceState, CodeCheck, Deactivation, NewAppDevice};
 use segl_store::audit::{self, Event};
 use segl_store::grants;
@@ -30,6 +30,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::flow::{ApiJson, rfc3339};
+use crate::push;
 
 /// The device API routes.
 pub fn routes() -> Router<AppState> {
@@ -37,6 +38,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/app/activations", post(activate))
         .route("/api/v1/app/status", get(status))
         .route("/api/v1/app/deactivate", post(deactivate))
+        .route("/api/v1/app/requests", get(requests))
+        .route("/api/v1/app/requests/{id}/answer", post(answer))
+        .route("/api/v1/app/events", get(events))
+        .route("/api/v1/app/scan", post(scan))
 }
 
 /// The stored form of a code: the SHA-256 of its normalized form, so a copy of the
@@ -173,6 +178,10 @@ async fn activate(
     )
     .await?;
     tx.commit().await.map_err(segl_store::StoreError::from)?;
+    // The replaced app hears it at once if it is connected.
+    if let Some(old) = &replaced {
+        st.push.publish(&push::app_key(old)).await;
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({"app_id": app_id, "replaced_app_id": replaced})),
@@ -380,6 +389,7 @@ async fn deactivate(
     )
     .await?;
     tx.commit().await.map_err(segl_store::StoreError::from)?;
+    st.push.publish(&push::app_key(&device.app_id)).await;
     let after = AppDevice {
         state: AppDeviceState::Deactivated,
         deactivated_at: Some(now),
@@ -395,4 +405,526 @@ fn ended() -> ApiError {
         "activation_ended",
         "this activation code has been used, has expired or was cancelled",
     )
+}
+
+// ---------------------------------------------------------------------------------------
+// Approval requests: push, polling, answers, QR codes
+
+/// A request as the app shows it. The app signs `id`, `rp` and `verification_code` exactly
+/// as given here, with the SHA-256 of `text` (see `segl_core::app::ApprovalPayload`).
+fn request_view(q: &apps::AppRequest) -> serde_json::Value {
+    json!({
+        "id": q.id,
+        "rp": q.rp_name,
+        "text": q.text,
+        "verification_code": q.verification_code,
+        "expires_at": rfc3339(q.expires_at),
+    })
+}
+
+/// Authenticates a device call on its own connection, auditing a refusal after letting the
+/// connection go.
+async fn device_of(
+    st: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<AppDevice, ApiError> {
+    let mut c = st.store.conn().await?;
+    let checked = authenticate(st, &mut c, method, uri, headers, body).await;
+    drop(c);
+    match checked {
+        Ok(d) => Ok(d),
+        Err(r) => Err(r.recorded(st).await),
+    }
+}
+
+fn inactive(d: &AppDevice) -> ApiError {
+    ApiError::problem(
+        StatusCode::FORBIDDEN,
+        "app_deactivated",
+        format!(
+            "this app is no longer active ({}); activate it again",
+            d.deactivated_why.as_deref().unwrap_or("deactivated")
+        ),
+    )
+}
+
+/// `GET /api/v1/app/requests`: the polling fallback: the requests waiting for this app.
+async fn requests(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let device = device_of(&st, &method, &uri, &headers, &body).await?;
+    if device.state != AppDeviceState::Active {
+        return Err(inactive(&device));
+    }
+    let mut c = st.store.read().await?;
+    let pending = apps::pending_for(&mut c, &device.app_id, st.now()).await?;
+    Ok((
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(json!({"requests": pending.iter().map(request_view).collect::<Vec<_>>()})),
+    )
+        .into_response())
+}
+
+/// What the app's event stream sends next.
+enum Next {
+    /// The current list of waiting requests (sent when it changed).
+    Requests(String),
+    /// The app was deactivated; the stream ends.
+    Deactivated(String),
+}
+
+/// `GET /api/v1/app/events`: server-sent events for the app. `requests` carries the list of
+/// requests waiting for the app, sent on connect and whenever it changes (a new request,
+/// one answered, withdrawn or lapsed); `deactivated` tells a replaced or deactivated app,
+/// and ends the stream. The list is read from the database on every wake-up, so a missed
+/// push only delays it to the next one, and `GET /api/v1/app/requests` shows the same.
+async fn events(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let device = device_of(&st, &method, &uri, &headers, &body).await?;
+    if device.state != AppDeviceState::Active {
+        return Err(inactive(&device));
+    }
+    // Subscribed before the first read, so nothing published in between is missed.
+    let sub = st.push.subscribe(push::app_key(&device.app_id));
+    struct S {
+        st: AppState,
+        app_id: String,
+        sub: push::Subscription,
+        last: Option<String>,
+        first: bool,
+        done: bool,
+    }
+    let init = S {
+        st,
+        app_id: device.app_id,
+        sub,
+        last: None,
+        first: true,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(init, |mut s| async move {
+        if s.done {
+            return None;
+        }
+        loop {
+            // A request that lapses is dropped from the list without a push: look again
+            // at least every 30 seconds.
+            if !s.first && !s.sub.wait_at_most(std::time::Duration::from_secs(30)).await {
+                return None;
+            }
+            s.first = false;
+            let next = match next_for(&s.st, &s.app_id).await {
+                Ok(n) => n,
+                Err(e) => {
+                    // The app reconnects (or polls); nothing is lost, only delayed.
+                    tracing::warn!(error = %e, "app event stream: cannot read; closing");
+                    return None;
+                }
+            };
+            let event = match next {
+                Next::Requests(list) if s.last.as_deref() == Some(list.as_str()) => continue,
+                Next::Requests(list) => {
+                    s.last = Some(list.clone());
+                    axum::response::sse::Event::default()
+                        .event("requests")
+                        .data(list)
+                }
+                Next::Deactivated(view) => {
+                    s.done = true;
+                    axum::response::sse::Event::default()
+                        .event("deactivated")
+                        .data(view)
+                }
+            };
+            return Some((Ok::<_, std::convert::Infallible>(event), s));
+        }
+    });
+    Ok((
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default()),
+    )
+        .into_response())
+}
+
+async fn next_for(st: &AppState, app_id: &str) -> Result<Next, ApiError> {
+    let mut c = st.store.read().await?;
+    let device = apps::by_app_id(&mut c, app_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("a connected app vanished".into()))?;
+    if device.state != AppDeviceState::Active {
+        return Ok(Next::Deactivated(device_view(&device).to_string()));
+    }
+    let pending = apps::pending_for(&mut c, app_id, st.now()).await?;
+    let list: Vec<_> = pending.iter().map(request_view).collect();
+    Ok(Next::Requests(json!({"requests": list}).to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerBody {
+    /// `approve` or `deny`.
+    decision: segl_core::app::Decision,
+    /// `pin`, `face` or `fpt`; absent or null when the app did not verify its user.
+    #[serde(default)]
+    user_verification: Option<segl_core::app::UserVerification>,
+    /// The device key's signature over the `segl_core::app::ApprovalPayload`, base64url.
+    signature: String,
+    /// With a denial: the person also asks to block their eID.
+    #[serde(default)]
+    block: bool,
+}
+
+/// A refused answer, with the reason the audit log records (`None`: nothing to audit).
+struct Refusal {
+    error: ApiError,
+    reason: Option<&'static str>,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Refusal {
+            error,
+            reason: None,
+        }
+    }
+}
+
+impl From<segl_store::StoreError> for Refusal {
+    fn from(e: segl_store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+fn refuse(status: StatusCode, code: &'static str, reason: &'static str, detail: &str) -> Refusal {
+    Refusal {
+        error: ApiError::problem(status, code, detail.to_string()),
+        reason: Some(reason),
+    }
+}
+
+/// `POST /api/v1/app/requests/{id}/answer`: "Yes, it's me" or "No". The call is signed
+/// like every device call, and the answer itself carries the device key's signature over
+/// the request (kept as evidence). Refused, each with its own code and an audit event: a
+/// deactivated app, an unknown request, another app's request, a malformed body or
+/// signature, a signature that does not match the request, an answer to a request already
+/// answered (exactly one of two racing answers wins), withdrawn or lapsed.
+async fn answer(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let now = st.now();
+    let mut tx = st.store.begin().await?;
+    let device = match authenticate(&st, &mut tx, &method, &uri, &headers, &body).await {
+        Ok(d) => d,
+        Err(r) => {
+            drop(tx);
+            return Err(r.recorded(&st).await);
+        }
+    };
+    match record_answer(&mut tx, &device, &id, &body, now).await {
+        Ok((state, flow_id)) => {
+            tx.commit().await.map_err(segl_store::StoreError::from)?;
+            // The browser waiting on the flow collects the answer; the app's other
+            // connections drop the request from their list.
+            st.push.publish(&push::flow_key(&flow_id)).await;
+            st.push.publish(&push::app_key(&device.app_id)).await;
+            Ok(Json(json!({"id": id, "state": state})).into_response())
+        }
+        Err(r) => {
+            drop(tx);
+            if let Some(reason) = r.reason {
+                let event = Event {
+                    event: "app.answer_refused",
+                    subject: Some(&device.person_id),
+                    client_id: None,
+                    data: json!({"app_id": device.app_id, "request_id": id, "reason": reason}),
+                };
+                let written = match st.store.conn().await {
+                    Ok(mut c) => audit::append(&mut c, &event, now).await.map(drop),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
+                    tracing::error!(error = %e, "cannot record a refused app answer");
+                }
+            }
+            Err(r.error)
+        }
+    }
+}
+
+/// Checks and records an answer in the caller's transaction; returns the new state and
+/// the flow to wake.
+async fn record_answer(
+    tx: &mut segl_store::Conn,
+    device: &AppDevice,
+    id: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(&'static str, String), Refusal> {
+    use segl_core::app::{ApprovalPayload, Decision};
+    let b: AnswerBody = serde_json::from_slice(body).map_err(|e| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "malformed_answer",
+            "malformed_answer",
+            &format!("the answer is not valid: {e}"),
+        )
+    })?;
+    if b.block && b.decision == Decision::Approve {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "malformed_answer",
+            "malformed_answer",
+            "block goes with deny only",
+        ));
+    }
+    if device.state != AppDeviceState::Active {
+        return Err(Refusal {
+            error: inactive(device),
+            reason: Some("device_inactive"),
+        });
+    }
+    let Some(q) = apps::request(tx, id).await? else {
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            "request_unknown",
+            "unknown_request",
+            "no request has this id",
+        ));
+    };
+    if q.app_id != device.app_id {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "request_not_for_this_app",
+            "wrong_device",
+            "this request was sent to another app",
+        ));
+    }
+    let signature = data_encoding::BASE64URL_NOPAD
+        .decode(b.signature.as_bytes())
+        .map_err(|_| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "malformed_answer",
+                "malformed_signature",
+                "signature is base64url without padding",
+            )
+        })?;
+    let payload = ApprovalPayload {
+        request_id: q.id.clone(),
+        rp: q.rp_name.clone(),
+        verification_code: q.verification_code.clone(),
+        text_sha256: segl_crypto::random::sha256(q.text.as_bytes()),
+        decision: b.decision,
+        user_verification: b.user_verification,
+    };
+    let public_key = segl_crypto::device::public_key_from_b64url(&device.public_key)
+        .map_err(|e| ApiError::Internal(format!("stored device key: {e}")))?;
+    if let Err(e) = segl_crypto::device::verify_approval(&public_key, &payload, &signature) {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_approval_signature",
+            "bad_signature",
+            &format!("the answer's signature does not match this request: {e}"),
+        ));
+    }
+    let answer = apps::Answer {
+        approve: b.decision == Decision::Approve,
+        user_verification: b.user_verification.as_ref().map(|u| u.amr()),
+        signature: &b.signature,
+    };
+    let decided = apps::decide(tx, id, &device.app_id, &answer, now).await?;
+    let state = match decided {
+        apps::Decided::Recorded(s) => s,
+        apps::Decided::AlreadyDecided(apps::RequestState::Cancelled) => {
+            return Err(refuse(
+                StatusCode::CONFLICT,
+                "request_cancelled",
+                "cancelled",
+                "the login was cancelled or moved on before your answer",
+            ));
+        }
+        apps::Decided::AlreadyDecided(_) => {
+            return Err(refuse(
+                StatusCode::CONFLICT,
+                "request_already_answered",
+                "already_answered",
+                "this request has already been answered",
+            ));
+        }
+        apps::Decided::Expired => {
+            return Err(refuse(
+                StatusCode::GONE,
+                "request_expired",
+                "expired",
+                "the request expired before your answer; start again from the service",
+            ));
+        }
+        apps::Decided::WrongDevice => {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "request_not_for_this_app",
+                "wrong_device",
+                "this request was sent to another app",
+            ));
+        }
+        apps::Decided::DeviceInactive => {
+            return Err(Refusal {
+                error: inactive(device),
+                reason: Some("device_inactive"),
+            });
+        }
+        apps::Decided::Unknown => {
+            return Err(refuse(
+                StatusCode::NOT_FOUND,
+                "request_unknown",
+                "unknown_request",
+                "no request has this id",
+            ));
+        }
+    };
+    let denied = b.decision == Decision::Deny;
+    audit::append(
+        tx,
+        &Event {
+            event: if denied { "app.denied" } else { "app.approved" },
+            subject: Some(&device.person_id),
+            client_id: None,
+            data: json!({
+                "app_id": device.app_id,
+                "request_id": q.id,
+                "flow_id": q.flow_id,
+                "rp": q.rp_name,
+                "user_verification": answer.user_verification,
+                // "No, that's not me": someone else may have started this login.
+                "possible_fraud": denied,
+                "block_requested": b.block,
+            }),
+        },
+        now,
+    )
+    .await?;
+    if b.block {
+        apps::record_block_request(tx, &random_token(18), &device.person_id, &q.id, now).await?;
+        audit::append(
+            tx,
+            &Event {
+                event: "eid.block_requested",
+                subject: Some(&device.person_id),
+                client_id: None,
+                data: json!({"source": "app_denial", "app_id": device.app_id, "request_id": q.id}),
+            },
+            now,
+        )
+        .await?;
+    }
+    Ok((state.as_str(), q.flow_id))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScanBody {
+    /// The scanned text, `segl-qr.{request}.{seconds}.{auth_code}`.
+    qr: String,
+}
+
+/// `POST /api/v1/app/scan`: the app scanned the animated QR code on the login page; the
+/// answer is the request to show. Refused when the code is malformed, stale (older than
+/// `QR_MAX_AGE_SECS`), forged, or belongs to another person's login.
+async fn scan(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let device = device_of(&st, &method, &uri, &headers, &body).await?;
+    if device.state != AppDeviceState::Active {
+        return Err(inactive(&device));
+    }
+    let b: ScanBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::problem(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            format!("the body is not valid: {e}"),
+        )
+    })?;
+    let bad_qr = |code: &'static str, detail: String| {
+        ApiError::problem(StatusCode::BAD_REQUEST, code, detail)
+    };
+    let parts =
+        segl_crypto::qr::qr_parse(&b.qr).map_err(|e| bad_qr("malformed_qr", e.to_string()))?;
+    let now = st.now();
+    let mut c = st.store.read().await?;
+    let unknown = || {
+        ApiError::problem(
+            StatusCode::NOT_FOUND,
+            "qr_unknown",
+            "this QR code belongs to no login waiting for the app",
+        )
+    };
+    let q = apps::request(&mut c, parts.flow_ref)
+        .await?
+        .filter(|q| q.state == apps::RequestState::Pending && q.expires_at > now)
+        .ok_or_else(unknown)?;
+    let row = segl_store::flows::get(&mut c, &q.flow_id)
+        .await?
+        .ok_or_else(unknown)?;
+    let flow: segl_core::flow::LoginFlow = serde_json::from_str(&row.data)
+        .map_err(|e| ApiError::Store(segl_store::StoreError::Corrupt(e.to_string())))?;
+    let wait = flow
+        .app
+        .filter(|a| a.request_id == q.id)
+        .ok_or_else(unknown)?;
+    let secret = data_encoding::BASE64URL_NOPAD
+        .decode(wait.qr_secret.as_bytes())
+        .map_err(|e| ApiError::Internal(format!("stored QR secret: {e}")))?;
+    segl_crypto::qr::qr_verify(
+        &b.qr,
+        &q.id,
+        &secret,
+        segl_core::app::qr_time_step(wait.started_at, now),
+        segl_core::app::QR_MAX_AGE_SECS,
+    )
+    .map_err(|e| match e {
+        segl_crypto::qr::QrError::TooOld { .. } | segl_crypto::qr::QrError::FromTheFuture => {
+            bad_qr("qr_stale", e.to_string())
+        }
+        e => bad_qr("malformed_qr", e.to_string()),
+    })?;
+    drop(c);
+    if q.app_id != device.app_id {
+        // A valid, fresh code scanned by someone else's app: a relayed QR code, or a
+        // mistake. Recorded on the person the login is for.
+        let event = Event {
+            event: "app.qr_refused",
+            subject: Some(&q.person_id),
+            client_id: None,
+            data: json!({"request_id": q.id, "scanned_by_app": device.app_id}),
+        };
+        let mut w = st.store.conn().await?;
+        audit::append(&mut w, &event, now).await?;
+        return Err(ApiError::problem(
+            StatusCode::FORBIDDEN,
+            "request_not_for_this_app",
+            "this login is for another person's eID",
+        ));
+    }
+    Ok(Json(request_view(&q)).into_response())
 }

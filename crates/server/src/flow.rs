@@ -39,6 +39,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/flows/{id}/otp", post(api_otp))
         .route("/api/v1/flows/{id}/password", post(api_password))
         .route("/api/v1/flows/{id}/cancel", post(api_cancel))
+        .route("/api/v1/flows/{id}/app", post(api_app))
+        .route(
+            "/api/v1/flows/{id}/events",
+            get(crate::app_login::flow_events),
+        )
+        .route("/api/v1/flows/{id}/qr", get(crate::app_login::flow_qr))
 }
 
 /// A step a client can take.
@@ -54,6 +60,8 @@ pub enum Step {
     Otp(String),
     /// Password.
     Password(String),
+    /// Collect the app's answer (still waiting, approved, denied or lapsed).
+    AppCollect,
     /// Give up.
     Cancel,
 }
@@ -66,6 +74,8 @@ pub struct Stepped {
     pub flow: LoginFlow,
     /// Cookies to set (session, remembered method).
     pub cookies: Vec<Cookie<'static>>,
+    /// Push keys to publish once the step has committed (an app with a new request).
+    pub pushes: Vec<String>,
 }
 
 /// The flow as the API shows it.
@@ -86,6 +96,14 @@ pub fn view(row: &FlowRow, flow: &LoginFlow) -> Value {
     }
     if let Some(f) = flow.failure {
         v["error"] = json!({"code": f.as_str(), "message": failure_message(f)});
+    }
+    if let Some(a) = &flow.app {
+        v["app"] = json!({
+            "verification_code": a.verification_code,
+            "expires_at": rfc3339(a.expires_at),
+            "qr_url": format!("/api/v1/flows/{}/qr", row.id),
+            "events_url": format!("/api/v1/flows/{}/events", row.id),
+        });
     }
     v
 }
@@ -196,6 +214,9 @@ pub async fn run_step(
     } else {
         st.store.transact(body).await?
     };
+    for key in &stepped.pushes {
+        st.push.publish(key).await;
+    }
     result?;
     Ok(stepped)
 }
@@ -235,7 +256,9 @@ async fn apply_step(
         load(tx, &at.id, at.browser.as_deref(), Some(at.csrf.as_deref())).await?;
     let before = row.data.clone();
     let state_before = flow.state;
+    let request_before = flow.app.as_ref().map(|a| a.request_id.clone());
     let mut cookies = Vec::new();
+    let mut pushes = Vec::new();
     // The person, when a step has already looked them up.
     let mut known_person = None;
     let result: Result<(), FlowError> = match step {
@@ -253,8 +276,23 @@ async fn apply_step(
             }
             None => Err(FlowError::InvalidState("password")),
         },
+        Step::AppCollect => crate::app_login::collect(tx, &mut flow, now).await?,
         Step::Cancel => flow.cancel(now),
     };
+    // The request the flow waited for is no longer wanted: the app drops it from its screen.
+    if request_before.is_some()
+        && flow.app.as_ref().map(|a| &a.request_id) != request_before.as_ref()
+    {
+        for app_id in segl_store::apps::cancel_for_flow(tx, &row.id, now).await? {
+            pushes.push(crate::push::app_key(&app_id));
+        }
+    }
+    if flow.needs_app_request()
+        && let Some(app_id) =
+            crate::app_login::open_request(st, tx, &row.id, &mut flow, now).await?
+    {
+        pushes.push(crate::push::app_key(&app_id));
+    }
     if at.relaxed
         && flow.state != state_before
         && matches!(flow.state, LoginState::Done | LoginState::Failed)
@@ -291,7 +329,15 @@ async fn apply_step(
     if row.data != before {
         flows::update(tx, &mut row).await?;
     }
-    Ok((Stepped { row, flow, cookies }, result))
+    Ok((
+        Stepped {
+            row,
+            flow,
+            cookies,
+            pushes,
+        },
+        result,
+    ))
 }
 
 fn denied_url(st: &AppState, flow: &LoginFlow) -> String {
@@ -313,7 +359,10 @@ fn denied_url(st: &AppState, flow: &LoginFlow) -> String {
     url.to_string()
 }
 
-async fn person_of(c: &mut impl Db, flow: &LoginFlow) -> Result<Option<String>, ApiError> {
+pub(crate) async fn person_of(
+    c: &mut impl Db,
+    flow: &LoginFlow,
+) -> Result<Option<String>, ApiError> {
     Ok(match &flow.nin {
         Some(n) => persons::by_nin(c, n.as_str()).await?.map(|p| p.id),
         None => None,
@@ -782,3 +831,4 @@ api_step!(api_method, MethodBody, |b| Step::Method(b.method));
 api_step!(api_otp, OtpBody, |b| Step::Otp(b.otp));
 api_step!(api_password, PasswordBody, |b| Step::Password(b.password));
 api_step!(api_cancel, Empty, |_b| Step::Cancel);
+api_step!(api_app, Empty, |_b| Step::AppCollect);

@@ -105,6 +105,20 @@ pub struct Texts {
     pub err_expired: &'static str,
     pub err_nin: &'static str,
     pub err_other: &'static str,
+    pub method_app: &'static str,
+    pub method_app_hint: &'static str,
+    pub open_app: &'static str,
+    pub open_app_text: &'static str,
+    pub verification_code: &'static str,
+    pub verification_code_hint: &'static str,
+    pub qr_text: &'static str,
+    pub qr_alt: &'static str,
+    pub app_waiting: &'static str,
+    pub app_continue: &'static str,
+    pub app_try_again: &'static str,
+    pub app_request_text: &'static str,
+    pub err_app_expired: &'static str,
+    pub err_denied_in_app: &'static str,
 }
 
 /// Bokmål.
@@ -142,6 +156,20 @@ pub static NB: Texts = Texts {
     err_expired: "Innloggingen er utløpt. Gå tilbake til tjenesten og start på nytt.",
     err_nin: "Ugyldig fødselsnummer",
     err_other: "Noe gikk galt. Prøv igjen.",
+    method_app: "segl-appen",
+    method_app_hint: "Bekreft i appen på telefonen din.",
+    open_app: "Åpne segl-appen",
+    open_app_text: "Vi har sendt en forespørsel til appen din. Sjekk at koden er den samme, og trykk «Ja, det er meg».",
+    verification_code: "Kontrollkode",
+    verification_code_hint: "Den samme koden vises i appen.",
+    qr_text: "Har du appen på en annen telefon? Skann QR-koden med appen.",
+    qr_alt: "QR-kode som skannes med segl-appen. Den endres hvert sekund.",
+    app_waiting: "Venter på svar fra appen …",
+    app_continue: "Jeg har svart i appen",
+    app_try_again: "Send ny forespørsel",
+    app_request_text: "Logg inn hos",
+    err_app_expired: "Appen svarte ikke i tide. Prøv igjen eller velg en annen metode.",
+    err_denied_in_app: "Innloggingen ble avvist i appen.",
 };
 
 /// Nynorsk.
@@ -179,6 +207,20 @@ pub static NN: Texts = Texts {
     err_expired: "Innlogginga har gått ut. Gå tilbake til tenesta og start på nytt.",
     err_nin: "Ugyldig fødselsnummer",
     err_other: "Noko gjekk gale. Prøv igjen.",
+    method_app: "segl-appen",
+    method_app_hint: "Stadfest i appen på telefonen din.",
+    open_app: "Opna segl-appen",
+    open_app_text: "Vi har sendt ein førespurnad til appen din. Sjekk at koden er den same, og trykk «Ja, det er meg».",
+    verification_code: "Kontrollkode",
+    verification_code_hint: "Den same koden blir vist i appen.",
+    qr_text: "Har du appen på ein annan telefon? Skann QR-koden med appen.",
+    qr_alt: "QR-kode som blir skanna med segl-appen. Han endrar seg kvart sekund.",
+    app_waiting: "Ventar på svar frå appen …",
+    app_continue: "Eg har svart i appen",
+    app_try_again: "Send ny førespurnad",
+    app_request_text: "Logg inn hos",
+    err_app_expired: "Appen svarte ikkje i tide. Prøv igjen eller vel ein annan metode.",
+    err_denied_in_app: "Innlogginga vart avvist i appen.",
 };
 
 /// English.
@@ -216,6 +258,20 @@ pub static EN: Texts = Texts {
     err_expired: "This login has expired. Go back to the service and start again.",
     err_nin: "Invalid national identity number",
     err_other: "Something went wrong. Try again.",
+    method_app: "The segl app",
+    method_app_hint: "Confirm in the app on your phone.",
+    open_app: "Open the segl app",
+    open_app_text: "We have sent a request to your app. Check that the code is the same, and tap \u{201c}Yes, it's me\u{201d}.",
+    verification_code: "Verification code",
+    verification_code_hint: "The same code is shown in the app.",
+    qr_text: "Is the app on another phone? Scan the QR code with the app.",
+    qr_alt: "QR code to scan with the segl app. It changes every second.",
+    app_waiting: "Waiting for the app's answer …",
+    app_continue: "I have answered in the app",
+    app_try_again: "Send a new request",
+    app_request_text: "Log in to",
+    err_app_expired: "The app did not answer in time. Try again or choose another method.",
+    err_denied_in_app: "The login was refused in the app.",
 };
 
 #[cfg(test)]

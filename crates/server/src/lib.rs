@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app_api;
+pub mod app_login;
 pub mod demo;
 pub mod error;
 pub mod flow;
@@ -21,6 +22,7 @@ pub mod i18n;
 pub mod oidc;
 pub mod ops;
 pub mod pages;
+pub mod push;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -63,6 +65,8 @@ pub struct AppState {
     pub demo: Option<Arc<demo::Demo>>,
     /// The clock (unix seconds); tests may replace it.
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// Wakes apps and browsers waiting for news, across nodes on PostgreSQL.
+    pub push: push::Hub,
 }
 
 impl AppState {
@@ -75,6 +79,7 @@ impl AppState {
     ) -> AppState {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         AppState {
+            push: push::Hub::new(store.clone()),
             store,
             keys: Arc::new(keys),
             settings: Arc::new(settings),

@@ -359,7 +359,8 @@ fn validate_request(
                 .unwrap_or(oidc::ACR_HIGH)
                 .to_string()
         })
-        .unwrap_or_else(|| oidc::ACR_HIGH.to_string());
+        // Asked for nothing: the lowest level segl offers is the minimum.
+        .unwrap_or_else(|| oidc::ACR_SUBSTANTIAL.to_string());
     let login_hint = params
         .get("login_hint")
         .and_then(|h| Nin::parse(h).ok())
@@ -522,7 +523,7 @@ async fn start_or_resume(
         .get(pages::METHOD_COOKIE)
         .and_then(|c| segl_core::flow::Method::parse(c.value()));
     let policy = &st.settings.policy;
-    let flow = match LoginFlow::new(
+    let mut flow = match LoginFlow::new(
         req.clone(),
         remembered,
         now,
@@ -542,12 +543,30 @@ async fn start_or_resume(
         version: 1,
         expires_at: flow.expires_at,
     };
-    row.data = serde_json::to_string(&flow).map_err(|e| fail("server_error", log_fault(&e)))?;
-    st.store
-        // A new flow is only progress (see flow::run_step): it need not wait for the disk.
-        .relaxed(move |mut tx| Box::pin(async move { flows::insert(&mut tx, &row).await }))
+    // A new flow is only progress (see flow::run_step): it need not wait for the disk.
+    // A remembered app with a login_hint waits for the app at once: its request goes out
+    // in the same transaction.
+    let st2 = st.clone();
+    let pushed = st
+        .store
+        .relaxed(move |mut tx| {
+            Box::pin(async move {
+                let mut pushed = None;
+                if flow.needs_app_request() {
+                    pushed = crate::app_login::open_request(&st2, &mut tx, &row.id, &mut flow, now)
+                        .await?;
+                }
+                row.data = serde_json::to_string(&flow)
+                    .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
+                flows::insert(&mut tx, &row).await?;
+                Ok::<_, crate::error::ApiError>(pushed)
+            })
+        })
         .await
-        .map_err(server)?;
+        .map_err(|e| fail("temporarily_unavailable", e.parts().2))?;
+    if let Some(app_id) = pushed {
+        st.push.publish(&crate::push::app_key(&app_id)).await;
+    }
     st.metrics.flows_started.inc();
     let mut resp = Redirect::to(&format!("/login?flow={id}")).into_response();
     if new_cookie {

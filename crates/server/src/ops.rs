@@ -147,7 +147,7 @@ pub fn layers(app: Router<AppState>, st: &AppState) -> Router<AppState> {
         .layer(set("referrer-policy", "no-referrer"))
         .layer(set(
             "content-security-policy",
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
         ))
         // Spans carry the path only: queries may hold a national identity number
         // (login_hint) or a code, which must not reach the logs.

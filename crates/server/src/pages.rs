@@ -31,6 +31,18 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login_page))
         .route("/login/{id}/{step}", post(login_post))
         .route("/static/segl.css", get(css))
+        .route("/static/login.js", get(login_js))
+}
+
+async fn login_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../static/login.js"),
+    )
+        .into_response()
 }
 
 async fn css() -> Response {
@@ -57,6 +69,8 @@ struct LoginPage<'a> {
     redirect_to: String,
     expires_at: String,
     expires_hm: String,
+    verification_code: &'a str,
+    app_expires_unix: i64,
 }
 
 #[derive(Template)]
@@ -157,6 +171,8 @@ fn error_text(t: &Texts, e: &ApiError) -> String {
             FlowError::TooManyAttempts => t.err_too_many.into(),
             FlowError::Expired => t.err_expired.into(),
             FlowError::InvalidNin(n) => format!("{}: {n}", t.err_nin),
+            FlowError::AppExpired { .. } => t.err_app_expired.into(),
+            FlowError::DeniedInApp => t.err_denied_in_app.into(),
             _ => t.err_other.into(),
         },
         other => other.parts().2,
@@ -193,6 +209,11 @@ fn render_flow(
                     .ok()
             })
             .unwrap_or_default(),
+        verification_code: flow
+            .app
+            .as_ref()
+            .map_or("", |a| a.verification_code.as_str()),
+        app_expires_unix: flow.app.as_ref().map_or(0, |a| a.expires_at),
     };
     html(status, page.render())
 }
@@ -224,6 +245,11 @@ async fn login_page(
                 f.is_expired(st.now()) && !matches!(f.state, LoginState::Done | LoginState::Failed);
             let error = if expired {
                 lang.t().err_expired.to_string()
+            } else if q.get("notice").map(String::as_str) == Some("app_expired")
+                && f.state == LoginState::ChooseMethod
+            {
+                // The page's script collected a lapsed request and came back here.
+                lang.t().err_app_expired.to_string()
             } else {
                 String::new()
             };
@@ -280,6 +306,7 @@ async fn login_post(
         "choose-another" => Step::ChooseAnother,
         "otp" => Step::Otp(form.otp.unwrap_or_default()),
         "password" => Step::Password(form.password.unwrap_or_default()),
+        "app" => Step::AppCollect,
         "cancel" => Step::Cancel,
         _ => return StatusCode::NOT_FOUND.into_response(),
     };

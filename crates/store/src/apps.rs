@@ -11,6 +11,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::db::{Db, Get};
 use crate::{Conn, Result, StoreError};
 
 /// Whether a device may answer approval requests.
@@ -75,22 +76,22 @@ pub struct AppDevice {
 
 const COLS: &str = "app_id, person_id, public_key, label, state, activated_at, deactivated_at, deactivated_why, last_seen_at";
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<AppDevice> {
-    let state: String = r.try_get("state")?;
+fn from_row(r: &dyn Get) -> Result<AppDevice> {
+    let state = r.text(4)?;
     Ok(AppDevice {
-        app_id: r.try_get("app_id")?,
-        person_id: r.try_get("person_id")?,
-        public_key: r.try_get("public_key")?,
-        label: r.try_get("label")?,
+        app_id: r.text(0)?,
+        person_id: r.text(1)?,
+        public_key: r.text(2)?,
+        label: r.opt_text(3)?,
         state: match state.as_str() {
             "active" => AppDeviceState::Active,
             "deactivated" => AppDeviceState::Deactivated,
             other => return Err(StoreError::Corrupt(format!("app device state {other:?}"))),
         },
-        activated_at: r.try_get("activated_at")?,
-        deactivated_at: r.try_get("deactivated_at")?,
-        deactivated_why: r.try_get("deactivated_why")?,
-        last_seen_at: r.try_get("last_seen_at")?,
+        activated_at: r.int(5)?,
+        deactivated_at: r.opt_int(6)?,
+        deactivated_why: r.opt_text(7)?,
+        last_seen_at: r.opt_int(8)?,
     })
 }
 
@@ -151,28 +152,23 @@ pub async fn activate(c: &mut Conn, dev: &NewAppDevice<'_>, now: i64) -> Result<
 }
 
 /// A device by the id the app shows.
-pub async fn by_app_id(c: &mut Conn, app_id: &str) -> Result<Option<AppDevice>> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLS} FROM app_devices WHERE app_id = $1"));
-    let row = sqlx::query(sql).bind(app_id).fetch_optional(c).await?;
-    row.as_ref().map(from_row).transpose()
+pub async fn by_app_id(c: &mut impl Db, app_id: &str) -> Result<Option<AppDevice>> {
+    let sql = format!("SELECT {COLS} FROM app_devices WHERE app_id = $1");
+    c.fetch_optional(&sql, &[app_id.into()], from_row).await
 }
 
 /// The person's active device, if any.
-pub async fn active_for(c: &mut Conn, person_id: &str) -> Result<Option<AppDevice>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM app_devices WHERE person_id = $1 AND state = 'active'"
-    ));
-    let row = sqlx::query(sql).bind(person_id).fetch_optional(c).await?;
-    row.as_ref().map(from_row).transpose()
+pub async fn active_for(c: &mut impl Db, person_id: &str) -> Result<Option<AppDevice>> {
+    let sql = format!("SELECT {COLS} FROM app_devices WHERE person_id = $1 AND state = 'active'");
+    c.fetch_optional(&sql, &[person_id.into()], from_row).await
 }
 
 /// All of a person's devices, newest first (for My page and support).
-pub async fn for_person(c: &mut Conn, person_id: &str) -> Result<Vec<AppDevice>> {
-    let sql = sqlx::AssertSqlSafe(format!(
+pub async fn for_person(c: &mut impl Db, person_id: &str) -> Result<Vec<AppDevice>> {
+    let sql = format!(
         "SELECT {COLS} FROM app_devices WHERE person_id = $1 ORDER BY activated_at DESC, app_id"
-    ));
-    let rows = sqlx::query(sql).bind(person_id).fetch_all(c).await?;
-    rows.iter().map(from_row).collect()
+    );
+    c.fetch_all(&sql, &[person_id.into()], from_row).await
 }
 
 /// Deactivates an active device; false when it was not active (or does not exist).
@@ -270,62 +266,60 @@ pub struct AppRequest {
 const REQUEST_COLS: &str = "id, person_id, app_id, flow_id, rp_name, text, verification_code, \
      created_at, expires_at, state, decided_at, user_verification, signature";
 
-fn request_row(r: &sqlx::any::AnyRow) -> Result<AppRequest> {
+fn request_row(r: &dyn Get) -> Result<AppRequest> {
     Ok(AppRequest {
-        id: r.try_get("id")?,
-        person_id: r.try_get("person_id")?,
-        app_id: r.try_get("app_id")?,
-        flow_id: r.try_get("flow_id")?,
-        rp_name: r.try_get("rp_name")?,
-        text: r.try_get("text")?,
-        verification_code: r.try_get("verification_code")?,
-        created_at: r.try_get("created_at")?,
-        expires_at: r.try_get("expires_at")?,
-        state: RequestState::parse(&r.try_get::<String, _>("state")?)?,
-        decided_at: r.try_get("decided_at")?,
-        user_verification: r.try_get("user_verification")?,
-        signature: r.try_get("signature")?,
+        id: r.text(0)?,
+        person_id: r.text(1)?,
+        app_id: r.text(2)?,
+        flow_id: r.text(3)?,
+        rp_name: r.text(4)?,
+        text: r.text(5)?,
+        verification_code: r.text(6)?,
+        created_at: r.int(7)?,
+        expires_at: r.int(8)?,
+        state: RequestState::parse(&r.text(9)?)?,
+        decided_at: r.opt_int(10)?,
+        user_verification: r.opt_text(11)?,
+        signature: r.opt_text(12)?,
     })
 }
 
 /// Stores a new request in the `pending` state (the given `state` is ignored).
-pub async fn insert_request(c: &mut Conn, q: &AppRequest) -> Result<()> {
-    sqlx::query(
+pub async fn insert_request(c: &mut impl Db, q: &AppRequest) -> Result<()> {
+    c.execute(
         "INSERT INTO app_requests (id, person_id, app_id, flow_id, rp_name, text, verification_code, \
          created_at, expires_at, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending')",
+        &[
+            (&q.id).into(),
+            (&q.person_id).into(),
+            (&q.app_id).into(),
+            (&q.flow_id).into(),
+            (&q.rp_name).into(),
+            (&q.text).into(),
+            (&q.verification_code).into(),
+            q.created_at.into(),
+            q.expires_at.into(),
+        ],
     )
-    .bind(&q.id)
-    .bind(&q.person_id)
-    .bind(&q.app_id)
-    .bind(&q.flow_id)
-    .bind(&q.rp_name)
-    .bind(&q.text)
-    .bind(&q.verification_code)
-    .bind(q.created_at)
-    .bind(q.expires_at)
-    .execute(c)
-    .await
-    .map_err(|e| crate::map_unique(e, "an app request with this id"))?;
+    .await?;
     Ok(())
 }
 
 /// A request by id.
-pub async fn request(c: &mut Conn, id: &str) -> Result<Option<AppRequest>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {REQUEST_COLS} FROM app_requests WHERE id = $1"
-    ));
-    let row = sqlx::query(sql).bind(id).fetch_optional(c).await?;
-    row.as_ref().map(request_row).transpose()
+pub async fn request(c: &mut impl Db, id: &str) -> Result<Option<AppRequest>> {
+    let sql = format!("SELECT {REQUEST_COLS} FROM app_requests WHERE id = $1");
+    c.fetch_optional(&sql, &[id.into()], request_row).await
 }
 
-/// The requests a device still has to answer, oldest first (the polling fallback).
-pub async fn pending_for(c: &mut Conn, app_id: &str, now: i64) -> Result<Vec<AppRequest>> {
-    let sql = sqlx::AssertSqlSafe(format!(
+/// The requests a device still has to answer, oldest first (the push on connect and the
+/// polling fallback).
+pub async fn pending_for(c: &mut impl Db, app_id: &str, now: i64) -> Result<Vec<AppRequest>> {
+    let sql = format!(
         "SELECT {REQUEST_COLS} FROM app_requests WHERE app_id = $1 AND state = 'pending' \
          AND expires_at > $2 ORDER BY created_at, id"
-    ));
-    let rows = sqlx::query(sql).bind(app_id).bind(now).fetch_all(c).await?;
-    rows.iter().map(request_row).collect()
+    );
+    c.fetch_all(&sql, &[app_id.into(), now.into()], request_row)
+        .await
 }
 
 /// An answer from a device, already checked against the device's key.
@@ -361,7 +355,7 @@ pub enum Decided {
 /// The guarded UPDATE means that of two answers racing for one request exactly one is
 /// recorded; the other sees [`Decided::AlreadyDecided`].
 pub async fn decide(
-    c: &mut Conn,
+    c: &mut impl Db,
     id: &str,
     app_id: &str,
     answer: &Answer<'_>,
@@ -372,20 +366,21 @@ pub async fn decide(
     } else {
         RequestState::Denied
     };
-    let n = sqlx::query(
-        "UPDATE app_requests SET state = $3, decided_at = $4, user_verification = $5, signature = $6 \
-         WHERE id = $1 AND app_id = $2 AND state = 'pending' AND expires_at > $4 \
-         AND EXISTS (SELECT 1 FROM app_devices d WHERE d.app_id = $2 AND d.state = 'active')",
-    )
-    .bind(id)
-    .bind(app_id)
-    .bind(state.as_str())
-    .bind(now)
-    .bind(answer.user_verification)
-    .bind(answer.signature)
-    .execute(&mut *c)
-    .await?
-    .rows_affected();
+    let n = c
+        .execute(
+            "UPDATE app_requests SET state = $3, decided_at = $4, user_verification = $5, signature = $6 \
+             WHERE id = $1 AND app_id = $2 AND state = 'pending' AND expires_at > $4 \
+             AND EXISTS (SELECT 1 FROM app_devices d WHERE d.app_id = $2 AND d.state = 'active')",
+            &[
+                id.into(),
+                app_id.into(),
+                state.as_str().into(),
+                now.into(),
+                answer.user_verification.into(),
+                answer.signature.into(),
+            ],
+        )
+        .await?;
     if n == 1 {
         return Ok(Decided::Recorded(state));
     }
@@ -408,17 +403,53 @@ pub async fn decide(
     })
 }
 
-/// Cancels a flow's pending requests (the person cancelled, or the flow ended); returns how
-/// many.
-pub async fn cancel_for_flow(c: &mut Conn, flow_id: &str, now: i64) -> Result<u64> {
-    Ok(sqlx::query(
-        "UPDATE app_requests SET state = 'cancelled', decided_at = $2 WHERE flow_id = $1 AND state = 'pending'",
+/// Cancels a flow's pending requests (the person cancelled, or the flow moved on); returns
+/// the devices that had one, so they can be told.
+pub async fn cancel_for_flow(c: &mut impl Db, flow_id: &str, now: i64) -> Result<Vec<String>> {
+    c.fetch_all(
+        "UPDATE app_requests SET state = 'cancelled', decided_at = $2 \
+         WHERE flow_id = $1 AND state = 'pending' RETURNING app_id",
+        &[flow_id.into(), now.into()],
+        |r| r.text(0),
     )
-    .bind(flow_id)
-    .bind(now)
-    .execute(c)
-    .await?
-    .rows_affected())
+    .await
+}
+
+/// Records that the person asked, from the app, to block their eID (the block itself is
+/// carried out by the lifecycle; until then support sees the request).
+pub async fn record_block_request(
+    c: &mut impl Db,
+    id: &str,
+    person_id: &str,
+    app_request_id: &str,
+    now: i64,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO block_requests (id, person_id, source, app_request_id, created_at, state) \
+         VALUES ($1, $2, 'app_denial', $3, $4, 'recorded')",
+        &[
+            id.into(),
+            person_id.into(),
+            app_request_id.into(),
+            now.into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The block requests recorded for a person, oldest first: (source, app request, time).
+pub async fn block_requests(
+    c: &mut impl Db,
+    person_id: &str,
+) -> Result<Vec<(String, Option<String>, i64)>> {
+    c.fetch_all(
+        "SELECT source, app_request_id, created_at FROM block_requests WHERE person_id = $1 \
+         ORDER BY created_at, id",
+        &[person_id.into()],
+        |r| Ok((r.text(0)?, r.opt_text(1)?, r.int(2)?)),
+    )
+    .await
 }
 
 /// How an activation was started.

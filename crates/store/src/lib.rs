@@ -112,6 +112,8 @@ pub struct Store {
     /// The group-commit writer of a SQLite file database (see [`writer`]).
     writer: Option<writer::Writer>,
     clients: std::sync::Arc<clients::Cache>,
+    /// The URL, for PostgreSQL's LISTEN connection (never logged: it may hold a password).
+    url: std::sync::Arc<str>,
 }
 
 /// A transaction; dereferences to a connection for the repository functions.
@@ -140,6 +142,11 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 "app devices",
                 include_str!("../migrations/sqlite/0003_app_devices.sql"),
             ),
+            (
+                4,
+                "block requests",
+                include_str!("../migrations/sqlite/0004_block_requests.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -156,6 +163,11 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 3,
                 "app devices",
                 include_str!("../migrations/postgres/0003_app_devices.sql"),
+            ),
+            (
+                4,
+                "block requests",
+                include_str!("../migrations/postgres/0004_block_requests.sql"),
             ),
         ],
     };
@@ -243,7 +255,34 @@ impl Store {
             seal: std::sync::Arc::new(seal),
             writer,
             clients: Default::default(),
+            url: url.into(),
         })
+    }
+
+    /// On PostgreSQL, a connection listening on `channel` (LISTEN/NOTIFY fans pushes out
+    /// across nodes); `None` on SQLite, which has one node.
+    pub async fn listen(&self, channel: &str) -> Result<Option<sqlx::postgres::PgListener>> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut l = sqlx::postgres::PgListener::connect(&self.url).await?;
+        l.listen(channel).await?;
+        Ok(Some(l))
+    }
+
+    /// On PostgreSQL, `NOTIFY channel, payload` (delivered to every listening node, this
+    /// one included); nothing on SQLite.
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<()> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let mut c = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(&mut *c)
+            .await?;
+        Ok(())
     }
 
     /// The SQLite writer, when this is a SQLite file database.

@@ -1,0 +1,628 @@
+//! Login with the app, end to end: a relying party starts a login, the person chooses the
+//! app, the reference app (`segl app watch/approve/deny`) gets the request pushed and
+//! answers with its device key, and the browser's collect step finishes the login. The
+//! answers' refusals (replay, race, late, another app's, a cancelled flow, a deactivated
+//! app, a forged signature) are driven with the device key directly. On PostgreSQL a
+//! second node carries the app's connection (LISTEN/NOTIFY fan-out).
+
+#[macro_use]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+backend_tests!(
+    the_app_approves_a_login_pushed_to_it,
+    without_user_verification_the_password_follows,
+    no_thats_not_me_ends_the_login_and_records_a_block_request,
+    answers_are_checked_once_and_refused_precisely,
+);
+
+/// Ola has a Norwegian mobile number, as the app requires.
+const APP_NIN: &str = "01019010046";
+const PIN: &str = "482916";
+
+/// A server with Ola, his app activated, and a client.
+struct AppFx {
+    segl: Segl,
+    server: Server,
+    rp: Rp,
+    _dir: tempfile::TempDir,
+    vault: std::path::PathBuf,
+    app_id: String,
+}
+
+impl AppFx {
+    fn new(backend: Backend, policy: &str) -> AppFx {
+        let segl = Segl::new(backend);
+        segl.write_config(&format!("[policy.app]\nsecurity_period_secs = 1\n{policy}"));
+        let server = Server::start(&segl, &[]);
+        let p = segl.json_stdin(
+            &[
+                "person",
+                "add",
+                "--nin",
+                APP_NIN,
+                "--name",
+                "Ola Nordmann",
+                "--phone",
+                "+4791234567",
+                "--password-stdin",
+                "--json",
+            ],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        assert_eq!(p["name"], "Ola Nordmann", "{p}");
+        let rp = segl.add_rp("Nettbanken", REDIRECT_URI, &[]);
+        let code = segl.json(&["person", "activation-code", "--nin", APP_NIN, "--json"]);
+        let code = code["activation_code"].as_str().expect("code").to_string();
+        std::thread::sleep(Duration::from_millis(2100));
+        let dir = tempfile::tempdir().unwrap();
+        let vault = dir.path().join("vault.json");
+        let out = segl.cmd_stdin(
+            &[
+                "app",
+                "activate",
+                "--server",
+                &server.issuer(),
+                "--code",
+                &code,
+                "--vault",
+                vault.to_str().unwrap(),
+                "--json",
+            ],
+            Some(&format!("{PIN}\n")),
+        );
+        assert_success(&out, &["app", "activate"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        AppFx {
+            app_id: v["app_id"].as_str().expect("app_id").to_string(),
+            segl,
+            server,
+            rp,
+            _dir: dir,
+            vault,
+        }
+    }
+
+    fn vault(&self) -> &str {
+        self.vault.to_str().unwrap()
+    }
+
+    /// `segl app ARGS… --vault V --json` with the PIN on stdin.
+    fn app(&self, args: &[&str]) -> std::process::Output {
+        let mut all = vec!["app"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--vault", self.vault(), "--json"]);
+        self.segl.cmd_stdin(&all, Some(&format!("{PIN}\n")))
+    }
+
+    fn app_ok(&self, args: &[&str]) -> Value {
+        let out = self.app(args);
+        assert_success(&out, args);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// The device key, as the app holds it.
+    fn key(&self) -> segl_app::device::DeviceKey {
+        segl_app::vault::Vault::unlock(&self.vault, PIN).expect("unlock the vault")
+    }
+
+    /// Starts a login in a new browser and chooses the app: the flow in `app_pending`.
+    async fn start_app_login(
+        &self,
+        extra: &[(&str, &str)],
+    ) -> (Browser, OidcClient, AuthStart, Value) {
+        let (_, client) = discover(&self.server, &self.rp).await;
+        let start = authorize(&client, &[], extra);
+        let mut b = Browser::new(&self.server);
+        let flow = b.start_flow(start.url.as_str()).await;
+        let r = b.step(&flow, "identify", json!({"nin": APP_NIN})).await;
+        r.expect_status(200);
+        let v = r.json();
+        assert_eq!(v["state"], "choose_method", "{v}");
+        assert_eq!(v["methods"], json!(["otp", "app"]), "{v}");
+        let r = b.step(&v, "method", json!({"method": "app"})).await;
+        r.expect_status(200);
+        let v = r.json();
+        assert_eq!(v["state"], "app_pending", "{v}");
+        let code = v["app"]["verification_code"].as_str().unwrap_or_default();
+        assert_eq!(code.split(' ').count(), 2, "two words: {v}");
+        (b, client, start, v)
+    }
+}
+
+/// `segl app watch --once`, started in the background; its first line is the request.
+struct Watch {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Watch {
+    fn start(fx: &AppFx, server: &Server) -> Watch {
+        let _ = server;
+        let mut c = fx.segl.command(&[
+            "app",
+            "watch",
+            "--once",
+            "--timeout",
+            "60",
+            "--vault",
+            fx.vault(),
+            "--json",
+        ]);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("segl app watch");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            writeln!(stdin, "{PIN}").unwrap();
+        }
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                all.push_str(&line);
+                all.push('\n');
+            }
+            let _ = tx.send(all);
+        });
+        Watch { child, lines: rx }
+    }
+
+    /// The request it printed (JSON), within `within`.
+    fn request(mut self, within: Duration) -> Value {
+        let out = self
+            .lines
+            .recv_timeout(within)
+            .unwrap_or_else(|_| panic!("segl app watch printed nothing within {within:?}"));
+        let status = self.child.wait().unwrap();
+        let mut err = String::new();
+        use std::io::Read;
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        assert!(status.success(), "segl app watch failed: {status}: {err}");
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("watch output {out:?}: {e}"))
+    }
+}
+
+/// Posts the collect step until the flow leaves `app_pending` (the answer is already
+/// recorded, so this returns at once or after one more round).
+async fn collect(b: &mut Browser, flow: &Value) -> Resp {
+    for _ in 0..50 {
+        let r = b.step(flow, "app", json!({})).await;
+        if r.status != 200 || r.json()["state"] != "app_pending" {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the flow stayed in app_pending");
+}
+
+async fn the_app_approves_a_login_pushed_to_it(backend: Backend) {
+    let fx = AppFx::new(backend, "");
+    // On PostgreSQL the app holds its connection to a second node: the request made on
+    // the first reaches it through LISTEN/NOTIFY, and its answer finishes the login there.
+    let second = match backend {
+        Backend::Postgres => Some(Server::start(&fx.segl, &[])),
+        Backend::Sqlite => None,
+    };
+    let watch_node = second.as_ref().unwrap_or(&fx.server);
+    if second.is_some() {
+        // The vault holds the server it was activated with; this app talks to node 2.
+        rewrite_vault_server(&fx.vault, &watch_node.issuer());
+    }
+    let watch = Watch::start(&fx, watch_node);
+    // Let the watch connect before the request is made, so this is a push, not the list
+    // sent on connect. (Either way the request must arrive.)
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (mut b, client, start, flow) = fx.start_app_login(&[]).await;
+    let code = flow["app"]["verification_code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The app shows what the browser shows.
+    let q = watch.request(Duration::from_secs(30));
+    assert_eq!(q["rp"], "Nettbanken", "{q}");
+    assert_eq!(q["verification_code"], code.as_str(), "{q}");
+    assert_eq!(q["text"], "Logg inn hos Nettbanken", "{q}");
+
+    // The page's QR code is an SVG image for this browser only.
+    let qr = b.get(flow["app"]["qr_url"].as_str().unwrap()).await;
+    qr.expect_status(200);
+    assert!(
+        qr.content_type().starts_with("image/svg+xml"),
+        "{}",
+        qr.what
+    );
+    let stranger = Browser::new(&fx.server)
+        .get(flow["app"]["qr_url"].as_str().unwrap())
+        .await;
+    assert_problem(&stranger, 403, "flow_binding");
+
+    // Still waiting: collect leaves the flow as it is.
+    let r = b.step(&flow, "app", json!({})).await;
+    r.expect_status(200);
+    assert_eq!(r.json()["state"], "app_pending");
+
+    let answered = fx.app_ok(&["approve", "--request", q["id"].as_str().unwrap()]);
+    assert_eq!(answered["result"]["state"], "approved", "{answered}");
+
+    let r = collect(&mut b, &flow).await;
+    r.expect_status(200);
+    let done = r.json();
+    assert_eq!(done["state"], "done", "{done}");
+    let redirect_to = done["redirect_to"].as_str().unwrap();
+    let code = code_from(redirect_to, &fx.rp, &start, &fx.server.issuer());
+    let tokens = exchange(&client, code, start.verifier).await;
+    let claims = verified_claims(
+        &client,
+        &openidconnect::TokenResponse::id_token(&tokens)
+            .expect("an ID token")
+            .to_string(),
+        &start.nonce,
+    );
+    assert_eq!(claims["amr"], json!(["swk", "pin", "mfa"]), "{claims}");
+    assert_eq!(
+        claims["acr"], "http://eidas.europa.eu/LoA/substantial",
+        "{claims}"
+    );
+
+    // The request is used up: a second approval is refused.
+    let again = fx.app(&["approve", "--request", q["id"].as_str().unwrap()]);
+    assert_input_error(&again, "an answered request", "not waiting");
+
+    // The browser remembers the app: with a login_hint the next login goes straight to
+    // the app, whose request went out with the authorize redirect.
+    let start2 = authorize(
+        &client,
+        &[],
+        &[("login_hint", APP_NIN), ("prompt", "login")],
+    );
+    let r = b.get(start2.url.as_str()).await;
+    let id = login_flow_id(&r);
+    let v = b.flow(&id).await;
+    assert_eq!(v["state"], "app_pending", "{v}");
+    let listed = fx.app_ok(&["approve", "--uv", "face"]);
+    assert_eq!(
+        listed["request"]["verification_code"], v["app"]["verification_code"],
+        "{listed}"
+    );
+    let r = collect(&mut b, &v).await;
+    r.expect_status(200);
+    assert_eq!(r.json()["state"], "done");
+
+    let audit = fx.segl.audit();
+    let approved: Vec<_> = audit
+        .iter()
+        .filter(|e| e["event"] == "app.approved")
+        .collect();
+    assert_eq!(approved.len(), 2, "{audit:?}");
+    assert_eq!(approved[0]["data"]["app_id"], fx.app_id.as_str());
+    assert_eq!(approved[0]["data"]["possible_fraud"], false);
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["event"] == "login.success"
+                && e["data"]["amr"] == json!(["swk", "face", "mfa"])),
+        "{audit:?}"
+    );
+    fx.segl.audit_ok();
+}
+
+/// Points the vault at another node of the same installation.
+fn rewrite_vault_server(vault: &std::path::Path, server: &str) {
+    let mut v: Value = serde_json::from_slice(&std::fs::read(vault).unwrap()).unwrap();
+    v["server"] = json!(server);
+    std::fs::write(vault, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+async fn without_user_verification_the_password_follows(backend: Backend) {
+    let fx = AppFx::new(backend, "");
+    let (mut b, client, start, flow) = fx.start_app_login(&[]).await;
+    let a = fx.app_ok(&["approve", "--uv", "none", "--wait", "10"]);
+    assert_eq!(a["result"]["state"], "approved", "{a}");
+    let r = collect(&mut b, &flow).await;
+    r.expect_status(200);
+    let v = r.json();
+    assert_eq!(v["state"], "password", "{v}");
+    let done = b.password_ok(&v, PASSWORD).await;
+    let code = code_from(
+        done["redirect_to"].as_str().unwrap(),
+        &fx.rp,
+        &start,
+        &fx.server.issuer(),
+    );
+    let tokens = exchange(&client, code, start.verifier).await;
+    let claims = verified_claims(
+        &client,
+        &openidconnect::TokenResponse::id_token(&tokens)
+            .unwrap()
+            .to_string(),
+        &start.nonce,
+    );
+    assert_eq!(claims["amr"], json!(["swk", "pwd", "mfa"]), "{claims}");
+    assert_eq!(claims["acr"], "http://eidas.europa.eu/LoA/high", "{claims}");
+
+    // A client that asks for LoA high gets the password after the app's PIN too.
+    let (mut b, client, start, flow) = fx
+        .start_app_login(&[("acr_values", "http://eidas.europa.eu/LoA/high")])
+        .await;
+    fx.app_ok(&["approve", "--wait", "10"]);
+    let v = collect(&mut b, &flow).await.json();
+    assert_eq!(v["state"], "password", "{v}");
+    let done = b.password_ok(&v, PASSWORD).await;
+    let code = code_from(
+        done["redirect_to"].as_str().unwrap(),
+        &fx.rp,
+        &start,
+        &fx.server.issuer(),
+    );
+    let tokens = exchange(&client, code, start.verifier).await;
+    let claims = verified_claims(
+        &client,
+        &openidconnect::TokenResponse::id_token(&tokens)
+            .unwrap()
+            .to_string(),
+        &start.nonce,
+    );
+    assert_eq!(
+        claims["amr"],
+        json!(["swk", "pin", "pwd", "mfa"]),
+        "{claims}"
+    );
+    assert_eq!(claims["acr"], "http://eidas.europa.eu/LoA/high", "{claims}");
+}
+
+async fn no_thats_not_me_ends_the_login_and_records_a_block_request(backend: Backend) {
+    let fx = AppFx::new(backend, "");
+    let (mut b, _client, start, flow) = fx.start_app_login(&[]).await;
+    let d = fx.app_ok(&["deny", "--block", "--wait", "10"]);
+    assert_eq!(d["result"]["state"], "denied", "{d}");
+    let r = collect(&mut b, &flow).await;
+    assert_problem(&r, 403, "denied_in_app");
+    let v = b.flow(&flow_id(&flow)).await;
+    assert_eq!(v["state"], "failed", "{v}");
+    assert_eq!(v["error"]["code"], "denied_in_app", "{v}");
+    let q = callback_params(
+        v["redirect_to"].as_str().unwrap(),
+        &fx.rp,
+        start.state.secret(),
+        &fx.server.issuer(),
+    );
+    assert_eq!(q.get("error").map(String::as_str), Some("access_denied"));
+    assert!(!q.contains_key("code"));
+
+    let audit = fx.segl.audit();
+    let denied = audit
+        .iter()
+        .find(|e| e["event"] == "app.denied")
+        .unwrap_or_else(|| panic!("no app.denied: {audit:?}"));
+    assert_eq!(denied["data"]["possible_fraud"], true, "{denied}");
+    assert_eq!(denied["data"]["block_requested"], true, "{denied}");
+    assert_eq!(fx.segl.audit_count("eid.block_requested"), 1);
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["event"] == "login.failure" && e["data"]["reason"] == "denied_in_app"),
+        "{audit:?}"
+    );
+    // Approving with "block" makes no sense and is refused before anything is sent.
+    let (_b, _c, _s, _f) = fx.start_app_login(&[]).await;
+    let r = answer_raw(
+        &fx,
+        &pending(&fx).await[0],
+        "approve",
+        json!({"block": true}),
+        None,
+    )
+    .await;
+    assert_problem(&r, 400, "malformed_answer");
+    fx.segl.audit_ok();
+}
+
+/// The requests waiting for the app, through the polling call.
+async fn pending(fx: &AppFx) -> Vec<Value> {
+    let r = signed(fx, "GET", "/api/v1/app/requests", b"").await;
+    r.expect_status(200);
+    r.json()["requests"].as_array().cloned().unwrap_or_default()
+}
+
+/// A device-API call signed with the app's key.
+async fn signed(fx: &AppFx, method: &str, path: &str, body: &[u8]) -> Resp {
+    let key = fx.key();
+    let timestamp = unix_now() as i64;
+    let nonce = data_encoding::BASE64URL_NOPAD.encode(&segl_crypto::random::random_bytes::<16>());
+    let request = segl_core::app::DeviceRequest {
+        app_id: &fx.app_id,
+        nonce: &nonce,
+        method,
+        path,
+        timestamp,
+        body_sha256: <sha2::Sha256 as sha2::Digest>::digest(body).into(),
+    };
+    let sig = key.sign_request(&request).expect("sign");
+    let http = reqwest::Client::new();
+    let req = http
+        .request(method.parse().unwrap(), fx.server.url(path))
+        .header("x-segl-app-id", &fx.app_id)
+        .header("x-segl-nonce", nonce)
+        .header("x-segl-timestamp", timestamp.to_string())
+        .header(
+            "x-segl-signature",
+            data_encoding::BASE64URL_NOPAD.encode(&sig),
+        )
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    Resp::fetch(req, format!("{method} {path}")).await
+}
+
+/// Answers request `q` (as listed) with `decision`, signing the approval over `sign_for`
+/// (default: `q` itself); `extra` fields are added to the body.
+async fn answer_raw(
+    fx: &AppFx,
+    q: &Value,
+    decision: &str,
+    extra: Value,
+    sign_for: Option<&Value>,
+) -> Resp {
+    let s = sign_for.unwrap_or(q);
+    let field = |k: &str| s[k].as_str().unwrap().to_string();
+    let decision_v = if decision == "approve" {
+        segl_core::app::Decision::Approve
+    } else {
+        segl_core::app::Decision::Deny
+    };
+    let payload = segl_core::app::ApprovalPayload {
+        request_id: field("id"),
+        rp: field("rp"),
+        verification_code: field("verification_code"),
+        text_sha256: <sha2::Sha256 as sha2::Digest>::digest(field("text").as_bytes()).into(),
+        decision: decision_v,
+        user_verification: Some(segl_core::app::UserVerification::Pin),
+    };
+    let sig = fx.key().sign(&payload).expect("sign");
+    let mut body = json!({
+        "decision": decision,
+        "user_verification": "pin",
+        "signature": data_encoding::BASE64URL_NOPAD.encode(&sig),
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let path = format!("/api/v1/app/requests/{}/answer", q["id"].as_str().unwrap());
+    signed(fx, "POST", &path, body.to_string().as_bytes()).await
+}
+
+async fn answers_are_checked_once_and_refused_precisely(backend: Backend) {
+    // Requests lapse after two seconds here, so the late answer is quick to make.
+    let fx = AppFx::new(backend, "request_ttl_secs = 2\n");
+
+    // Two approvals of one request at once: exactly one wins.
+    let (_b1, _c1, _s1, _f1) = fx.start_app_login(&[]).await;
+    let q1 = pending(&fx).await.remove(0);
+    let (r1, r2) = tokio::join!(
+        answer_raw(&fx, &q1, "approve", json!({}), None),
+        answer_raw(&fx, &q1, "approve", json!({}), None)
+    );
+    let mut statuses = [r1.status.as_u16(), r2.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{} / {}", r1.body, r2.body);
+    let loser = if r1.status == 409 { &r1 } else { &r2 };
+    assert_problem(loser, 409, "request_already_answered");
+    // A replay of the answer, freshly signed: refused the same way.
+    let r = answer_raw(&fx, &q1, "deny", json!({}), None).await;
+    assert_problem(&r, 409, "request_already_answered");
+
+    // An answer signed for one request and sent for another ("another flow").
+    let (_b2, _c2, _s2, _f2) = fx.start_app_login(&[]).await;
+    let q2 = pending(&fx).await.remove(0);
+    let r = answer_raw(&fx, &q2, "approve", json!({}), Some(&q1)).await;
+    assert_problem(&r, 400, "bad_approval_signature");
+    // Malformed: a signature that is not base64url, an unknown field, a wrong decision.
+    let r = answer_raw(&fx, &q2, "approve", json!({"signature": "***"}), None).await;
+    assert_problem(&r, 400, "malformed_answer");
+    let r = answer_raw(&fx, &q2, "approve", json!({"extra": 1}), None).await;
+    assert_problem(&r, 400, "malformed_answer");
+    let r = answer_raw(&fx, &q2, "maybe", json!({}), None).await;
+    assert_problem(&r, 400, "malformed_answer");
+    // Unsigned: the device-API headers are missing.
+    let r = Resp::fetch(
+        reqwest::Client::new()
+            .post(fx.server.url(&format!(
+                "/api/v1/app/requests/{}/answer",
+                q2["id"].as_str().unwrap()
+            )))
+            .json(&json!({"decision": "approve", "signature": "AA"})),
+        "unsigned answer".into(),
+    )
+    .await;
+    assert_problem(&r, 401, "device_auth_required");
+    // None of that decided q2; it lapses unanswered: a late answer is refused.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = answer_raw(&fx, &q2, "approve", json!({}), None).await;
+    assert_problem(&r, 410, "request_expired");
+    assert!(
+        pending(&fx).await.is_empty(),
+        "a lapsed request is not listed"
+    );
+
+    // The flow lapses too: collecting counts it as a failure and goes back to choosing.
+    let (mut b3, _c3, _s3, f3) = fx.start_app_login(&[]).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = b3.step(&f3, "app", json!({})).await;
+    assert_problem(&r, 409, "app_request_expired");
+    let v = b3.flow(&flow_id(&f3)).await;
+    assert_eq!(v["state"], "choose_method", "{v}");
+    assert_eq!(v["failures"], 1, "{v}");
+
+    // A cancelled flow: its request is withdrawn and cannot be approved.
+    let (mut b4, _c4, _s4, f4) = fx.start_app_login(&[]).await;
+    let q4 = pending(&fx).await.remove(0);
+    let r = b4.step(&f4, "cancel", json!({})).await;
+    r.expect_status(200);
+    assert!(
+        pending(&fx).await.is_empty(),
+        "a withdrawn request is not listed"
+    );
+    let r = answer_raw(&fx, &q4, "approve", json!({}), None).await;
+    assert_problem(&r, 409, "request_cancelled");
+    // Choosing another method withdraws it the same way.
+    let (mut b5, _c5, _s5, f5) = fx.start_app_login(&[]).await;
+    let q5 = pending(&fx).await.remove(0);
+    let r = b5.step(&f5, "method", json!({"method": "otp"})).await;
+    assert_eq!(r.json()["state"], "otp", "{}", r.body);
+    let r = answer_raw(&fx, &q5, "approve", json!({}), None).await;
+    assert_problem(&r, 409, "request_cancelled");
+
+    // An unknown request.
+    let fake = json!({"id": "no-such-request", "rp": "x", "verification_code": "x", "text": "x"});
+    let r = answer_raw(&fx, &fake, "approve", json!({}), None).await;
+    assert_problem(&r, 404, "request_unknown");
+
+    // A deactivated app: its answers are refused.
+    let (_b6, _c6, _s6, _f6) = fx.start_app_login(&[]).await;
+    let q6 = pending(&fx).await.remove(0);
+    fx.app_ok(&["deactivate"]);
+    let r = answer_raw(&fx, &q6, "approve", json!({}), None).await;
+    assert_problem(&r, 403, "app_deactivated");
+
+    let audit = fx.segl.audit();
+    let reasons: Vec<&str> = audit
+        .iter()
+        .filter(|e| e["event"] == "app.answer_refused")
+        .filter_map(|e| e["data"]["reason"].as_str())
+        .collect();
+    for reason in [
+        "already_answered",
+        "bad_signature",
+        "malformed_signature",
+        "malformed_answer",
+        "expired",
+        "cancelled",
+        "unknown_request",
+        "device_inactive",
+    ] {
+        assert!(
+            reasons.contains(&reason),
+            "no refusal for {reason}: {reasons:?}"
+        );
+    }
+    assert_eq!(
+        fx.segl.audit_count("app.approved"),
+        1,
+        "one of the racing two"
+    );
+    fx.segl.audit_ok();
+}
