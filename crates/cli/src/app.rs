@@ -29,6 +29,9 @@ pub enum AppCmd {
         /// A name for this device.
         #[arg(long)]
         label: Option<String>,
+        /// The second code, for an activation with codes by SMS and email (the email's).
+        #[arg(long)]
+        second_code: Option<String>,
         /// The vault file.
         #[arg(long, env = "SEGL_APP_VAULT", default_value = "segl-app/vault.json")]
         vault: PathBuf,
@@ -43,6 +46,13 @@ pub enum AppCmd {
         /// Also ask the server for the app's state.
         #[arg(long)]
         online: bool,
+    },
+    /// Move the app to a new phone: approve, from this (old) phone, an activation of the
+    /// new one, and print its activation code (PIN from the first line of standard input).
+    Transfer {
+        /// The vault file.
+        #[arg(long, env = "SEGL_APP_VAULT", default_value = "segl-app/vault.json")]
+        vault: PathBuf,
     },
     /// Deactivate this app at the server (PIN from the first line of standard input).
     Deactivate {
@@ -108,8 +118,37 @@ pub async fn app(g: &Global, cmd: AppCmd) -> Result<ExitCode, CliError> {
             server,
             code,
             label,
+            second_code,
             vault,
-        } => activate(g, &server, &code, label.as_deref(), &vault).await,
+        } => {
+            activate(
+                g,
+                &server,
+                &code,
+                label.as_deref(),
+                second_code.as_deref(),
+                &vault,
+            )
+            .await
+        }
+        AppCmd::Transfer { vault } => {
+            let v = Unlocked::open(&vault)?
+                .call(reqwest::Method::POST, "api/v1/app/transfers", None)
+                .await?;
+            if g.json {
+                print_json(&v);
+            } else {
+                println!(
+                    "activation code for the new phone: {}",
+                    v["activation_code"].as_str().unwrap_or("?")
+                );
+                println!(
+                    "use it before {} (UTC); this app is deactivated when the new one is activated",
+                    v["expires_at"].as_str().unwrap_or("?")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         AppCmd::Status {
             vault,
             online: false,
@@ -453,6 +492,7 @@ async fn activate(
     server: &str,
     code: &str,
     label: Option<&str>,
+    second_code: Option<&str>,
     vault: &std::path::Path,
 ) -> Result<ExitCode, CliError> {
     let base = url::Url::parse(server)
@@ -470,6 +510,7 @@ async fn activate(
             "activation_code": code,
             "public_key": key.public_key_b64url(),
             "label": label,
+            "second_code": second_code,
         }))
         .send()
         .await

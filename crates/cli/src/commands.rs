@@ -151,6 +151,11 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
             .map_err(fail)?;
         state.demo = Some(std::sync::Arc::new(demo));
     }
+    let outbox_dir = cfg
+        .outbox_dir
+        .clone()
+        .unwrap_or_else(|| opened.dir.join("outbox"));
+    segl_server::notify::spawn_file_worker(store.clone(), outbox_dir, now);
     // Pushes from the other nodes (PostgreSQL); nothing to listen to on SQLite.
     state.push.start_listener();
     let push = state.push.clone();
@@ -263,6 +268,13 @@ pub enum PersonCmd {
         #[arg(long)]
         app_id: Option<String>,
     },
+    /// Set a new password (from the first line of standard input), as support does after
+    /// checking the person's identity. Refused while an app activation is pending.
+    SetPassword {
+        /// National identity number.
+        #[arg(long)]
+        nin: String,
+    },
     /// Unlock a password locked after too many failures.
     UnlockPassword {
         /// National identity number.
@@ -277,6 +289,16 @@ pub enum PersonCmd {
         #[arg(long)]
         nin: String,
     },
+}
+
+/// A server-side refusal as the CLI reports it: bad input for a 4xx, a failure otherwise.
+fn api_error(e: segl_server::error::ApiError) -> CliError {
+    let (status, code, detail, _) = e.parts();
+    if status.is_client_error() {
+        CliError::Input(format!("{code}: {detail}"))
+    } else {
+        CliError::Failure(detail)
+    }
 }
 
 /// The person with this number, or a bad-input error saying there is none.
@@ -476,6 +498,39 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
                 }
             }
         }
+        PersonCmd::SetPassword { nin } => {
+            let nin = parse_nin(&nin)?;
+            let o = open(g).await?;
+            let pw = read_stdin_line("password")?;
+            segl_core::password::check_new_password(&pw, &o.config.policy.password, Some(&nin))
+                .map_err(|e| CliError::Input(format!("password refused: {e}")))?;
+            let hasher = PasswordHasher::new(o.config.argon2).map_err(fail)?;
+            let phc = hasher.hash(&pw).map_err(fail)?;
+            let t = now();
+            let mut tx = o.store.begin().await?;
+            let p = person_by_nin(&mut tx, &nin).await?;
+            segl_server::app_api::password_change_allowed(&mut tx, &o.config.policy.app, &p.id, t)
+                .await
+                .map_err(api_error)?;
+            persons::set_password(&mut tx, &p.id, &phc, t).await?;
+            audit::append(
+                &mut tx,
+                &Event {
+                    event: "password.changed",
+                    subject: Some(&p.id),
+                    client_id: None,
+                    data: json!({"by": "cli"}),
+                },
+                t,
+            )
+            .await?;
+            tx.commit().await.map_err(fail)?;
+            if g.json {
+                print_json(&json!({"changed": true}));
+            } else {
+                println!("password set");
+            }
+        }
         PersonCmd::UnlockPassword { nin } => {
             let nin = parse_nin(&nin)?;
             let o = open(g).await?;
@@ -505,40 +560,27 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
         PersonCmd::ActivationCode { nin } => {
             let nin = parse_nin(&nin)?;
             let o = open(g).await?;
-            let policy = o.config.policy.app.activation();
             let now = now();
-            let code = segl_crypto::random::activation_code();
-            let hash = segl_server::app_api::code_hash(&code)
-                .ok_or_else(|| fail("a new activation code did not normalize"))?;
-            let id = uuid::Uuid::new_v4().to_string();
             let mut tx = o.store.begin().await?;
             let p = person_by_nin(&mut tx, &nin).await?;
-            let cancelled = apps::start_activation(
+            let started = segl_server::app_api::start_activation(
                 &mut tx,
-                &apps::NewActivation {
-                    id: &id,
-                    person_id: &p.id,
-                    method: apps::ActivationMethod::Letter,
-                    code_hash: &hash,
-                    second_code_hash: None,
-                },
+                &o.store,
+                &o.config.policy.app,
+                &p,
+                apps::ActivationMethod::Letter,
+                "cli",
                 now,
             )
-            .await?;
-            audit::append(
-                &mut tx,
-                &Event {
-                    event: "app.activation_started",
-                    subject: Some(&p.id),
-                    client_id: None,
-                    data: json!({"activation": id, "method": "letter", "cancelled": cancelled, "by": "cli"}),
-                },
-                now,
-            )
-            .await?;
+            .await
+            .map_err(api_error)?;
             tx.commit().await.map_err(fail)?;
-            let opens_at = now + policy.security_period_secs;
-            let expires_at = opens_at + policy.completion_window_secs;
+            let (code, opens_at, expires_at, cancelled) = (
+                started.code,
+                started.opens_at,
+                started.expires_at,
+                started.cancelled,
+            );
             if g.json {
                 print_json(&json!({
                     "activation_code": code,

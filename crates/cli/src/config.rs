@@ -35,6 +35,9 @@ pub struct Config {
     pub argon2: Argon2Params,
     /// Limits and lifetimes.
     pub policy: Policy,
+    /// Where the file transport writes SMS, email and letters (default: `outbox` in the
+    /// data directory).
+    pub outbox_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -48,6 +51,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             argon2: Argon2Params::default(),
             policy: Policy::default(),
+            outbox_dir: None,
         }
     }
 }

@@ -199,6 +199,18 @@ pub enum FlowError {
     },
 }
 
+/// What a flow's authentication is for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// Logging in to a relying party (OpenID Connect).
+    #[default]
+    Login,
+    /// Proving who you are on the "Activate the app" page, which then gives an activation
+    /// code instead of a session.
+    AppActivation,
+}
+
 /// A login flow. Stored as JSON by the store (field `v` versions the record).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LoginFlow {
@@ -237,6 +249,13 @@ pub struct LoginFlow {
     /// one whenever the flow is in that state without one ([`LoginFlow::needs_app_request`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<AppWait>,
+    /// What the authentication is for.
+    #[serde(default)]
+    pub purpose: Purpose,
+    /// What a finished non-login flow produced, sealed by the server (e.g. the activation
+    /// code of [`Purpose::AppActivation`], shown to the bound browser only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_result: Option<String>,
 }
 
 /// The request a flow in `app_pending` waits for: what the browser shows beside the app.
@@ -279,6 +298,8 @@ impl LoginFlow {
             failure: None,
             redirect_to: None,
             app: None,
+            purpose: Purpose::Login,
+            sealed_result: None,
             request,
         };
         // A login_hint with a valid number skips the first page.

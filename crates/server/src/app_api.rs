@@ -42,6 +42,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/app/requests/{id}/answer", post(answer))
         .route("/api/v1/app/events", get(events))
         .route("/api/v1/app/scan", post(scan))
+        .route("/api/v1/app/transfers", post(transfer))
+        .route(
+            "/api/v1/app/activations/by-sms-email",
+            post(start_by_sms_email),
+        )
 }
 
 /// The stored form of a code: the SHA-256 of its normalized form, so a copy of the
@@ -60,6 +65,9 @@ struct ActivateBody {
     /// A name for the device ("Kari's phone").
     #[serde(default)]
     label: Option<String>,
+    /// The second code, for an activation with codes by SMS and email (the email's code).
+    #[serde(default)]
+    second_code: Option<String>,
 }
 
 const MAX_LABEL: usize = 64;
@@ -90,13 +98,22 @@ async fn activate(
             "the label is at most 64 characters, without control characters",
         ));
     }
+    let second_hash = match &b.second_code {
+        None => None,
+        Some(c) => Some(code_hash(c).ok_or_else(|| {
+            bad(
+                "malformed_second_code",
+                "the second code is 16 letters and digits, as ABCD-EFGH-JKMN-PQRS",
+            )
+        })?),
+    };
     let now = st.now();
     let policy = &st.settings.policy.app;
     let mut tx = st.store.begin().await?;
     let id = match apps::check_code(
         &mut tx,
         &hash,
-        None,
+        second_hash.as_deref(),
         &policy.activation(),
         i64::from(policy.second_code_max_failures),
         now,
@@ -121,12 +138,31 @@ async fn activate(
                 ),
             ));
         }
-        CodeCheck::Ended => return Err(ended()),
-        CodeCheck::WrongSecondCode { .. } => {
+        CodeCheck::Ended => {
+            // A wrong second code may just have ended it: that count must stay.
+            tx.commit().await.map_err(segl_store::StoreError::from)?;
+            return Err(ended());
+        }
+        CodeCheck::WrongSecondCode { remaining } => {
+            // The failure is counted (and audited) even though the activation is refused.
+            audit::append(
+                &mut tx,
+                &Event {
+                    event: "app.activation_failure",
+                    subject: None,
+                    client_id: None,
+                    data: json!({"reason": "wrong_second_code", "remaining": remaining}),
+                },
+                now,
+            )
+            .await?;
+            tx.commit().await.map_err(segl_store::StoreError::from)?;
             return Err(ApiError::problem(
                 StatusCode::UNAUTHORIZED,
                 "wrong_second_code",
-                "this activation needs its second code",
+                format!(
+                    "this activation needs both codes, from the SMS and the email; {remaining} attempts left"
+                ),
             ));
         }
     };
@@ -162,6 +198,15 @@ async fn activate(
     if !apps::complete_activation(&mut tx, &id, &app_id, now).await? {
         return Err(ended());
     }
+    crate::notify::sms(
+        &mut tx,
+        &st.store,
+        &person,
+        "app.activated",
+        &crate::notify::activation_completed_text(label.as_deref()),
+        now,
+    )
+    .await?;
     audit::append(
         &mut tx,
         &Event {
@@ -397,6 +442,170 @@ async fn deactivate(
         ..device
     };
     Ok(Json(device_view(&after)).into_response())
+}
+
+/// An activation just started: the codes to hand over (shown once; segl keeps hashes).
+#[derive(Debug)]
+pub struct Started {
+    /// The activation's id.
+    pub id: String,
+    /// The activation code (for the letter, the page, the SMS, or the old phone).
+    pub code: String,
+    /// The second code (sent by email), for an activation by SMS and email.
+    pub second_code: Option<String>,
+    /// When it may be completed (unix seconds).
+    pub opens_at: i64,
+    /// When it lapses.
+    pub expires_at: i64,
+    /// Earlier pending activations it replaced.
+    pub cancelled: u64,
+}
+
+/// Starts an app activation for `person` by `method`, in the caller's transaction: new
+/// codes (any pending activation is cancelled), an audit event, and the owner's SMS about
+/// it; for [`ActivationMethod::SmsAndEmail`] the codes themselves go out by SMS and email.
+/// Refused without a Norwegian mobile number when the policy asks for one.
+pub async fn start_activation(
+    c: &mut impl segl_store::db::Db,
+    store: &segl_store::Store,
+    policy: &segl_core::app::AppPolicy,
+    person: &persons::Person,
+    method: apps::ActivationMethod,
+    by: &str,
+    now: i64,
+) -> Result<Started, ApiError> {
+    use apps::ActivationMethod as M;
+    if policy.require_mobile
+        && person
+            .phone
+            .as_deref()
+            .is_none_or(|p| segl_core::app::MobileNumber::parse(p).is_err())
+    {
+        return Err(mobile_required());
+    }
+    let code = segl_crypto::random::activation_code();
+    let second_code = (method == M::SmsAndEmail).then(segl_crypto::random::activation_code);
+    let hash = code_hash(&code)
+        .ok_or_else(|| ApiError::Internal("a new activation code did not normalize".into()))?;
+    let second_hash = second_code.as_deref().and_then(code_hash);
+    let id = uuid::Uuid::new_v4().to_string();
+    let cancelled = apps::start_activation(
+        c,
+        &apps::NewActivation {
+            id: &id,
+            person_id: &person.id,
+            method,
+            code_hash: &hash,
+            second_code_hash: second_hash.as_deref(),
+        },
+        now,
+    )
+    .await?;
+    let timing = policy.activation();
+    let opens_at = match method {
+        M::OldDevice => now,
+        _ => now + timing.security_period_secs,
+    };
+    let expires_at = opens_at + timing.completion_window_secs;
+    audit::append(
+        c,
+        &Event {
+            event: "app.activation_started",
+            subject: Some(&person.id),
+            client_id: None,
+            data: json!({"activation": id, "method": method.as_str(), "cancelled": cancelled, "by": by}),
+        },
+        now,
+    )
+    .await?;
+    let how = match method {
+        M::Eid => "med kodebrikke og passord",
+        M::SmsAndEmail => "med koder på SMS og e-post",
+        M::OldDevice => "fra den gamle telefonen",
+        M::Letter => "med kode i brev",
+    };
+    let opens = (method != M::OldDevice).then(|| rfc3339(opens_at));
+    crate::notify::sms(
+        c,
+        store,
+        person,
+        "app.activation_started",
+        &crate::notify::activation_started_text(how, opens.as_deref()),
+        now,
+    )
+    .await?;
+    if let Some(second) = &second_code {
+        let sms = crate::notify::sms(
+            c,
+            store,
+            person,
+            "app.activation_code",
+            &format!("segl: Aktiveringskode 1 av 2 for segl-appen: {code}. Kode 2 kommer på e-post. Gi aldri kodene til andre."),
+            now,
+        )
+        .await?;
+        let mail = crate::notify::email(
+            c,
+            store,
+            person,
+            "app.activation_second_code",
+            &format!("Aktiveringskode 2 av 2 for segl-appen: {second}\n\nKode 1 kom på SMS. Gi aldri kodene til andre, heller ikke til noen som sier de ringer fra banken."),
+            now,
+        )
+        .await?;
+        if !(sms && mail) {
+            return Err(ApiError::problem(
+                StatusCode::CONFLICT,
+                "contact_missing",
+                "activation by SMS and email needs both a mobile number and an email address on file",
+            ));
+        }
+    }
+    Ok(Started {
+        id,
+        code,
+        second_code,
+        opens_at,
+        expires_at,
+        cancelled,
+    })
+}
+
+/// Refuses a password change while an app activation is pending (waiting out its security
+/// period or open): someone who took over the password must not also lock the owner out
+/// of the password before the owner, warned by SMS, can stop the activation.
+pub async fn password_change_allowed(
+    c: &mut segl_store::Conn,
+    policy: &segl_core::app::AppPolicy,
+    person_id: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    use segl_core::app::{ActivationPhase, activation_phase};
+    let Some(a) = apps::pending_activation(c, person_id).await? else {
+        return Ok(());
+    };
+    let from_old = a.method == apps::ActivationMethod::OldDevice;
+    match activation_phase(&policy.activation(), a.started_at, now, from_old) {
+        ActivationPhase::Expired => Ok(()),
+        ActivationPhase::Waiting { .. } | ActivationPhase::Open { .. } => Err(ApiError::problem(
+            StatusCode::CONFLICT,
+            "activation_pending",
+            format!(
+                "the password cannot be changed while an app activation is pending (started {} by {}); \
+                 it must be completed or stopped first",
+                rfc3339(a.started_at),
+                a.method.as_str()
+            ),
+        )),
+    }
+}
+
+fn mobile_required() -> ApiError {
+    ApiError::problem(
+        StatusCode::CONFLICT,
+        "mobile_number_required",
+        "the app needs a Norwegian mobile number (+47) on file; ask support to add it",
+    )
 }
 
 fn ended() -> ApiError {
@@ -927,4 +1136,144 @@ async fn scan(
         ));
     }
     Ok(Json(request_view(&q)).into_response())
+}
+
+// ---------------------------------------------------------------------------------------
+// Starting activations from the device API
+
+/// `POST /api/v1/app/transfers`: the old phone approves moving the app to a new phone. The
+/// call is signed with the old app's key (unlocked by its PIN), which is the approval; the
+/// answer is an activation code for the new phone (shown as a QR code on the old one), open
+/// at once, since the owner evidently holds the old phone. Completing it deactivates the old
+/// app.
+async fn transfer(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let now = st.now();
+    let mut tx = st.store.begin().await?;
+    let device = match authenticate(&st, &mut tx, &method, &uri, &headers, &body).await {
+        Ok(d) => d,
+        Err(r) => {
+            drop(tx);
+            return Err(r.recorded(&st).await);
+        }
+    };
+    if device.state != AppDeviceState::Active {
+        return Err(inactive(&device));
+    }
+    let person = persons::by_id(&mut tx, &device.person_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("an app without its person".into()))?;
+    let started = start_activation(
+        &mut tx,
+        &st.store,
+        &st.settings.policy.app,
+        &person,
+        apps::ActivationMethod::OldDevice,
+        &format!("app:{}", device.app_id),
+        now,
+    )
+    .await?;
+    tx.commit().await.map_err(segl_store::StoreError::from)?;
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(json!({
+            "activation_code": started.code,
+            "expires_at": rfc3339(started.expires_at),
+        })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmsEmailBody {
+    /// The national identity number.
+    nin: String,
+}
+
+/// No new codes by SMS and email within this many seconds of the last, so the endpoint
+/// cannot be used to flood a person's phone.
+const SMS_EMAIL_MIN_INTERVAL_SECS: i64 = 60;
+
+/// `POST /api/v1/app/activations/by-sms-email`: activation without the old phone or the
+/// code device: one code goes to the registered mobile number, the other to the registered
+/// email address, and both are needed after the security period. The answer is the same
+/// whether or not the number has an eID with both on file, so it tells nobody who does;
+/// the owner is told by SMS either way it starts.
+async fn start_by_sms_email(
+    State(st): State<AppState>,
+    ApiJson(b): ApiJson<SmsEmailBody>,
+) -> Result<Response, ApiError> {
+    let nin = segl_core::nin::Nin::parse(&b.nin).map_err(|e| {
+        ApiError::problem(
+            StatusCode::BAD_REQUEST,
+            "malformed_nin",
+            format!("invalid national identity number: {e}"),
+        )
+    })?;
+    let now = st.now();
+    let policy = &st.settings.policy.app;
+    let mut tx = st.store.begin().await?;
+    let outcome = match persons::by_nin(&mut tx, nin.as_str()).await? {
+        None => "unknown_person",
+        Some(person) => {
+            let recent = apps::pending_activation(&mut tx, &person.id)
+                .await?
+                .filter(|a| a.method == apps::ActivationMethod::SmsAndEmail)
+                .is_some_and(|a| now - a.started_at < SMS_EMAIL_MIN_INTERVAL_SECS);
+            if recent {
+                "too_soon"
+            } else {
+                match start_activation(
+                    &mut tx,
+                    &st.store,
+                    policy,
+                    &person,
+                    apps::ActivationMethod::SmsAndEmail,
+                    "sms_email",
+                    now,
+                )
+                .await
+                {
+                    Ok(_) => "started",
+                    Err(ApiError::Problem { code, .. }) => code,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    };
+    if outcome == "started" {
+        tx.commit().await.map_err(segl_store::StoreError::from)?;
+    } else {
+        // Nothing started: recorded (without the number) for the security team.
+        drop(tx);
+        let mut c = st.store.conn().await?;
+        audit::append(
+            &mut c,
+            &Event {
+                event: "app.activation_refused",
+                subject: None,
+                client_id: None,
+                data: json!({"method": "sms_email", "reason": outcome}),
+            },
+            now,
+        )
+        .await?;
+    }
+    let opens_at = now + policy.security_period_secs;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "status": "if this number has an eID with a mobile number and an email address on file, one code is on its way to each",
+            "opens_at": rfc3339(opens_at),
+            "expires_at": rfc3339(opens_at + policy.completion_window_secs),
+        })),
+    )
+        .into_response())
 }

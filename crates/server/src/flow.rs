@@ -303,10 +303,16 @@ async fn apply_step(
             flow.state.as_str()
         )));
     }
-    if flow.state == LoginState::Done && flow.redirect_to.is_none() {
-        cookies.push(finish(st, tx, &mut flow, known_person, now).await?);
+    if flow.state == LoginState::Done
+        && flow.redirect_to.is_none()
+        && let Some(cookie) = finish(st, tx, &row.id, &mut flow, known_person, now).await?
+    {
+        cookies.push(cookie);
     }
-    if flow.state == LoginState::Failed && flow.redirect_to.is_none() {
+    if flow.state == LoginState::Failed
+        && flow.redirect_to.is_none()
+        && flow.purpose == segl_core::flow::Purpose::Login
+    {
         // The client hears of a failed or cancelled login as access_denied (RFC 6749 4.1.2.1).
         flow.redirect_to = Some(denied_url(st, &flow));
     }
@@ -660,20 +666,26 @@ async fn password_step(
     Ok(flow.password_checked(check, now))
 }
 
-/// Completes a login: session, authorization code, audit. Returns the session cookie.
+/// Completes a login: session, authorization code, audit. Returns the session cookie. An
+/// activation flow gets its activation code instead, and no session.
 async fn finish(
     st: &AppState,
     c: &mut impl Db,
+    flow_id: &str,
     flow: &mut LoginFlow,
     known_person: Option<String>,
     now: i64,
-) -> Result<Cookie<'static>, ApiError> {
+) -> Result<Option<Cookie<'static>>, ApiError> {
     let person = match known_person {
         Some(p) => p,
         None => person_of(c, flow)
             .await?
             .ok_or_else(|| ApiError::Internal("finished login without a person".into()))?,
     };
+    if flow.purpose == segl_core::flow::Purpose::AppActivation {
+        crate::activation_page::finish(st, c, flow_id, flow, &person, now).await?;
+        return Ok(None);
+    }
     let auth_time = flow.auth_time.unwrap_or(now);
     let acr = flow.acr();
     let cookie = oidc::start_session(st, c, &person, auth_time, acr, &flow.amr).await?;
@@ -701,7 +713,7 @@ async fn finish(
     )
     .await?;
     st.metrics.logins_ok.inc();
-    Ok(cookie)
+    Ok(Some(cookie))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -119,6 +119,12 @@ pub struct Texts {
     pub app_request_text: &'static str,
     pub err_app_expired: &'static str,
     pub err_denied_in_app: &'static str,
+    pub activate_title: &'static str,
+    pub activate_code_text: &'static str,
+    pub activate_qr_alt: &'static str,
+    pub activate_opens: &'static str,
+    pub activate_until: &'static str,
+    pub activate_warning: &'static str,
 }
 
 /// Bokmål.
@@ -170,6 +176,12 @@ pub static NB: Texts = Texts {
     app_request_text: "Logg inn hos",
     err_app_expired: "Appen svarte ikke i tide. Prøv igjen eller velg en annen metode.",
     err_denied_in_app: "Innloggingen ble avvist i appen.",
+    activate_title: "Aktiver segl-appen",
+    activate_code_text: "Skriv inn denne aktiveringskoden i appen, eller skann QR-koden med appen.",
+    activate_qr_alt: "QR-kode med aktiveringskoden",
+    activate_opens: "Av sikkerhetshensyn kan koden brukes fra",
+    activate_until: "Den må brukes før",
+    activate_warning: "Vi har sendt en SMS til mobilnummeret ditt om at aktivering er startet. Gi aldri koden til andre.",
 };
 
 /// Nynorsk.
@@ -221,6 +233,12 @@ pub static NN: Texts = Texts {
     app_request_text: "Logg inn hos",
     err_app_expired: "Appen svarte ikkje i tide. Prøv igjen eller vel ein annan metode.",
     err_denied_in_app: "Innlogginga vart avvist i appen.",
+    activate_title: "Aktiver segl-appen",
+    activate_code_text: "Skriv inn denne aktiveringskoden i appen, eller skann QR-koden med appen.",
+    activate_qr_alt: "QR-kode med aktiveringskoden",
+    activate_opens: "Av tryggleiksomsyn kan koden brukast frå",
+    activate_until: "Han må brukast før",
+    activate_warning: "Vi har sendt ein SMS til mobilnummeret ditt om at aktivering er starta. Gi aldri koden til andre.",
 };
 
 /// English.
@@ -272,6 +290,12 @@ pub static EN: Texts = Texts {
     app_request_text: "Log in to",
     err_app_expired: "The app did not answer in time. Try again or choose another method.",
     err_denied_in_app: "The login was refused in the app.",
+    activate_title: "Activate the segl app",
+    activate_code_text: "Type this activation code into the app, or scan the QR code with the app.",
+    activate_qr_alt: "QR code holding the activation code",
+    activate_opens: "For your safety the code can be used from",
+    activate_until: "It must be used before",
+    activate_warning: "We have sent an SMS to your mobile number saying that an activation has started. Never give the code to anyone.",
 };
 
 #[cfg(test)]

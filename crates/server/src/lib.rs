@@ -12,6 +12,7 @@
 //! data, in one transaction per step.
 #![forbid(unsafe_code)]
 
+pub mod activation_page;
 pub mod app_api;
 pub mod app_login;
 pub mod demo;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod flow;
 pub mod hashing;
 pub mod i18n;
+pub mod notify;
 pub mod oidc;
 pub mod ops;
 pub mod pages;
@@ -110,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oidc::routes())
         .merge(flow::routes())
         .merge(app_api::routes())
+        .merge(activation_page::routes())
         .merge(pages::routes())
         .merge(ops::routes());
     if state.demo.is_some() {

@@ -538,28 +538,26 @@ fn activation_row(r: &sqlx::any::AnyRow) -> Result<Activation> {
 
 /// Starts an activation; any other pending activation of the person is cancelled, so at
 /// most one is pending. Returns how many were cancelled.
-pub async fn start_activation(c: &mut Conn, a: &NewActivation<'_>, now: i64) -> Result<u64> {
-    let cancelled = sqlx::query(
-        "UPDATE app_activations SET state = 'cancelled', ended_at = $2 WHERE person_id = $1 AND state = 'pending'",
-    )
-    .bind(a.person_id)
-    .bind(now)
-    .execute(&mut *c)
-    .await?
-    .rows_affected();
-    sqlx::query(
+pub async fn start_activation(c: &mut impl Db, a: &NewActivation<'_>, now: i64) -> Result<u64> {
+    let cancelled = c
+        .execute(
+            "UPDATE app_activations SET state = 'cancelled', ended_at = $2 WHERE person_id = $1 AND state = 'pending'",
+            &[a.person_id.into(), now.into()],
+        )
+        .await?;
+    c.execute(
         "INSERT INTO app_activations (id, person_id, method, code_hash, second_code_hash, started_at, failures, state) \
          VALUES ($1, $2, $3, $4, $5, $6, 0, 'pending')",
+        &[
+            a.id.into(),
+            a.person_id.into(),
+            a.method.as_str().into(),
+            a.code_hash.into(),
+            a.second_code_hash.into(),
+            now.into(),
+        ],
     )
-    .bind(a.id)
-    .bind(a.person_id)
-    .bind(a.method.as_str())
-    .bind(a.code_hash)
-    .bind(a.second_code_hash)
-    .bind(now)
-    .execute(c)
-    .await
-    .map_err(|e| crate::map_unique(e, "an activation with this id or code"))?;
+    .await?;
     Ok(cancelled)
 }
 

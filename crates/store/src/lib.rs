@@ -19,6 +19,7 @@ pub mod db;
 pub mod devices;
 pub mod flows;
 pub mod grants;
+pub mod outbox;
 pub mod persons;
 mod writer;
 
@@ -147,6 +148,11 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 "block requests",
                 include_str!("../migrations/sqlite/0004_block_requests.sql"),
             ),
+            (
+                5,
+                "outbox",
+                include_str!("../migrations/sqlite/0005_outbox.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -168,6 +174,11 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 4,
                 "block requests",
                 include_str!("../migrations/postgres/0004_block_requests.sql"),
+            ),
+            (
+                5,
+                "outbox",
+                include_str!("../migrations/postgres/0005_outbox.sql"),
             ),
         ],
     };

@@ -980,7 +980,10 @@ async fn app_requests_are_answered_once_by_their_active_device() {
             .unwrap();
         // r3, and r2, which lapsed unanswered.
         assert_eq!(
-            apps::cancel_for_flow(&mut c, "flow-1", 170).await.unwrap().len(),
+            apps::cancel_for_flow(&mut c, "flow-1", 170)
+                .await
+                .unwrap()
+                .len(),
             2
         );
         assert_eq!(
