@@ -291,8 +291,64 @@ fn print_request(g: &Global, q: &Value) {
 }
 
 /// Holds the push connection; prints each new request. With `once`, returns after the
-/// first.
+/// first. When the connection drops (a server restarting, a network change), it polls the
+/// list every two seconds until a new connection is up, so no request is missed.
 async fn watch(g: &Global, dev: &Unlocked, once: bool) -> Result<ExitCode, CliError> {
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let why = match push_round(g, dev, once, &mut seen).await? {
+            Some(code) => return Ok(code),
+            None => "the server closed the push connection".to_string(),
+        };
+        eprintln!("{why}; polling until it is back");
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            match dev
+                .call(reqwest::Method::GET, "api/v1/app/requests", None)
+                .await
+            {
+                Ok(list) => {
+                    if show_new(g, &list, once, &mut seen) {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    break;
+                }
+                // Refused (e.g. deactivated): that is the answer.
+                Err(e @ CliError::Input(_)) => return Err(e),
+                Err(_) => continue,
+            }
+        }
+    }
+}
+
+/// Prints the requests of a list not printed before; true when `once` is satisfied.
+fn show_new(
+    g: &Global,
+    list: &Value,
+    once: bool,
+    seen: &mut std::collections::HashSet<String>,
+) -> bool {
+    for q in list["requests"].as_array().into_iter().flatten() {
+        let id = q["id"].as_str().unwrap_or_default().to_string();
+        if seen.insert(id) {
+            print_request(g, q);
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            if once {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// One push connection: `Some(exit code)` when done, `None` when it dropped.
+async fn push_round(
+    g: &Global,
+    dev: &Unlocked,
+    once: bool,
+    seen: &mut std::collections::HashSet<String>,
+) -> Result<Option<ExitCode>, CliError> {
     use eventsource_stream::Eventsource;
     use futures_util::StreamExt;
     // No overall timeout: the connection is meant to stay open.
@@ -300,35 +356,32 @@ async fn watch(g: &Global, dev: &Unlocked, once: bool) -> Result<ExitCode, CliEr
         .connect_timeout(std::time::Duration::from_secs(10))
         .build()
         .map_err(|e| CliError::Failure(format!("cannot start an HTTP client: {e}")))?;
-    let resp = dev
+    let resp = match dev
         .request(&client, reqwest::Method::GET, "api/v1/app/events", None)?
         .send()
         .await
-        .map_err(|e| CliError::Failure(format!("cannot reach {}: {e}", dev.server)))?;
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot reach {}: {e}", dev.server);
+            return Ok(None);
+        }
+    };
     if !resp.status().is_success() {
         answer(resp, "api/v1/app/events").await?;
         return Err(CliError::Failure(
             "the server refused the push connection".into(),
         ));
     }
-    let mut seen = std::collections::HashSet::new();
     let mut events = resp.bytes_stream().eventsource();
     while let Some(ev) = events.next().await {
-        let ev = ev.map_err(|e| CliError::Failure(format!("the push connection broke: {e}")))?;
+        let Ok(ev) = ev else {
+            return Ok(None);
+        };
         let data: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
         match ev.event.as_str() {
-            "requests" => {
-                for q in data["requests"].as_array().into_iter().flatten() {
-                    let id = q["id"].as_str().unwrap_or_default().to_string();
-                    if seen.insert(id) {
-                        print_request(g, q);
-                        use std::io::Write;
-                        let _ = std::io::stdout().flush();
-                        if once {
-                            return Ok(ExitCode::SUCCESS);
-                        }
-                    }
-                }
+            "requests" if show_new(g, &data, once, seen) => {
+                return Ok(Some(ExitCode::SUCCESS));
             }
             "deactivated" => {
                 show_state(g, &data, "");
@@ -339,9 +392,7 @@ async fn watch(g: &Global, dev: &Unlocked, once: bool) -> Result<ExitCode, CliEr
             _ => {}
         }
     }
-    Err(CliError::Failure(
-        "the server closed the push connection".into(),
-    ))
+    Ok(None)
 }
 
 /// Finds the request to answer: by QR code, by id, or the one waiting (polling up to

@@ -318,8 +318,34 @@ async fn activation_from_the_old_phone_skips_the_waiting(backend: Backend) {
     assert_success(&out, &["app", "transfer"]);
     let t: Value = serde_json::from_slice(&out.stdout).unwrap();
     let code = t["activation_code"].as_str().unwrap().to_string();
+    // The old app holds its push connection while the new one is activated: it is told.
+    let mut watch = segl.command(&[
+        "app",
+        "watch",
+        "--timeout",
+        "30",
+        "--vault",
+        old.to_str().unwrap(),
+        "--json",
+    ]);
+    watch
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut watch = watch.spawn().unwrap();
+    {
+        use std::io::Write;
+        writeln!(watch.stdin.take().unwrap(), "{PIN}").unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let out = activate(&segl, &server, &code, None, &new);
     assert_success(&out, &["app", "activate"]);
+    let watched = watch.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&watched.stdout);
+    let stderr = String::from_utf8_lossy(&watched.stderr);
+    assert_eq!(watched.status.code(), Some(1), "{stdout} {stderr}");
+    assert!(stdout.contains("\"replaced\""), "{stdout}");
+    assert!(stderr.contains("no longer active"), "{stderr}");
 
     // The old app is told it was replaced.
     let out = segl.cmd_stdin(

@@ -20,6 +20,7 @@ backend_tests!(
     without_user_verification_the_password_follows,
     no_thats_not_me_ends_the_login_and_records_a_block_request,
     answers_are_checked_once_and_refused_precisely,
+    the_animated_qr_code_is_fresh_for_seconds_only,
 );
 
 /// Ola has a Norwegian mobile number, as the app requires.
@@ -625,4 +626,98 @@ async fn answers_are_checked_once_and_refused_precisely(backend: Backend) {
         "one of the racing two"
     );
     fx.segl.audit_ok();
+}
+
+/// Decodes the QR code in an SVG drawn by segl (the `qrcode` crate's rectangles), with an
+/// independent decoder (`rqrr`).
+fn decode_qr(svg: &str) -> String {
+    let attr = |name: &str| -> usize {
+        let i = svg.find(&format!(" {name}=\"")).expect("svg size") + name.len() + 3;
+        svg[i..]
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .expect("svg size is a number")
+    };
+    let (w, h) = (attr("width"), attr("height"));
+    let mut img = vec![255u8; w * h];
+    let d = svg
+        .split(" d=\"")
+        .nth(1)
+        .expect("a path")
+        .split('"')
+        .next()
+        .unwrap();
+    for rect in d.split('M').skip(1) {
+        // "{left} {top}h{width}v{height}H{left}V{top}"
+        let nums: Vec<usize> = rect
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let (l, t, rw, rh) = (nums[0], nums[1], nums[2], nums[3]);
+        for y in t..t + rh {
+            for x in l..l + rw {
+                img[y * w + x] = 0;
+            }
+        }
+    }
+    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| img[y * w + x]);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().expect("the QR code decodes").1
+}
+
+async fn the_animated_qr_code_is_fresh_for_seconds_only(backend: Backend) {
+    let fx = AppFx::new(backend, "");
+    let (mut b, _client, _start, flow) = fx.start_app_login(&[]).await;
+    let qr_url = flow["app"]["qr_url"].as_str().unwrap().to_string();
+    let fx = &fx;
+    let scan = |qr: String| async move {
+        signed(
+            fx,
+            "POST",
+            "/api/v1/app/scan",
+            json!({"qr": qr}).to_string().as_bytes(),
+        )
+        .await
+    };
+    let first = decode_qr(&b.get(&qr_url).await.body);
+    let parts: Vec<&str> = first.split('.').collect();
+    assert_eq!(parts.len(), 4, "{first}");
+    assert_eq!(parts[0], "segl-qr");
+    // The code changes from second to second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = decode_qr(&b.get(&qr_url).await.body);
+    assert_ne!(first, second, "the QR code is animated");
+
+    // A forged code: refused.
+    let mut forged = second.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    assert_problem(&scan(forged).await, 400, "malformed_qr");
+    assert_problem(&scan("segl-qr.x".into()).await, 400, "malformed_qr");
+
+    // A photographed code relayed later: stale.
+    tokio::time::sleep(Duration::from_millis(11_000)).await;
+    assert_problem(&scan(first).await, 400, "qr_stale");
+
+    // The code shown now works: the app gets the request and approves it.
+    let fresh = decode_qr(&b.get(&qr_url).await.body);
+    let r = scan(fresh.clone()).await;
+    r.expect_status(200);
+    let q = r.json();
+    assert_eq!(
+        q["verification_code"], flow["app"]["verification_code"],
+        "{q}"
+    );
+    let a = fx.app_ok(&["approve", "--qr", &fresh]);
+    assert_eq!(a["result"]["state"], "approved", "{a}");
+    let r = collect(&mut b, &flow).await;
+    r.expect_status(200);
+    assert_eq!(r.json()["state"], "done");
+    // Once answered the code shows nothing more.
+    let r = b.get(&qr_url).await;
+    assert_problem(&r, 409, "no_app_request");
 }

@@ -422,7 +422,7 @@ pub const APPROVAL_PREFIX: &[u8] = b"segl-approval-v1\n";
 /// signature as proof of what was approved, by whom and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApprovalPayload {
-    /// The server's id of the login or signing request (the flow).
+    /// The id of the approval request the server sent (one per time a flow asks the app).
     pub request_id: String,
     /// The relying party's display name, as the app showed it.
     pub rp: String,
@@ -571,8 +571,8 @@ fn put_field(out: &mut Vec<u8>, bytes: &[u8]) {
 // ---------------------------------------------------------------------------------------
 
 /// Timing of an app activation. A thief who has the password and intercepts one SMS must
-/// still wait out the security period, during which the real owner is notified on the old
-/// phone and by email and can stop the activation.
+/// still wait out the security period, during which the real owner is told by SMS that an
+/// activation started and can have it stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ActivationPolicy {
@@ -702,7 +702,8 @@ pub const QR_MAX_AGE_SECS: i64 = 10;
 /// segl-qr.{flow_ref}.{seconds}.{auth_code}
 /// ```
 ///
-/// - `flow_ref`: the flow's public QR reference (base64url, so it holds no `.`);
+/// - `flow_ref`: the id of the flow's current app request (base64url, so it holds no `.`);
+///   `started_at` is when that request was made;
 /// - `seconds`: this function's value, in decimal ASCII without sign or leading zeros;
 /// - `auth_code`: lowercase hex of HMAC-SHA256(flow's QR secret, `seconds` as decimal
 ///   ASCII), computed by `segl_crypto::qr`. The secret never leaves the server, so a QR

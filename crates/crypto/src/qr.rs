@@ -52,7 +52,7 @@ pub enum QrError {
 /// The parts of a well-formed QR payload, before any check against a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QrParts<'a> {
-    /// The flow's public QR reference, to look up the flow and its secret.
+    /// The reference of the login's app request, to look up the flow and its secret.
     pub flow_ref: &'a str,
     /// Seconds since the flow started when the code was shown.
     pub seconds: i64,

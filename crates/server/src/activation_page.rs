@@ -196,7 +196,7 @@ async fn show(
     };
     let lang = Lang::pick(flow.request.ui_locales.iter().map(String::as_str)).unwrap_or(Lang::Nb);
     let sealed = match (&flow.purpose, flow.state, &flow.sealed_result) {
-        (Purpose::AppActivation, LoginState::Done, Some(s)) => s,
+        (Purpose::AppActivation, LoginState::Done, Some(s)) if !flow.is_expired(st.now()) => s,
         _ => {
             return pages::error_page(
                 StatusCode::NOT_FOUND,

@@ -1129,11 +1129,9 @@ async fn scan(
         };
         let mut w = st.store.conn().await?;
         audit::append(&mut w, &event, now).await?;
-        return Err(ApiError::problem(
-            StatusCode::FORBIDDEN,
-            "request_not_for_this_app",
-            "this login is for another person's eID",
-        ));
+        // The same answer as for a login waiting for no app, so scanning does not tell
+        // whether the person logging in has one.
+        return Err(unknown());
     }
     Ok(Json(request_view(&q)).into_response())
 }

@@ -214,8 +214,15 @@ pub async fn run_step(
     } else {
         st.store.transact(body).await?
     };
-    for key in &stepped.pushes {
-        st.push.publish(key).await;
+    // Off the response path: the answer does not wait for NOTIFY, so its timing does not
+    // tell whether the person has an app.
+    if !stepped.pushes.is_empty() {
+        let (push, keys) = (st.push.clone(), stepped.pushes.clone());
+        tokio::spawn(async move {
+            for key in &keys {
+                push.publish(key).await;
+            }
+        });
     }
     result?;
     Ok(stepped)

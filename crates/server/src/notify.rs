@@ -114,6 +114,10 @@ async fn deliver_due(store: &Store, dir: &Path, now: i64) -> Result<(), ApiError
     let due = outbox::due(&mut c, store.seal(), now, 100).await?;
     drop(c);
     for m in due {
+        // Every node runs a worker: only the one that claims a message sends it.
+        if !outbox::claim(&mut *store.conn().await?, &m.id, now, 60).await? {
+            continue;
+        }
         let outcome = deliver_file(dir, &m);
         let mut c = store.conn().await?;
         match outcome {
@@ -133,7 +137,9 @@ async fn deliver_due(store: &Store, dir: &Path, now: i64) -> Result<(), ApiError
 fn deliver_file(dir: &Path, m: &outbox::Message) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     let json = serde_json::json!({
         "id": m.id,
         "channel": m.channel,

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub refresh_reuse: Counter,
     /// Reused authorization codes.
     pub code_reuse: Counter,
+    /// Open push streams (apps and browsers waiting) on this node.
+    pub push_streams: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Default for Metrics {
@@ -82,6 +84,15 @@ impl Metrics {
                 "authorization_code_reuse",
                 "Reused authorization codes",
             ),
+            push_streams: {
+                let g = prometheus_client::metrics::gauge::Gauge::default();
+                registry.register(
+                    "push_streams",
+                    "Open push streams (apps and browsers waiting) on this node",
+                    g.clone(),
+                );
+                g
+            },
             registry,
         }
     }
@@ -118,6 +129,9 @@ async fn healthz(State(st): State<AppState>) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
+    st.metrics
+        .push_streams
+        .set(i64::try_from(st.push.subscriptions()).unwrap_or(i64::MAX));
     (
         [(
             header::CONTENT_TYPE,

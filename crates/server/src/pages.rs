@@ -71,6 +71,7 @@ struct LoginPage<'a> {
     expires_hm: String,
     verification_code: &'a str,
     app_expires_unix: i64,
+    offers_app: bool,
 }
 
 #[derive(Template)]
@@ -214,6 +215,7 @@ fn render_flow(
             .as_ref()
             .map_or("", |a| a.verification_code.as_str()),
         app_expires_unix: flow.app.as_ref().map_or(0, |a| a.expires_at),
+        offers_app: flow.methods.contains(&segl_core::flow::Method::App),
     };
     html(status, page.render())
 }

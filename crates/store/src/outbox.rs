@@ -132,6 +132,19 @@ pub async fn for_person(c: &mut impl Db, seal: &SealKey, person_id: &str) -> Res
         .collect()
 }
 
+/// Claims a due message for delivery by this node for `lease_secs`: false when another node
+/// (or an earlier round) has it. A node that dies mid-delivery lets the lease run out, and
+/// the message is tried again.
+pub async fn claim(c: &mut impl Db, id: &str, now: i64, lease_secs: i64) -> Result<bool> {
+    let n = c
+        .execute(
+            "UPDATE outbox SET next_at = $3 WHERE id = $1 AND state = 'queued' AND next_at <= $2",
+            &[id.into(), now.into(), (now + lease_secs).into()],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 /// Records a delivery.
 pub async fn sent(c: &mut impl Db, id: &str, now: i64) -> Result<()> {
     c.execute(
