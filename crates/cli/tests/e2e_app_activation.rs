@@ -16,6 +16,7 @@ backend_tests!(
     activation_on_the_web_page_with_code_device_and_password,
     activation_with_codes_by_sms_and_email,
     activation_from_the_old_phone_skips_the_waiting,
+    bad_phone_numbers_keys_and_late_codes_are_refused,
 );
 
 const PIN: &str = "482916";
@@ -395,4 +396,46 @@ async fn activation_from_the_old_phone_skips_the_waiting(backend: Backend) {
         "{audit:?}"
     );
     segl.audit_ok();
+}
+
+async fn bad_phone_numbers_keys_and_late_codes_are_refused(backend: Backend) {
+    let segl = Segl::new(backend);
+    segl.write_config("[policy.app]\nsecurity_period_secs = 1\ncompletion_window_secs = 1\n");
+    let server = Server::start(&segl, &[]);
+    // A mobile number in the wrong form: refused with the reason, nobody added.
+    for phone in ["+4712345678", "+46701234567", "9123456", "not a number"] {
+        let out = segl.cmd_stdin(
+            &[
+                "person", "add", "--nin", NIN, "--name", NAME, "--phone", phone, "--json",
+            ],
+            None,
+        );
+        assert_input_error(&out, phone, "not a Norwegian mobile number");
+    }
+    let out = segl.cmd(&["person", "show", "--nin", NIN, "--json"]);
+    assert_eq!(out.status.code(), Some(2), "nobody was added");
+    seed(&segl);
+
+    let code = segl.json(&["person", "activation-code", "--nin", NIN, "--json"]);
+    let code = code["activation_code"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let url = server.url("/api/v1/app/activations");
+    let post = |body: Value| {
+        let (http, url) = (http.clone(), url.clone());
+        async move { Resp::fetch(http.post(url).json(&body), "activation".into()).await }
+    };
+    // A key on another curve (a P-384 point is 97 bytes) and a compressed P-256 point.
+    let p384 = data_encoding::BASE64URL_NOPAD.encode(&[4u8; 97]);
+    let r = post(json!({"activation_code": code, "public_key": p384})).await;
+    assert_problem(&r, 400, "malformed_public_key");
+    let compressed = data_encoding::BASE64URL_NOPAD.encode(&[2u8; 33]);
+    let r = post(json!({"activation_code": code, "public_key": compressed})).await;
+    assert_problem(&r, 400, "malformed_public_key");
+    // Open for one second after one second of waiting; after that the code is dead.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = activate(&segl, &server, &code, None, &dir.path().join("v.json"));
+    assert_input_error(&out, "an expired code", "activation_ended");
+    assert!(!dir.path().join("v.json").exists());
+    assert_eq!(segl.audit_count("app.activated"), 0);
 }
