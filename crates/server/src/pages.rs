@@ -180,6 +180,17 @@ fn error_text(t: &Texts, e: &ApiError) -> String {
     }
 }
 
+fn failure_text(t: &Texts, f: Option<segl_core::flow::FailureReason>) -> &'static str {
+    use segl_core::flow::FailureReason as R;
+    match f {
+        Some(R::DeniedInApp) => t.err_denied_in_app,
+        Some(R::TooManyAttempts) => t.err_too_many,
+        Some(R::DeviceBlocked) => t.err_device_blocked,
+        Some(R::PasswordLocked) => t.err_password_locked,
+        Some(R::Cancelled) | None => "",
+    }
+}
+
 fn render_flow(
     status: StatusCode,
     lang: Lang,
@@ -252,6 +263,10 @@ async fn login_page(
             {
                 // The page's script collected a lapsed request and came back here.
                 lang.t().err_app_expired.to_string()
+            } else if f.state == LoginState::Failed {
+                // Why it ended, also when the page arrives here after the fact (the app's
+                // "No", seen by the page's script).
+                failure_text(lang.t(), f.failure).to_string()
             } else {
                 String::new()
             };

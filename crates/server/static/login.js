@@ -11,13 +11,24 @@
   var qr = document.getElementById("qr");
   var busy = false, done = false;
 
-  // A new QR code every second: a photographed one is stale within seconds.
-  var tick = setInterval(function () {
-    if (Date.now() >= expires) { clearInterval(tick); return; }
+  // A new QR code every second: a photographed one is stale within seconds. The next one
+  // is asked for a second after the last one arrived (or failed), never while one is
+  // still loading: on a link slower than a second, a fixed timer would abort every load
+  // and leave the first code on screen until it is too old to scan.
+  var tick = null;
+  function refresh() {
+    tick = null;
+    if (done || Date.now() >= expires) return;
     qr.src = "/api/v1/flows/" + encodeURIComponent(id) + "/qr?t=" + Date.now();
-  }, 1000);
+  }
+  function refreshLater() {
+    if (!done && tick === null) tick = setTimeout(refresh, 1000);
+  }
+  qr.addEventListener("load", refreshLater);
+  qr.addEventListener("error", refreshLater);
+  if (qr.complete) refreshLater(); // else its load or error event starts the cycle
 
-  function go(url) { done = true; clearInterval(tick); window.location.assign(url); }
+  function go(url) { done = true; clearTimeout(tick); window.location.assign(url); }
 
   function collect() {
     if (busy || done) return;
