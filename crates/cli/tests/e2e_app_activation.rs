@@ -212,7 +212,7 @@ async fn activation_with_codes_by_sms_and_email(backend: Backend) {
         async move { Resp::fetch(http.post(url).json(&json!({"nin": nin})), "start".into()).await }
     };
     let r = start("15058500028").await;
-    assert_problem(&r, 400, "malformed_nin");
+    assert_problem(&r, 400, "invalid_nin");
     // A valid number without an eID: the same answer as with one, and nothing is sent.
     let unknown = start("01019010046").await;
     unknown.expect_status(202);

@@ -1211,7 +1211,7 @@ async fn start_by_sms_email(
     let nin = segl_core::nin::Nin::parse(&b.nin).map_err(|e| {
         ApiError::problem(
             StatusCode::BAD_REQUEST,
-            "malformed_nin",
+            "invalid_nin",
             format!("invalid national identity number: {e}"),
         )
     })?;
