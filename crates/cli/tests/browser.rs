@@ -87,9 +87,7 @@ fn demo_login_in_chromium() {
 
 /// The person who logs in with the app: a Norwegian mobile number, as the app requires
 /// (the demo's own people have none).
-const APP_NIN: &str = "01019010046";
 const APP_NAME: &str = "Nora Appelsen";
-const APP_PIN: &str = "482916";
 /// How long the whole script may take (two logins; each waits at most 30 s for the app).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(150);
 
@@ -160,49 +158,18 @@ fn app_login_in_chromium() {
     let server = Server::start(&segl, &["--demo"]);
 
     // The person and their app, activated as in e2e_app_login.rs.
-    let person = segl.json_stdin(
-        &[
-            "person",
-            "add",
-            "--nin",
-            APP_NIN,
-            "--name",
-            APP_NAME,
-            "--phone",
-            "+4791234567",
-            "--password-stdin",
-            "--json",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
+    let person = add_app_person(&segl, APP_NIN, APP_NAME);
     let sub = person["sub"]
         .as_str()
         .unwrap_or_else(|| panic!("person add: no sub in {person}"))
         .to_string();
-    let code = segl.json(&["person", "activation-code", "--nin", APP_NIN, "--json"]);
-    let code = code["activation_code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no activation_code in {code}"))
-        .to_string();
+    let code = activation_code(&segl, APP_NIN);
     // The security period (1 s here) must pass before the code can be used.
     std::thread::sleep(Duration::from_millis(2100));
     let app_dir = tempfile::tempdir().expect("temp dir");
-    let vault = app_dir.path().join("vault.json");
-    let vault = vault.to_str().unwrap();
-    let out = segl.cmd_stdin(
-        &[
-            "app",
-            "activate",
-            "--server",
-            &server.issuer(),
-            "--code",
-            &code,
-            "--vault",
-            vault,
-            "--json",
-        ],
-        Some(&format!("{APP_PIN}\n")),
-    );
+    let vault_path = app_dir.path().join("vault.json");
+    let vault = vault_path.to_str().unwrap();
+    let out = app_activate(&segl, &server, &code, None, &vault_path);
     assert_success(&out, &["app", "activate"]);
 
     let shots = screenshot_dir();

@@ -17,35 +17,10 @@ backend_tests!(
     a_replaced_app_is_told_and_signed_calls_are_checked,
 );
 
-/// A person with a Norwegian mobile number (the app requires one by default).
-const APP_NIN: &str = "01019010046";
-const PIN: &str = "482916";
+const PIN: &str = APP_PIN;
 
 fn add_phone_person(segl: &Segl) {
-    let p = segl.json_stdin(
-        &[
-            "person",
-            "add",
-            "--nin",
-            APP_NIN,
-            "--name",
-            "Ola Nordmann",
-            "--phone",
-            "+4791234567",
-            "--password-stdin",
-            "--json",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert_eq!(p["name"], "Ola Nordmann", "{p}");
-}
-
-fn activation_code(segl: &Segl, nin: &str) -> String {
-    let v = segl.json(&["person", "activation-code", "--nin", nin, "--json"]);
-    v["activation_code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("activation-code: {v}"))
-        .to_string()
+    add_app_person(segl, APP_NIN, "Ola Nordmann");
 }
 
 fn activate(
@@ -54,20 +29,7 @@ fn activate(
     code: &str,
     vault: &std::path::Path,
 ) -> std::process::Output {
-    segl.cmd_stdin(
-        &[
-            "app",
-            "activate",
-            "--server",
-            &server.issuer(),
-            "--code",
-            code,
-            "--vault",
-            vault.to_str().expect("utf-8 path"),
-            "--json",
-        ],
-        Some(&format!("{PIN}\n")),
-    )
+    app_activate(segl, server, code, None, vault)
 }
 
 fn activated(out: &std::process::Output) -> String {

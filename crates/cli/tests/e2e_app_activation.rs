@@ -19,7 +19,7 @@ backend_tests!(
     bad_phone_numbers_keys_and_late_codes_are_refused,
 );
 
-const PIN: &str = "482916";
+const PIN: &str = APP_PIN;
 
 /// Kari with a mobile number, an email address, a code device and a password.
 fn seed(segl: &Segl) {
@@ -77,22 +77,7 @@ fn activate(
     second: Option<&str>,
     vault: &std::path::Path,
 ) -> std::process::Output {
-    let issuer = server.issuer();
-    let mut args = vec![
-        "app",
-        "activate",
-        "--server",
-        &issuer,
-        "--code",
-        code,
-        "--vault",
-        vault.to_str().unwrap(),
-        "--json",
-    ];
-    if let Some(s) = second {
-        args.extend_from_slice(&["--second-code", s]);
-    }
-    segl.cmd_stdin(&args, Some(&format!("{PIN}\n")))
+    app_activate(segl, server, code, second, vault)
 }
 
 fn set_password(segl: &Segl, pw: &str) -> std::process::Output {

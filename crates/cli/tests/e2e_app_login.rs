@@ -23,9 +23,7 @@ backend_tests!(
     the_animated_qr_code_is_fresh_for_seconds_only,
 );
 
-/// Ola has a Norwegian mobile number, as the app requires.
-const APP_NIN: &str = "01019010046";
-const PIN: &str = "482916";
+const PIN: &str = APP_PIN;
 
 /// A server with Ola, his app activated, and a client.
 struct AppFx {
@@ -42,42 +40,13 @@ impl AppFx {
         let segl = Segl::new(backend);
         segl.write_config(&format!("[policy.app]\nsecurity_period_secs = 1\n{policy}"));
         let server = Server::start(&segl, &[]);
-        let p = segl.json_stdin(
-            &[
-                "person",
-                "add",
-                "--nin",
-                APP_NIN,
-                "--name",
-                "Ola Nordmann",
-                "--phone",
-                "+4791234567",
-                "--password-stdin",
-                "--json",
-            ],
-            Some(&format!("{PASSWORD}\n")),
-        );
-        assert_eq!(p["name"], "Ola Nordmann", "{p}");
+        add_app_person(&segl, APP_NIN, "Ola Nordmann");
         let rp = segl.add_rp("Nettbanken", REDIRECT_URI, &[]);
-        let code = segl.json(&["person", "activation-code", "--nin", APP_NIN, "--json"]);
-        let code = code["activation_code"].as_str().expect("code").to_string();
+        let code = activation_code(&segl, APP_NIN);
         std::thread::sleep(Duration::from_millis(2100));
         let dir = tempfile::tempdir().unwrap();
         let vault = dir.path().join("vault.json");
-        let out = segl.cmd_stdin(
-            &[
-                "app",
-                "activate",
-                "--server",
-                &server.issuer(),
-                "--code",
-                &code,
-                "--vault",
-                vault.to_str().unwrap(),
-                "--json",
-            ],
-            Some(&format!("{PIN}\n")),
-        );
+        let out = app_activate(&segl, &server, &code, None, &vault);
         assert_success(&out, &["app", "activate"]);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         AppFx {

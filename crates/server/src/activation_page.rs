@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::flow::{load, rfc3339};
+use crate::flow::rfc3339;
 use crate::i18n::{Lang, Texts};
 use crate::oidc::{BROWSER_COOKIE, browser_cookie};
 use crate::pages;
@@ -175,19 +175,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Response {
     let langs = pages::langs_from(None, &headers);
-    let loaded = match st.store.read().await {
-        Ok(mut c) => {
-            load(
-                &mut c,
-                &id,
-                jar.get(BROWSER_COOKIE).map(|c| c.value()),
-                None,
-            )
-            .await
-        }
-        Err(e) => Err(e.into()),
-    };
-    let flow = match loaded {
+    let flow = match crate::flow::load_for_browser(&st, &jar, &id).await {
         Ok((_, f)) => f,
         Err(e) => {
             let (status, _, detail, _) = e.parts();

@@ -21,9 +21,8 @@ use segl_store::db::Db;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::flow::{load, person_of};
+use crate::flow::{load_for_browser, person_of};
 use crate::i18n::Lang;
-use crate::oidc::BROWSER_COOKIE;
 use crate::push;
 
 /// Opens the request a flow in `app_pending` waits for: sent to the person's active app,
@@ -113,16 +112,7 @@ pub async fn flow_events(
 ) -> Result<Response, ApiError> {
     // Subscribed before the flow is read, so an answer in between is not missed.
     let sub = st.push.subscribe(push::flow_key(&id));
-    let (_, flow) = {
-        let mut c = st.store.read().await?;
-        load(
-            &mut c,
-            &id,
-            jar.get(BROWSER_COOKIE).map(|c| c.value()),
-            None,
-        )
-        .await?
-    };
+    let (_, flow) = load_for_browser(&st, &jar, &id).await?;
     // An answer that came before the page connected is announced at once.
     let answered = match &flow.app {
         Some(a) if flow.state == LoginState::AppPending => {
@@ -160,16 +150,7 @@ pub async fn flow_qr(
     jar: CookieJar,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (_, flow) = {
-        let mut c = st.store.read().await?;
-        load(
-            &mut c,
-            &id,
-            jar.get(BROWSER_COOKIE).map(|c| c.value()),
-            None,
-        )
-        .await?
-    };
+    let (_, flow) = load_for_browser(&st, &jar, &id).await?;
     let now = st.now();
     let wait = match &flow.app {
         Some(a) if flow.state == LoginState::AppPending && now < a.expires_at => a,

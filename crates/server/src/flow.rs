@@ -177,6 +177,16 @@ pub async fn load(
     Ok((row, flow))
 }
 
+/// Loads a flow for a read by the browser bound to it (no CSRF token: nothing changes).
+pub async fn load_for_browser(
+    st: &AppState,
+    jar: &CookieJar,
+    id: &str,
+) -> Result<(FlowRow, LoginFlow), ApiError> {
+    let mut c = st.store.read().await?;
+    load(&mut c, id, jar.get(BROWSER_COOKIE).map(|c| c.value()), None).await
+}
+
 /// Runs one step: the shared path of the API and the pages.
 pub async fn run_step(
     st: &AppState,
@@ -786,14 +796,7 @@ async fn get_flow(
     jar: CookieJar,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut c = st.store.read().await?;
-    let (row, flow) = load(
-        &mut c,
-        &id,
-        jar.get(BROWSER_COOKIE).map(|c| c.value()),
-        None,
-    )
-    .await?;
+    let (row, flow) = load_for_browser(&st, &jar, &id).await?;
     if flow.is_expired(st.now()) && !matches!(flow.state, LoginState::Done | LoginState::Failed) {
         return Err(FlowError::Expired.into());
     }

@@ -26,23 +26,17 @@ pub async fn sms(
     body: &str,
     now: i64,
 ) -> Result<bool, ApiError> {
-    let Some(phone) = person.phone.as_deref() else {
-        return Ok(false);
-    };
-    outbox::enqueue(
+    queue(
         c,
-        store.seal(),
-        &NewMessage {
-            person_id: Some(&person.id),
-            channel: "sms",
-            recipient: phone,
-            kind,
-            body,
-        },
+        store,
+        person,
+        "sms",
+        person.phone.as_deref(),
+        kind,
+        body,
         now,
     )
-    .await?;
-    Ok(true)
+    .await
 }
 
 /// Queues an email to the person's registered address (nothing without one).
@@ -54,7 +48,31 @@ pub async fn email(
     body: &str,
     now: i64,
 ) -> Result<bool, ApiError> {
-    let Some(to) = person.email.as_deref() else {
+    queue(
+        c,
+        store,
+        person,
+        "email",
+        person.email.as_deref(),
+        kind,
+        body,
+        now,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)] // the two callers above name what each one is
+async fn queue(
+    c: &mut impl Db,
+    store: &Store,
+    person: &Person,
+    channel: &str,
+    recipient: Option<&str>,
+    kind: &str,
+    body: &str,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let Some(recipient) = recipient else {
         return Ok(false);
     };
     outbox::enqueue(
@@ -62,8 +80,8 @@ pub async fn email(
         store.seal(),
         &NewMessage {
             person_id: Some(&person.id),
-            channel: "email",
-            recipient: to,
+            channel,
+            recipient,
             kind,
             body,
         },

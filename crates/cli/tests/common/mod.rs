@@ -1395,3 +1395,70 @@ pub fn assert_input_error(out: &Output, what: &str, needle: &str) {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The app
+// ---------------------------------------------------------------------------------------
+
+/// A person the app tests use: with a Norwegian mobile number, which the app needs.
+pub const APP_NIN: &str = "01019010046";
+/// The app PIN the tests' reference apps use.
+pub const APP_PIN: &str = "482916";
+
+/// Adds a person with the mobile number +4791234567 and [`PASSWORD`]; returns `person add`'s
+/// answer.
+pub fn add_app_person(segl: &Segl, nin: &str, name: &str) -> Value {
+    let p = segl.json_stdin(
+        &[
+            "person",
+            "add",
+            "--nin",
+            nin,
+            "--name",
+            name,
+            "--phone",
+            "+4791234567",
+            "--password-stdin",
+            "--json",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert_eq!(p["name"], name, "person add: {p}");
+    p
+}
+
+/// `segl person activation-code --nin NIN`: the letter's one-time code.
+pub fn activation_code(segl: &Segl, nin: &str) -> String {
+    let v = segl.json(&["person", "activation-code", "--nin", nin, "--json"]);
+    v["activation_code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("activation-code: {v}"))
+        .to_string()
+}
+
+/// `segl app activate` against `server` with [`APP_PIN`] on stdin (and the email's second
+/// code, if any).
+pub fn app_activate(
+    segl: &Segl,
+    server: &Server,
+    code: &str,
+    second: Option<&str>,
+    vault: &Path,
+) -> Output {
+    let issuer = server.issuer();
+    let mut args = vec![
+        "app",
+        "activate",
+        "--server",
+        &issuer,
+        "--code",
+        code,
+        "--vault",
+        vault.to_str().expect("utf-8 path"),
+        "--json",
+    ];
+    if let Some(s) = second {
+        args.extend_from_slice(&["--second-code", s]);
+    }
+    segl.cmd_stdin(&args, Some(&format!("{APP_PIN}\n")))
+}
