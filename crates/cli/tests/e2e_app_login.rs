@@ -21,6 +21,7 @@ backend_tests!(
     no_thats_not_me_ends_the_login_and_records_a_block_request,
     answers_are_checked_once_and_refused_precisely,
     the_animated_qr_code_is_fresh_for_seconds_only,
+    an_app_gets_at_most_three_requests_at_once,
 );
 
 const PIN: &str = APP_PIN;
@@ -689,4 +690,27 @@ async fn the_animated_qr_code_is_fresh_for_seconds_only(backend: Backend) {
     // Once answered the code shows nothing more.
     let r = b.get(&qr_url).await;
     assert_problem(&r, 409, "no_app_request");
+}
+
+async fn an_app_gets_at_most_three_requests_at_once(backend: Backend) {
+    let fx = AppFx::new(backend, "");
+    let mut flows = Vec::new();
+    for _ in 0..4 {
+        flows.push(fx.start_app_login(&[]).await);
+    }
+    // The fourth page looks like the others, but its request never reached the app.
+    let codes: Vec<&Value> = flows
+        .iter()
+        .map(|f| &f.3["app"]["verification_code"])
+        .collect();
+    assert!(codes.iter().all(|c| c.is_string()), "{codes:?}");
+    let waiting = pending(&fx).await;
+    assert_eq!(waiting.len(), 3, "{waiting:?}");
+    assert_eq!(fx.segl.audit_count("app.request_suppressed"), 1);
+    // Answering one makes room again.
+    let r = answer_raw(&fx, &waiting[0], "deny", json!({}), None).await;
+    r.expect_status(200);
+    let _fifth = fx.start_app_login(&[]).await;
+    assert_eq!(pending(&fx).await.len(), 3);
+    fx.segl.audit_ok();
 }

@@ -17,13 +17,18 @@ use segl_core::app::{UserVerification, qr_time_step, verification_code};
 use segl_core::flow::{AppAnswer, AppWait, FlowError, LoginFlow, LoginState};
 use segl_crypto::random::{random_bytes, random_token};
 use segl_store::apps::{self, AppRequest, RequestState};
+use segl_store::audit::{self, Event};
 use segl_store::db::Db;
+use serde_json::json;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::flow::{load_for_browser, person_of};
 use crate::i18n::Lang;
 use crate::push;
+
+/// Requests a device may have waiting at once.
+pub const MAX_PENDING_PER_APP: i64 = 3;
 
 /// Opens the request a flow in `app_pending` waits for: sent to the person's active app,
 /// or, without one, only recorded on the flow. Returns the app to push to.
@@ -47,6 +52,25 @@ pub(crate) async fn open_request(
         // Never beyond the flow's own end.
         expires_at: (now + policy.request_ttl_secs).min(flow.expires_at),
         qr_secret: random_token(32),
+    };
+    // Against push bombing: a device with this many requests waiting gets no more until
+    // some are answered or lapse. The page looks the same; the request just never arrives.
+    let device = match device {
+        Some(d) if apps::pending_count(tx, &d.app_id, now).await? >= MAX_PENDING_PER_APP => {
+            audit::append(
+                tx,
+                &Event {
+                    event: "app.request_suppressed",
+                    subject: Some(&d.person_id),
+                    client_id: Some(&flow.request.client_id),
+                    data: json!({"app_id": d.app_id, "pending": MAX_PENDING_PER_APP}),
+                },
+                now,
+            )
+            .await?;
+            None
+        }
+        d => d,
     };
     let mut pushed = None;
     if let (Some(person), Some(device)) = (person, device) {

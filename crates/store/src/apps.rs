@@ -322,6 +322,18 @@ pub async fn pending_for(c: &mut impl Db, app_id: &str, now: i64) -> Result<Vec<
         .await
 }
 
+/// How many requests wait for a device now (not answered, not lapsed).
+pub async fn pending_count(c: &mut impl Db, app_id: &str, now: i64) -> Result<i64> {
+    Ok(c
+        .fetch_optional(
+            "SELECT COUNT(*) FROM app_requests WHERE app_id = $1 AND state = 'pending' AND expires_at > $2",
+            &[app_id.into(), now.into()],
+            |r| r.int(0),
+        )
+        .await?
+        .unwrap_or(0))
+}
+
 /// An answer from a device, already checked against the device's key.
 #[derive(Clone, Copy, Debug)]
 pub struct Answer<'a> {
