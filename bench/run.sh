@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # segl's benchmarks: full logins/s against the Argon2id limit, refresh grants/s against
-# panva's oidc-provider and the disk's durable-write limit, and resident memory.
+# panva's oidc-provider and the disk's durable-write limit, and resident memory ("core");
+# the app (issue 3): push latency to the app, logins with the app per second against the
+# ECDSA and fsync limits, and idle app connections with memory per connection ("app").
 #
-#   bench/run.sh            # everything, RUNS=3 (about 10 minutes on 2 cores, plus any build)
-#   RUNS=5 bench/run.sh     # more runs; see the variables below for the other knobs
+#   bench/run.sh                # everything, RUNS=3 (about 10 + 10 minutes on 2 cores, plus any build)
+#   BENCHES=app bench/run.sh    # only the app section (BENCHES=core: only the first)
+#   RUNS=5 bench/run.sh         # more runs; see the variables below for the other knobs
 #
 # Load only ever goes to 127.0.0.1. Each benchmark runs RUNS times, interleaved with the
 # limit it is compared to, so both are measured in the same run on the same machine. The
@@ -25,6 +28,26 @@ IDLE_STARTS=${IDLE_STARTS:-5}
 BACKENDS=${BACKENDS:-"sqlite postgres"}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 REDIRECT_URI=http://127.0.0.1:9/cb
+BENCHES=${BENCHES:-"core app"}
+# The app section (SQLite): persons with an activated app each; the push latency at steady
+# login rates with APP_LAT_APPS apps connected; the most logins with the app per second with
+# APP_LOGIN_CONC in flight and every app connected; idle event streams opened in steps
+# (APP_CONN_STEPS; "max" is as many as the file-descriptor limit allows).
+APP_PEOPLE=${APP_PEOPLE:-1000}
+APP_LAT_APPS=${APP_LAT_APPS:-200}
+APP_LAT_RATES=${APP_LAT_RATES:-"50 200"}
+APP_LAT_SECS=${APP_LAT_SECS:-15}
+APP_LOGIN_CONC=${APP_LOGIN_CONC:-32}
+APP_LOGIN_SECS=${APP_LOGIN_SECS:-15}
+ECDSA_SECS=${ECDSA_SECS:-5}
+APP_CONN_STEPS=${APP_CONN_STEPS:-0,1000,5000,10000,15000,max}
+APP_IDLE_CPU_SECS=${APP_IDLE_CPU_SECS:-30}
+# Source addresses 127.0.0.1 … 127.0.0.N for the idle streams (about 28,000 ephemeral ports
+# each); only needed beyond that many connections.
+APP_SOURCE_IPS=${APP_SOURCE_IPS:-1}
+# Open files: one per connection in segl and in the load generator. Raised to the hard
+# limit, or to APP_NOFILE if the machine allows it.
+APP_NOFILE=${APP_NOFILE:-200000}
 
 WORK=$(mktemp -d /tmp/segl-bench.XXXXXX)
 OUT=$WORK/results.jsonl
@@ -116,7 +139,7 @@ pg_cpu() {
 log "building release binaries"
 wait_quiet
 (cd "$ROOT" && cargo build --release -q -p segl -p segl-loadgen)
-if [[ ! -d $ROOT/bench/peer/node_modules/oidc-provider ]]; then
+if [[ " $BENCHES " == *" core "* && ! -d $ROOT/bench/peer/node_modules/oidc-provider ]]; then
     log "installing the peer (npm ci)"
     (cd "$ROOT/bench/peer" && npm ci --no-audit --no-fund --loglevel=error)
 fi
@@ -128,7 +151,9 @@ wait_quiet
     echo "machine mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     echo "machine kernel=$(uname -r)"
     echo "machine disk=$(df -h "$WORK" | awk 'NR==2 {print $1" ("$2")"}')"
-    echo "tools $(rustc --version) / node $(node --version) / oidc-provider $(node -p "require('$ROOT/bench/peer/node_modules/oidc-provider/package.json').version") / $(psql --version | head -1)"
+    echo "tools $(rustc --version) / node $(node --version 2>/dev/null) / oidc-provider $(node -p "require('$ROOT/bench/peer/node_modules/oidc-provider/package.json').version" 2>/dev/null) / $(psql --version 2>/dev/null | head -1)"
+    # BENCH_COMMIT names the commit when the tree is not a git checkout (an exported copy).
+    echo "segl commit ${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- crates 2>/dev/null || echo ' (crates/ modified)')}"
     echo "segl argon2 config: $("$SEGL" --data-dir "$WORK/data-config" --json config show 2>/dev/null | jq -c '[.[] | select(.key | startswith("argon2")) | {(.key): .value}] | add' 2>/dev/null || echo '?')"
 } | tee "$WORK/machine.txt" >&2
 rm -rf "$WORK/data-config"
@@ -154,7 +179,9 @@ start_peer() {
     exit 1
 }
 
-for backend in $BACKENDS; do
+CORE_BACKENDS=$BACKENDS
+[[ " $BENCHES " == *" core "* ]] || CORE_BACKENDS=""
+for backend in $CORE_BACKENDS; do
     data=$WORK/data-$backend
     mkdir -p "$data"
     url=""
@@ -194,7 +221,7 @@ for backend in $BACKENDS; do
         # (PostgreSQL) the database server, each per login.
         read -r h0 o0 <<<"$(segl_cpu "$pid")"
         d0=$([[ $backend == postgres ]] && pg_cpu || echo 0)
-        line=$("$LG" logins --base "$BASE" --people "$WORK/people-$backend.json" --client-id "$client_id" \
+        line=$("$LG" logins --base "$BASE" --people "$WORK/people-$backend.json" --client-id="$client_id" \
             --client-secret="$client_secret" --redirect-uri "$REDIRECT_URI" \
             --concurrency "$LOGIN_CONC" --seconds "$LOGIN_SECS" --save-refresh "$rts" --server-pid "$pid")
         read -r h1 o1 <<<"$(segl_cpu "$pid")"
@@ -213,7 +240,7 @@ for backend in $BACKENDS; do
         first=$((first + conc))
         for i in $(seq 1 "$RUNS"); do
             wait_quiet
-            "$LG" refresh --token-url "$BASE/oauth2/token" --client-id "$client_id" \
+            "$LG" refresh --token-url "$BASE/oauth2/token" --client-id="$client_id" \
                 --client-secret="$client_secret" --tokens "$chains" \
                 --concurrency "$conc" --seconds "$REFRESH_SECS" --server-pid "$pid" | record "$backend" "$i"
             if [[ $backend == sqlite ]]; then
@@ -236,6 +263,55 @@ for backend in $BACKENDS; do
         PG_DB=""
     fi
 done
+
+# ---------------------------------------------------------------------------------------
+# The app (issue 3), on SQLite. Rows are tagged backend "app", so their fsync limit stays
+# apart from the refresh section's.
+if [[ " $BENCHES " == *" app "* ]]; then
+    data=$WORK/data-app
+    mkdir -p "$data"
+    # The activations complete at once instead of after an hour's security period.
+    printf '[policy.app]\nsecurity_period_secs = 1\n' >"$data/segl.toml"
+    if ulimit -n "$APP_NOFILE" 2>/dev/null; then :; else ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; fi
+    echo "app open files limit $(ulimit -n) (hard $(ulimit -Hn)); ephemeral ports $(tr '\t' - </proc/sys/net/ipv4/ip_local_port_range)" >>"$WORK/machine.txt"
+    start_segl "$data"
+    pid=$SERVER_PID
+    log "app: setup ($APP_PEOPLE persons, each with an app activated over HTTP)"
+    client=$("$LG" setup-apps --segl "$SEGL" --data-dir "$data" --base "$BASE" --people "$APP_PEOPLE" \
+        --out "$WORK/apps.json" --redirect-uri "$REDIRECT_URI")
+    jq -c '{bench: "app_setup", backend: "app", apps, cli_seconds, setup_seconds}' <<<"$client" | tee -a "$OUT" >&2
+    client_id=$(jq -r .client_id <<<"$client")
+    client_secret=$(jq -r .client_secret <<<"$client")
+    app_login_args=(--base "$BASE" --apps "$WORK/apps.json" --client-id="$client_id"
+        --client-secret="$client_secret" --redirect-uri "$REDIRECT_URI" --server-pid "$pid")
+    for i in $(seq 1 "$RUNS"); do
+        wait_quiet
+        "$LG" ecdsa --threads 2 --seconds "$ECDSA_SECS" | record app "$i"
+        # Push latency at steady rates: the method step's request to the app's event.
+        for rate in $APP_LAT_RATES; do
+            "$LG" app-logins "${app_login_args[@]}" --connect "$APP_LAT_APPS" --rate "$rate" \
+                --concurrency "$APP_LAT_APPS" --seconds "$APP_LAT_SECS" | record app "$i"
+        done
+        # The most logins with the app per second: every app connected, N in flight.
+        "$LG" app-logins "${app_login_args[@]}" --concurrency "$APP_LOGIN_CONC" \
+            --seconds "$APP_LOGIN_SECS" | record app "$i"
+        "$LG" fsync --dir "$data" --seconds "$FSYNC_SECS" | record app "$i"
+    done
+    memory "$pid" | jq -c '{bench: "memory_after_load", backend: "app"} + .' | tee -a "$OUT" >&2
+    stop_pid "$pid"
+    # Idle connections: a fresh segl each run, streams opened in steps, VmRSS at each.
+    for i in $(seq 1 "$RUNS"); do
+        wait_quiet
+        start_segl "$data"
+        sleep 2
+        log "app: idle event streams, run $i (segl pid $SERVER_PID)"
+        "$LG" app-idle --base "$BASE" --apps "$WORK/apps.json" --server-pid "$SERVER_PID" \
+            --steps "$APP_CONN_STEPS" --idle-cpu-secs "$APP_IDLE_CPU_SECS" \
+            --source-ips "$APP_SOURCE_IPS" | record app "$i"
+        stop_pid "$SERVER_PID"
+    done
+    echo "serve log app: $(wc -l <"$data/serve.log") lines, $(grep -ci 'error' "$data/serve.log" || true) mentioning error" >>"$WORK/machine.txt"
+fi
 
 python3 "$ROOT/bench/summarize.py" "$OUT" "$WORK/machine.txt" | tee "$WORK/tables.md"
 log "raw results: $OUT"

@@ -14,6 +14,9 @@ from collections import defaultdict
 LOGIN_GOAL = 0.85          # logins/s >= 85 % of Argon2id hashes/s
 REFRESH_GOAL = 5000.0      # refresh grants/s on SQLite
 IDLE_GOAL_BYTES = 40e6     # idle resident memory under 40 MB
+PUSH_P99_GOAL_MS = 50.0    # push latency to the app, p99
+APP_LOGIN_GOAL = 1000.0    # logins with the app per second (SQLite, 2 cores)
+CONN_GOAL_BYTES = 500e6    # 50,000 idle app connections under 500 MB resident
 
 
 def load(path):
@@ -60,7 +63,13 @@ def main():
             print(f.read().rstrip())
         print("```\n")
     backends = [b for b in ("sqlite", "postgres") if series(rows, "logins", b) or series(rows, "refresh", b)]
+    if backends:
+        core(rows, backends)
+    if any(r.get("backend") == "app" for r in rows):
+        app(rows)
 
+
+def core(rows, backends):
     print("### Full logins per second vs. the Argon2id limit\n")
     print("| backend | logins/s (runs) | median logins/s | p50 / p99 ms per login | segl CPU ms/login | machine busy cores | errors | "
           "Argon2id hashes/s, 2 threads (runs) | median hashes/s | ratio | goal >= 85 % |")
@@ -159,6 +168,122 @@ def main():
         a = mb(after[-1]["rss_kb"]) if after else "-"
         h = mb(max(r["hwm_kb"] for r in after)) if after else "-"
         print(f"| {name} | {runs} | {i} | {a} | {h} | {goal} |")
+
+
+
+def pick(rs, key):
+    return [r[key] for r in rs if r.get(key) is not None]
+
+
+def mdn(v, fmt="{:.1f}"):
+    return fmt.format(statistics.median(v)) if v else "-"
+
+
+def app(rows):
+    lg = series(rows, "app_logins", "app")
+    setup = series(rows, "app_setup", "app")
+    if setup:
+        s = setup[0]
+        print(f"Setup: {s['apps']} persons with an app each in {s['setup_seconds']} s "
+              f"({s['cli_seconds']} s of it in segl's CLI).\n")
+
+    print("### Push latency to the app (method step's request sent → the app has read the event)\n")
+    print("| logins started per second | apps connected | logins/s done (runs) | push p50 ms (runs) | push p99 ms (runs) "
+          "| median push p50 / p90 / p99 / max ms | login p50 / p99 ms | segl CPU ms/login | machine busy cores | errors | goal p99 < 50 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    rates = sorted({r["target_rate"] for r in lg if r.get("mode") == "rate"})
+    closed = [r for r in lg if r.get("mode") == "closed"]
+    for rate in rates:
+        rs = [r for r in lg if r.get("target_rate") == rate]
+        p99 = statistics.median(pick(rs, "push_p99_ms"))
+        errs = sum(r["errors"] for r in rs)
+        print(f"| {rate:g} | {rs[0]['apps_connected']} | {fmt_runs(rs)} "
+              f"| {', '.join(f'{x:.1f}' for x in pick(rs, 'push_p50_ms'))} "
+              f"| {', '.join(f'{x:.1f}' for x in pick(rs, 'push_p99_ms'))} "
+              f"| {mdn(pick(rs, 'push_p50_ms'))} / {mdn(pick(rs, 'push_p90_ms'))} / **{p99:.1f}** / {mdn(pick(rs, 'push_max_ms'))} "
+              f"| {mdn(pick(rs, 'p50_ms'))} / {mdn(pick(rs, 'p99_ms'))} | {cpu(rs)} | {busy(rs)} | {errs} "
+              f"| {yes(p99 < PUSH_P99_GOAL_MS)} |")
+    if closed:
+        rs = closed
+        p99 = statistics.median(pick(rs, "push_p99_ms"))
+        print(f"| (as many as possible, {rs[0]['concurrency']} in flight) | {rs[0]['apps_connected']} | {fmt_runs(rs)} "
+              f"| {', '.join(f'{x:.1f}' for x in pick(rs, 'push_p50_ms'))} "
+              f"| {', '.join(f'{x:.1f}' for x in pick(rs, 'push_p99_ms'))} "
+              f"| {mdn(pick(rs, 'push_p50_ms'))} / {mdn(pick(rs, 'push_p90_ms'))} / **{p99:.1f}** / {mdn(pick(rs, 'push_max_ms'))} "
+              f"| {mdn(pick(rs, 'p50_ms'))} / {mdn(pick(rs, 'p99_ms'))} | {cpu(rs)} | {busy(rs)} | {sum(r['errors'] for r in rs)} "
+              f"| (saturated) |")
+    print()
+
+    if closed:
+        ec, fs = series(rows, "ecdsa", "app"), series(rows, "fsync", "app")
+        m = med(closed)
+        print("### Logins with the app per second (SQLite), vs. the ECDSA and fsync limits\n")
+        print("| logins/s (runs) | median logins/s | p50 / p99 ms per login | segl CPU ms/login | load generator CPU ms/login "
+              "| machine busy cores | errors | 2 cores / segl CPU per login | goal >= 1,000/s |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        cpu_ms = statistics.median(pick(closed, "server_cpu_ms_per_op")) if pick(closed, "server_cpu_ms_per_op") else None
+        client = [1000 * r["client_cpu_s"] / r["count"] for r in closed if r.get("count") and "client_cpu_s" in r]
+        ceiling = f"{2000 / cpu_ms:.0f}/s" if cpu_ms else "-"
+        print(f"| {fmt_runs(closed)} | **{m:.1f}** | {med(closed, 'p50_ms'):.1f} / {med(closed, 'p99_ms'):.1f} "
+              f"| {cpu(closed)} | {mdn(client, '{:.2f}')} | {busy(closed)} | {sum(r['errors'] for r in closed)} "
+              f"| {ceiling} | {yes(m >= APP_LOGIN_GOAL)} |")
+        print()
+        print("| limit, measured in the same runs | runs | median | per app login | app logins/s at the limit | ratio |")
+        print("|---|---|---|---|---|---|")
+        if ec:
+            me = med(ec)
+            print(f"| ECDSA P-256 verifications/s, segl's check, 2 threads | {fmt_runs(ec)} | {me:.0f} | 2 | {me / 2:.0f} "
+                  f"| **{m / (me / 2):.1%}** |")
+        if fs:
+            mf = med(fs)
+            print(f"| 4 KiB append + fdatasync/s, one writer, same disk | {fmt_runs(fs)} | {mf:.0f} | 1 (the answer's own commit) "
+                  f"| {mf:.0f} | **{m / mf:.0%}** |")
+        print()
+        stages = defaultdict(list)
+        for r in closed:
+            for k, v in r.get("stage_mean_ms", {}).items():
+                stages[k].append(v)
+        if stages:
+            parts = ", ".join(f"{k[2:]} {statistics.median(v):.1f}" for k, v in sorted(stages.items()))
+            print(f"Mean time per step (ms, median over runs, {closed[0]['concurrency']} in flight): {parts}. "
+                  f"(push counts from before the method step's request.)  ")
+        kinds = defaultdict(int)
+        for r in lg:
+            for k, v in r.get("error_kinds", {}).items():
+                kinds[k] += v
+        if kinds:
+            print("Errors: " + "; ".join(f"`{k}` x{v}" for k, v in kinds.items()) + ".  ")
+        print()
+
+    idle = series(rows, "app_idle", "app")
+    if idle:
+        print("### Idle app connections held by one node, and segl's memory per connection\n")
+        steps = sorted({p["conns"] for r in idle for p in r["points"]})
+        print("| connections | " + " | ".join(f"{c:,}" for c in steps) + " |")
+        print("|---|" + "---|" * len(steps))
+        cells = []
+        for c in steps:
+            v = [p["rss_kb"] for r in idle for p in r["points"] if p["conns"] == c]
+            cells.append(f"{statistics.median(v) / 1024:.1f}" if v else "-")
+        print("| median VmRSS, MiB | " + " | ".join(cells) + " |")
+        cells = []
+        for c in steps:
+            v = [p["opened_per_s"] for r in idle for p in r["points"] if p["conns"] == c and p.get("opened_per_s")]
+            cells.append(f"{statistics.median(v):.0f}" if v else "-")
+        print("| streams opened per second (that step) | " + " | ".join(cells) + " |")
+        print()
+        slopes = pick(idle, "slope_bytes_per_conn")
+        ext = pick(idle, "extrapolated_50k_mb")
+        cpu10k = [r["idle_cpu"]["server_cores_per_10k"] for r in idle if r.get("idle_cpu")]
+        print("| runs | most connections held | slope, bytes per connection (runs) | median slope | VmRSS at 50,000, extrapolated "
+              "| segl CPU when idle, cores per 10,000 | fd limit (segl / loadgen) | errors | goal 50,000 < 500 MB |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        me = statistics.median(ext) if ext else float("nan")
+        print(f"| {len(idle)} | {min(r['max_conns'] for r in idle):,} | {', '.join(f'{x:,.0f}' for x in slopes)} "
+              f"| **{statistics.median(slopes):,.0f}** | **{me:,.0f} MB** | {mdn(cpu10k, '{:.3f}')} "
+              f"| {idle[0]['fd_limit_server']} / {idle[0]['fd_limit_loadgen']} | {sum(r['errors'] for r in idle)} "
+              f"| {yes(me * 1e6 < CONN_GOAL_BYTES)} |")
+        print()
 
 
 if __name__ == "__main__":

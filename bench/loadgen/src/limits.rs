@@ -127,3 +127,63 @@ pub fn fsync(a: &FsyncArgs) -> anyhow::Result<()> {
     println!("{}", crate::stats::summary("fsync", rec, elapsed, extra));
     Ok(())
 }
+
+#[derive(clap::Args)]
+pub struct EcdsaArgs {
+    /// Verifying threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// How long to verify.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+}
+
+/// ECDSA P-256 verifications per second with segl's own check of a signed device call
+/// (`segl_crypto::device::verify_request`: the stored key parsed, the signed bytes built,
+/// the signature verified), on N threads. An app login makes segl verify two signatures
+/// (the answer call's and the approval's), so half this rate is the most app logins per
+/// second the machine could verify if it did nothing else.
+pub fn ecdsa(a: &EcdsaArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(a.seconds);
+    let handles: Vec<_> = (0..a.threads.max(1))
+        .map(|_| {
+            std::thread::spawn(move || -> anyhow::Result<Vec<u64>> {
+                let key =
+                    segl_app::device::DeviceKey::generate().map_err(|e| anyhow::anyhow!("{e}"))?;
+                let public = key.public_key_bytes().to_vec();
+                let nonce = crate::random_token(18);
+                let request = segl_core::app::DeviceRequest {
+                    app_id: "123456789012",
+                    nonce: &nonce,
+                    method: "POST",
+                    path: "/api/v1/app/requests/abcdefghijklmnopqrstuvwx/answer",
+                    timestamp: crate::apps::unix_now(),
+                    body_sha256: [7; 32],
+                };
+                let sig = key
+                    .sign_request(&request)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    segl_crypto::device::verify_request(&public, &request, &sig)
+                        .map_err(|e| anyhow::anyhow!("verify: {e}"))?;
+                    lat.push(t.elapsed().as_micros() as u64);
+                }
+                Ok(lat)
+            })
+        })
+        .collect();
+    let mut rec = crate::stats::Record::default();
+    for h in handles {
+        let lat = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a verifying thread panicked"))??;
+        rec.latencies_us.extend(lat);
+    }
+    let elapsed = start.elapsed();
+    let extra = json!({"threads": a.threads, "what": "segl_crypto::device::verify_request"});
+    println!("{}", crate::stats::summary("ecdsa", rec, elapsed, extra));
+    Ok(())
+}

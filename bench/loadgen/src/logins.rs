@@ -62,23 +62,28 @@ pub struct LoginArgs {
 }
 
 struct Ctx {
-    http: reqwest::Client,
-    base: String,
-    client_id: String,
-    redirect_uri: String,
-    scope: String,
-    basic: String,
-    prompt_login: bool,
+    oidc: Oidc,
     want_refresh: bool,
 }
 
-/// Why a login failed: the stage, and a kind for counting.
-struct Fail {
-    kind: String,
-    detail: String,
+/// A client of segl's authorization endpoint and flow API: what each login needs.
+pub struct Oidc {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub basic: String,
+    pub prompt_login: bool,
 }
 
-fn fail(stage: &str, what: impl std::fmt::Display) -> Fail {
+/// Why a login failed: the stage, and a kind for counting.
+pub struct Fail {
+    pub kind: String,
+    pub detail: String,
+}
+
+pub fn fail(stage: &str, what: impl std::fmt::Display) -> Fail {
     let what = what.to_string();
     Fail {
         kind: format!("{stage}: {}", what.chars().take(60).collect::<String>()),
@@ -103,13 +108,15 @@ pub async fn run(a: LoginArgs) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(60))
         .build()?;
     let ctx = std::sync::Arc::new(Ctx {
-        http,
-        base: a.base.trim_end_matches('/').to_string(),
-        client_id: a.client_id.clone(),
-        redirect_uri: a.redirect_uri.clone(),
-        scope: a.scope.clone(),
-        basic: crate::basic_auth(&a.client_id, &a.client_secret),
-        prompt_login: a.prompt_login,
+        oidc: Oidc {
+            http,
+            base: a.base.trim_end_matches('/').to_string(),
+            client_id: a.client_id.clone(),
+            redirect_uri: a.redirect_uri.clone(),
+            scope: a.scope.clone(),
+            basic: crate::basic_auth(&a.client_id, &a.client_secret),
+            prompt_login: a.prompt_login,
+        },
         want_refresh: a.scope.split(' ').any(|s| s == "offline_access"),
     });
     // Worker w owns persons w, w+n, w+2n, …
@@ -195,7 +202,7 @@ fn flow_cookie(h: &HeaderMap) -> Option<String> {
 }
 
 /// One problem+json (or other) error response as a short kind.
-async fn problem(stage: &str, resp: reqwest::Response) -> Fail {
+pub async fn problem(stage: &str, resp: reqwest::Response) -> Fail {
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     let code = serde_json::from_str::<Value>(&body)
@@ -216,75 +223,191 @@ async fn problem(stage: &str, resp: reqwest::Response) -> Fail {
     }
 }
 
+/// A login flow that has been started: what its steps and its end need.
+pub struct Started {
+    /// `segl_flow=…`, sent with every step.
+    pub cookie: String,
+    /// `{base}/api/v1/flows/{id}`.
+    pub flow_url: String,
+    /// The flow view after the last step.
+    pub view: Value,
+    state: String,
+    verifier: String,
+}
+
+impl Oidc {
+    /// Steps 1 and 2: `GET /oauth2/authorize` (PKCE S256), then the flow view.
+    pub async fn start(&self, rec: &mut Record) -> Result<Started, Fail> {
+        let verifier = crate::random_token(32);
+        let challenge = data_encoding::BASE64URL_NOPAD.encode(&Sha256::digest(verifier.as_bytes()));
+        let state = crate::random_token(12);
+        let nonce = crate::random_token(12);
+        let mut q = vec![
+            ("response_type", "code"),
+            ("client_id", self.client_id.as_str()),
+            ("redirect_uri", self.redirect_uri.as_str()),
+            ("scope", self.scope.as_str()),
+            ("state", state.as_str()),
+            ("nonce", nonce.as_str()),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ];
+        if self.prompt_login {
+            q.push(("prompt", "login"));
+        }
+        let url = Url::parse_with_params(&format!("{}/oauth2/authorize", self.base), &q)
+            .map_err(|e| fail("authorize", e))?;
+
+        // 1. authorize
+        let t = Instant::now();
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| fail("authorize", e))?;
+        if !resp.status().is_redirection() {
+            return Err(problem("authorize", resp).await);
+        }
+        let cookie =
+            flow_cookie(resp.headers()).ok_or_else(|| fail("authorize", "no segl_flow cookie"))?;
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| fail("authorize", "no Location"))?;
+        let location = Url::parse(&self.base)
+            .and_then(|b| b.join(location))
+            .map_err(|e| fail("authorize", e))?;
+        let flow_id = location
+            .query_pairs()
+            .find(|(k, _)| k == "flow")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| fail("authorize", format!("no flow id in {location}")))?;
+        rec.stage("1_authorize", t.elapsed());
+        let cookie = format!("segl_flow={cookie}");
+        let flow_url = format!("{}/api/v1/flows/{flow_id}", self.base);
+
+        // 2. the flow view
+        let t = Instant::now();
+        let resp = self
+            .http
+            .get(&flow_url)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .map_err(|e| fail("flow", e))?;
+        if resp.status() != StatusCode::OK {
+            return Err(problem("flow", resp).await);
+        }
+        let view: Value = resp.json().await.map_err(|e| fail("flow", e))?;
+        rec.stage("2_flow", t.elapsed());
+        Ok(Started {
+            cookie,
+            flow_url,
+            view,
+            state,
+            verifier,
+        })
+    }
+
+    /// One step of the flow (`POST …/{step}` with the cookie and the CSRF token of the last
+    /// view); the new view replaces the old one. Its time is recorded as `stage`.
+    pub async fn step(
+        &self,
+        s: &mut Started,
+        step: &str,
+        stage: &'static str,
+        body: &Value,
+        rec: &mut Record,
+    ) -> Result<(), Fail> {
+        let csrf = s.view["csrf_token"].as_str().unwrap_or("").to_string();
+        let t = Instant::now();
+        let resp = self
+            .http
+            .post(format!("{}/{step}", s.flow_url))
+            .header("cookie", &s.cookie)
+            .header("x-csrf-token", csrf)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| fail(step, e))?;
+        if !resp.status().is_success() {
+            return Err(problem(step, resp).await);
+        }
+        s.view = resp.json().await.map_err(|e| fail(step, e))?;
+        rec.stage(stage, t.elapsed());
+        Ok(())
+    }
+
+    /// The end of a login: the flow is `done`; its redirect carries the code and the state,
+    /// which is exchanged at the token endpoint (client_secret_basic, code_verifier).
+    /// Returns the token response.
+    pub async fn finish(
+        &self,
+        s: &Started,
+        stage: &'static str,
+        rec: &mut Record,
+    ) -> Result<Value, Fail> {
+        let view = &s.view;
+        if view["state"] != "done" {
+            return Err(fail(
+                "flow",
+                format!("not done after the steps: {}", view["state"]),
+            ));
+        }
+        let redirect = view["redirect_to"]
+            .as_str()
+            .ok_or_else(|| fail("flow", "done without redirect_to"))?;
+        let redirect = Url::parse(redirect).map_err(|e| fail("flow", e))?;
+        let param = |name: &str| {
+            redirect
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        if let Some(err) = param("error") {
+            return Err(fail("flow", format!("redirected with error {err}")));
+        }
+        if param("state").as_deref() != Some(s.state.as_str()) {
+            return Err(fail("flow", "state does not round-trip"));
+        }
+        let code = param("code").ok_or_else(|| fail("flow", "no code in redirect_to"))?;
+
+        // token exchange
+        let t = Instant::now();
+        let resp = self
+            .http
+            .post(format!("{}/oauth2/token", self.base))
+            .header("authorization", &self.basic)
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", self.redirect_uri.as_str()),
+                ("code_verifier", s.verifier.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| fail("token", e))?;
+        if resp.status() != StatusCode::OK {
+            return Err(problem("token", resp).await);
+        }
+        let tokens: Value = resp.json().await.map_err(|e| fail("token", e))?;
+        rec.stage(stage, t.elapsed());
+        if !tokens["access_token"].is_string() || !tokens["id_token"].is_string() {
+            return Err(fail("token", "no access_token or id_token"));
+        }
+        Ok(tokens)
+    }
+}
+
 async fn login(ctx: &Ctx, p: &mut Person, rec: &mut Record) -> Result<Option<String>, Fail> {
-    let verifier = crate::random_token(32);
-    let challenge = data_encoding::BASE64URL_NOPAD.encode(&Sha256::digest(verifier.as_bytes()));
-    let state = crate::random_token(12);
-    let nonce = crate::random_token(12);
-    let mut q = vec![
-        ("response_type", "code"),
-        ("client_id", ctx.client_id.as_str()),
-        ("redirect_uri", ctx.redirect_uri.as_str()),
-        ("scope", ctx.scope.as_str()),
-        ("state", state.as_str()),
-        ("nonce", nonce.as_str()),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    if ctx.prompt_login {
-        q.push(("prompt", "login"));
-    }
-    let url = Url::parse_with_params(&format!("{}/oauth2/authorize", ctx.base), &q)
-        .map_err(|e| fail("authorize", e))?;
-
-    // 1. authorize
-    let t = Instant::now();
-    let resp = ctx
-        .http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| fail("authorize", e))?;
-    if !resp.status().is_redirection() {
-        return Err(problem("authorize", resp).await);
-    }
-    let cookie =
-        flow_cookie(resp.headers()).ok_or_else(|| fail("authorize", "no segl_flow cookie"))?;
-    let location = resp
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| fail("authorize", "no Location"))?;
-    let location = Url::parse(&ctx.base)
-        .and_then(|b| b.join(location))
-        .map_err(|e| fail("authorize", e))?;
-    let flow_id = location
-        .query_pairs()
-        .find(|(k, _)| k == "flow")
-        .map(|(_, v)| v.into_owned())
-        .ok_or_else(|| fail("authorize", format!("no flow id in {location}")))?;
-    rec.stage("1_authorize", t.elapsed());
-    let cookie = format!("segl_flow={cookie}");
-    let flow_url = format!("{}/api/v1/flows/{flow_id}", ctx.base);
-
-    // 2. the flow view
-    let t = Instant::now();
-    let resp = ctx
-        .http
-        .get(&flow_url)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .map_err(|e| fail("flow", e))?;
-    if resp.status() != StatusCode::OK {
-        return Err(problem("flow", resp).await);
-    }
-    let mut view: Value = resp.json().await.map_err(|e| fail("flow", e))?;
-    rec.stage("2_flow", t.elapsed());
+    let o = &ctx.oidc;
+    let mut s = o.start(rec).await?;
 
     // 3. the steps, as the flow asks for them
     for _ in 0..8 {
-        let state_now = view["state"].as_str().unwrap_or("").to_string();
+        let state_now = s.view["state"].as_str().unwrap_or("").to_string();
         let (step, stage, body) = match state_now.as_str() {
             "done" => break,
             "identify" => ("identify", "3_identify", json!({"nin": p.nin})),
@@ -300,72 +423,13 @@ async fn login(ctx: &Ctx, p: &mut Person, rec: &mut Record) -> Result<Option<Str
                 ("otp", "5_otp", json!({"otp": code}))
             }
             "password" => ("password", "6_password", json!({"password": p.password})),
-            other => return Err(fail("flow", format!("state {other}: {}", view["error"]))),
+            other => return Err(fail("flow", format!("state {other}: {}", s.view["error"]))),
         };
-        let csrf = view["csrf_token"].as_str().unwrap_or("").to_string();
-        let t = Instant::now();
-        let resp = ctx
-            .http
-            .post(format!("{flow_url}/{step}"))
-            .header("cookie", &cookie)
-            .header("x-csrf-token", csrf)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| fail(step, e))?;
-        if !resp.status().is_success() {
-            return Err(problem(step, resp).await);
-        }
-        view = resp.json().await.map_err(|e| fail(step, e))?;
-        rec.stage(stage, t.elapsed());
+        o.step(&mut s, step, stage, &body, rec).await?;
     }
-    if view["state"] != "done" {
-        return Err(fail(
-            "flow",
-            format!("not done after the steps: {}", view["state"]),
-        ));
-    }
-    let redirect = view["redirect_to"]
-        .as_str()
-        .ok_or_else(|| fail("flow", "done without redirect_to"))?;
-    let redirect = Url::parse(redirect).map_err(|e| fail("flow", e))?;
-    let param = |name: &str| {
-        redirect
-            .query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
-    if let Some(err) = param("error") {
-        return Err(fail("flow", format!("redirected with error {err}")));
-    }
-    if param("state").as_deref() != Some(state.as_str()) {
-        return Err(fail("flow", "state does not round-trip"));
-    }
-    let code = param("code").ok_or_else(|| fail("flow", "no code in redirect_to"))?;
 
     // 4. token exchange
-    let t = Instant::now();
-    let resp = ctx
-        .http
-        .post(format!("{}/oauth2/token", ctx.base))
-        .header("authorization", &ctx.basic)
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", ctx.redirect_uri.as_str()),
-            ("code_verifier", verifier.as_str()),
-        ])
-        .send()
-        .await
-        .map_err(|e| fail("token", e))?;
-    if resp.status() != StatusCode::OK {
-        return Err(problem("token", resp).await);
-    }
-    let tokens: Value = resp.json().await.map_err(|e| fail("token", e))?;
-    rec.stage("7_token", t.elapsed());
-    if !tokens["access_token"].is_string() || !tokens["id_token"].is_string() {
-        return Err(fail("token", "no access_token or id_token"));
-    }
+    let tokens = o.finish(&s, "7_token", rec).await?;
     let rt = tokens["refresh_token"].as_str().map(str::to_string);
     if ctx.want_refresh && rt.is_none() {
         return Err(fail(

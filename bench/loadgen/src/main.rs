@@ -9,12 +9,24 @@
 //! - `logins`: full logins through the flow API (authorize → identify → method → OTP →
 //!   password → token exchange), as a browser without a single sign-on session would.
 //! - `refresh`: refresh-token grants; each worker follows the rotation of one token chain.
+//! - `ecdsa`: ECDSA P-256 verifications per second with segl's check of a signed device call
+//!   (the CPU limit of logins with the app: each costs segl two verifications).
+//! - `setup-apps`: K persons with a mobile number, each with an app activated over HTTP
+//!   with a device key made here; writes `apps.json`.
+//! - `app-logins`: logins with the app (authorize → identify → method app → the app,
+//!   holding its event stream, approves with its PIN → collect → token exchange), at a
+//!   steady rate or with N in flight; also the push latency (method step to the app).
+//! - `app-idle`: idle app event streams held open in steps, with segl's resident memory at
+//!   each step (memory per connection).
 //!
 //! Each measuring subcommand prints one JSON line on stdout: count, seconds, rate, p50/p99
 //! latency (ms) and errors. Nothing here asserts on timing; the figures are for the report.
 //!
 //! The OTP codes are computed here (RFC 4226, HMAC-SHA-1), independently of segl's code.
 
+mod appidle;
+mod applogins;
+mod apps;
 mod hotp;
 mod limits;
 mod logins;
@@ -54,6 +66,14 @@ enum Cmd {
     Logins(logins::LoginArgs),
     /// Refresh-token grants per second, following rotation.
     Refresh(refresh::RefreshArgs),
+    /// ECDSA P-256 verifications per second (segl's device-call check).
+    Ecdsa(limits::EcdsaArgs),
+    /// Create persons with an activated app each (CLI and HTTP).
+    SetupApps(apps::SetupAppsArgs),
+    /// Logins with the app per second, and the push latency to the app.
+    AppLogins(applogins::AppLoginArgs),
+    /// Idle app connections and segl's memory per connection.
+    AppIdle(appidle::AppIdleArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +84,12 @@ fn main() -> ExitCode {
         Cmd::Setup(a) => setup::run(&a),
         Cmd::Logins(a) => runtime(cli.runtime_threads).and_then(|rt| rt.block_on(logins::run(a))),
         Cmd::Refresh(a) => runtime(cli.runtime_threads).and_then(|rt| rt.block_on(refresh::run(a))),
+        Cmd::Ecdsa(a) => limits::ecdsa(&a),
+        Cmd::SetupApps(a) => apps::setup(&a),
+        Cmd::AppLogins(a) => {
+            runtime(cli.runtime_threads).and_then(|rt| rt.block_on(applogins::run(a)))
+        }
+        Cmd::AppIdle(a) => runtime(cli.runtime_threads).and_then(|rt| rt.block_on(appidle::run(a))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
