@@ -83,6 +83,21 @@ impl AppFx {
         segl_app::vault::Vault::unlock(&self.vault, PIN).expect("unlock the vault")
     }
 
+    /// The verified ID token claims of a login that ended at `redirect_to`.
+    async fn claims_after(
+        &self,
+        client: &OidcClient,
+        start: AuthStart,
+        redirect_to: &str,
+    ) -> Value {
+        let code = code_from(redirect_to, &self.rp, &start, &self.server.issuer());
+        let tokens = exchange(client, code, start.verifier).await;
+        let id_token = openidconnect::TokenResponse::id_token(&tokens)
+            .expect("an ID token")
+            .to_string();
+        verified_claims(client, &id_token, &start.nonce)
+    }
+
     /// Starts a login in a new browser and chooses the app: the flow in `app_pending`.
     async fn start_app_login(
         &self,
@@ -233,15 +248,7 @@ async fn the_app_approves_a_login_pushed_to_it(backend: Backend) {
     let done = r.json();
     assert_eq!(done["state"], "done", "{done}");
     let redirect_to = done["redirect_to"].as_str().unwrap();
-    let code = code_from(redirect_to, &fx.rp, &start, &fx.server.issuer());
-    let tokens = exchange(&client, code, start.verifier).await;
-    let claims = verified_claims(
-        &client,
-        &openidconnect::TokenResponse::id_token(&tokens)
-            .expect("an ID token")
-            .to_string(),
-        &start.nonce,
-    );
+    let claims = fx.claims_after(&client, start, redirect_to).await;
     assert_eq!(claims["amr"], json!(["swk", "pin", "mfa"]), "{claims}");
     assert_eq!(
         claims["acr"], "http://eidas.europa.eu/LoA/substantial",
@@ -307,20 +314,9 @@ async fn without_user_verification_the_password_follows(backend: Backend) {
     let v = r.json();
     assert_eq!(v["state"], "password", "{v}");
     let done = b.password_ok(&v, PASSWORD).await;
-    let code = code_from(
-        done["redirect_to"].as_str().unwrap(),
-        &fx.rp,
-        &start,
-        &fx.server.issuer(),
-    );
-    let tokens = exchange(&client, code, start.verifier).await;
-    let claims = verified_claims(
-        &client,
-        &openidconnect::TokenResponse::id_token(&tokens)
-            .unwrap()
-            .to_string(),
-        &start.nonce,
-    );
+    let claims = fx
+        .claims_after(&client, start, done["redirect_to"].as_str().unwrap())
+        .await;
     assert_eq!(claims["amr"], json!(["swk", "pwd", "mfa"]), "{claims}");
     assert_eq!(claims["acr"], "http://eidas.europa.eu/LoA/high", "{claims}");
 
@@ -332,20 +328,9 @@ async fn without_user_verification_the_password_follows(backend: Backend) {
     let v = collect(&mut b, &flow).await.json();
     assert_eq!(v["state"], "password", "{v}");
     let done = b.password_ok(&v, PASSWORD).await;
-    let code = code_from(
-        done["redirect_to"].as_str().unwrap(),
-        &fx.rp,
-        &start,
-        &fx.server.issuer(),
-    );
-    let tokens = exchange(&client, code, start.verifier).await;
-    let claims = verified_claims(
-        &client,
-        &openidconnect::TokenResponse::id_token(&tokens)
-            .unwrap()
-            .to_string(),
-        &start.nonce,
-    );
+    let claims = fx
+        .claims_after(&client, start, done["redirect_to"].as_str().unwrap())
+        .await;
     assert_eq!(
         claims["amr"],
         json!(["swk", "pin", "pwd", "mfa"]),

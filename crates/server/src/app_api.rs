@@ -257,21 +257,30 @@ impl Refused {
     /// Records a refused call from a known app, in a transaction of its own.
     async fn recorded(self, st: &AppState) -> ApiError {
         if let Some((device, reason)) = &self.audit {
-            let event = Event {
-                event: "app.auth_failure",
-                subject: Some(&device.person_id),
-                client_id: None,
-                data: json!({"app_id": device.app_id, "reason": reason}),
-            };
-            let written = match st.store.conn().await {
-                Ok(mut c) => audit::append(&mut c, &event, st.now()).await.map(drop),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = written {
-                tracing::error!(error = %e, "cannot record a refused device call");
-            }
+            audit_apart(
+                st,
+                &Event {
+                    event: "app.auth_failure",
+                    subject: Some(&device.person_id),
+                    client_id: None,
+                    data: json!({"app_id": device.app_id, "reason": reason}),
+                },
+            )
+            .await;
         }
         self.error
+    }
+}
+
+/// Records a refusal in a transaction of its own, once the refused call's connection is
+/// let go (on SQLite there is one). A failure to record is logged: the refusal stands.
+async fn audit_apart(st: &AppState, event: &Event<'_>) {
+    let written = match st.store.conn().await {
+        Ok(mut c) => audit::append(&mut c, event, st.now()).await.map(drop),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        tracing::error!(error = %e, event = event.event, "cannot record a refused device call");
     }
 }
 
@@ -816,6 +825,31 @@ impl From<segl_store::StoreError> for Refusal {
     }
 }
 
+fn device_inactive(d: &AppDevice) -> Refusal {
+    Refusal {
+        error: inactive(d),
+        reason: Some("device_inactive"),
+    }
+}
+
+fn unknown_request() -> Refusal {
+    refuse(
+        StatusCode::NOT_FOUND,
+        "request_unknown",
+        "unknown_request",
+        "no request has this id",
+    )
+}
+
+fn wrong_device() -> Refusal {
+    refuse(
+        StatusCode::FORBIDDEN,
+        "request_not_for_this_app",
+        "wrong_device",
+        "this request was sent to another app",
+    )
+}
+
 fn refuse(status: StatusCode, code: &'static str, reason: &'static str, detail: &str) -> Refusal {
     Refusal {
         error: ApiError::problem(status, code, detail.to_string()),
@@ -858,19 +892,16 @@ async fn answer(
         Err(r) => {
             drop(tx);
             if let Some(reason) = r.reason {
-                let event = Event {
-                    event: "app.answer_refused",
-                    subject: Some(&device.person_id),
-                    client_id: None,
-                    data: json!({"app_id": device.app_id, "request_id": id, "reason": reason}),
-                };
-                let written = match st.store.conn().await {
-                    Ok(mut c) => audit::append(&mut c, &event, now).await.map(drop),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = written {
-                    tracing::error!(error = %e, "cannot record a refused app answer");
-                }
+                audit_apart(
+                    &st,
+                    &Event {
+                        event: "app.answer_refused",
+                        subject: Some(&device.person_id),
+                        client_id: None,
+                        data: json!({"app_id": device.app_id, "request_id": id, "reason": reason}),
+                    },
+                )
+                .await;
             }
             Err(r.error)
         }
@@ -904,26 +935,13 @@ async fn record_answer(
         ));
     }
     if device.state != AppDeviceState::Active {
-        return Err(Refusal {
-            error: inactive(device),
-            reason: Some("device_inactive"),
-        });
+        return Err(device_inactive(device));
     }
     let Some(q) = apps::request(tx, id).await? else {
-        return Err(refuse(
-            StatusCode::NOT_FOUND,
-            "request_unknown",
-            "unknown_request",
-            "no request has this id",
-        ));
+        return Err(unknown_request());
     };
     if q.app_id != device.app_id {
-        return Err(refuse(
-            StatusCode::FORBIDDEN,
-            "request_not_for_this_app",
-            "wrong_device",
-            "this request was sent to another app",
-        ));
+        return Err(wrong_device());
     }
     let signature = data_encoding::BASE64URL_NOPAD
         .decode(b.signature.as_bytes())
@@ -986,26 +1004,13 @@ async fn record_answer(
             ));
         }
         apps::Decided::WrongDevice => {
-            return Err(refuse(
-                StatusCode::FORBIDDEN,
-                "request_not_for_this_app",
-                "wrong_device",
-                "this request was sent to another app",
-            ));
+            return Err(wrong_device());
         }
         apps::Decided::DeviceInactive => {
-            return Err(Refusal {
-                error: inactive(device),
-                reason: Some("device_inactive"),
-            });
+            return Err(device_inactive(device));
         }
         apps::Decided::Unknown => {
-            return Err(refuse(
-                StatusCode::NOT_FOUND,
-                "request_unknown",
-                "unknown_request",
-                "no request has this id",
-            ));
+            return Err(unknown_request());
         }
     };
     let denied = b.decision == Decision::Deny;
