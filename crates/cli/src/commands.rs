@@ -34,6 +34,8 @@ pub struct Opened {
     pub store: Store,
     /// The data directory.
     pub dir: PathBuf,
+    /// The CA and its key store.
+    pub pki: segl_server::ca::Pki,
 }
 
 fn now() -> i64 {
@@ -71,10 +73,20 @@ pub async fn open(g: &Global) -> Result<Opened, CliError> {
     let store = Store::open(&url, seal)
         .await
         .map_err(|e| fail(format!("database: {e}")))?;
+    let base = cfg
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", cfg.listen));
+    let pki = crate::pki::open_pki(&cfg, &dir, &base)?;
+    // The CA hierarchy exists from the first command on, as the token keys do.
+    pki.ensure_hierarchy(&store, now())
+        .await
+        .map_err(|e| fail(format!("CA: {e}")))?;
     Ok(Opened {
         config: cfg,
         store,
         dir,
+        pki,
     })
 }
 
@@ -149,6 +161,22 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
         let demo = segl_server::demo::seed(&store, &state.hasher, &issuer, now())
             .await
             .map_err(fail)?;
+        // Demo people have active eIDs, so they get certificates like anyone else.
+        let mut c = store.conn().await.map_err(fail)?;
+        let mut ids = Vec::new();
+        for p in &demo.people {
+            if let Some(person) = persons::by_nin(&mut *c, &p.nin).await.map_err(fail)? {
+                ids.push(person.id);
+            }
+        }
+        drop(c);
+        for id in ids {
+            opened
+                .pki
+                .ensure_person_certificate(&store, &id, now())
+                .await
+                .map_err(|e| fail(format!("demo certificates: {e}")))?;
+        }
         state.demo = Some(std::sync::Arc::new(demo));
     }
     let outbox_dir = cfg
@@ -158,6 +186,18 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
     segl_server::notify::spawn_file_worker(store.clone(), outbox_dir, now);
     // Pushes from the other nodes (PostgreSQL); nothing to listen to on SQLite.
     state.push.start_listener();
+    // The CA's certificates and OCSP answers point at the issuer URL now known.
+    let mut pki = opened.pki.clone();
+    if cfg.pki.base_url.is_none() {
+        let mut s = (*pki.settings).clone();
+        s.urls.base = issuer.clone();
+        pki.settings = std::sync::Arc::new(s);
+    }
+    let service = segl_server::pki_http::PkiService::load(pki, &store)
+        .await
+        .map_err(|e| fail(format!("CA: {e}")))?;
+    state.pki = Some(std::sync::Arc::new(service));
+    segl_server::pki_http::spawn_tasks(&state);
     let push = state.push.clone();
     let app = segl_server::router(state);
 
@@ -177,6 +217,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
     println!("  issuer:    {issuer}");
     println!("  discovery: {issuer}/.well-known/openid-configuration");
     println!("  health:    {issuer}/healthz   metrics: {issuer}/metrics");
+    println!("  PKI:       {issuer}/pki/ca/root.pem   OCSP: {issuer}/pki/ocsp");
     if a.demo {
         println!();
         println!("  *** DEMO MODE: seeded demo people, code devices and a demo client. ***");
@@ -527,10 +568,14 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
             )
             .await?;
             tx.commit().await.map_err(fail)?;
+            let cert = crate::pki::certify(&o, &p.id).await?;
             if g.json {
-                print_json(&json!({"changed": true}));
+                print_json(&json!({"changed": true, "certificate": cert}));
             } else {
                 println!("password set");
+                if let Some(c) = cert {
+                    println!("the eID is active: certificate {c} issued");
+                }
             }
         }
         PersonCmd::UnlockPassword { nin } => {
@@ -689,10 +734,14 @@ pub async fn token(g: &Global, cmd: TokenCmd) -> Result<ExitCode, CliError> {
             )
             .await?;
             tx.commit().await.map_err(fail)?;
+            let cert = crate::pki::certify(&o, &p.id).await?;
             if g.json {
-                print_json(&json!({"serial": serial, "nin": nin.as_str()}));
+                print_json(&json!({"serial": serial, "nin": nin.as_str(), "certificate": cert}));
             } else {
                 println!("code device {serial} assigned");
+                if let Some(c) = cert {
+                    println!("the eID is active: certificate {c} issued");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -1222,6 +1271,12 @@ pub async fn config(g: &Global, cmd: ConfigCmd) -> Result<ExitCode, CliError> {
         sources.insert("database_url".into(), Source::Flag);
     }
     cfg.validate()?;
+    // Secrets are shown as set or not, never their value.
+    for secret in [&mut cfg.pki.master_key, &mut cfg.pki.pkcs11_pin] {
+        if secret.is_some() {
+            *secret = Some("(set, not shown)".into());
+        }
+    }
     let mut flat = Vec::new();
     flatten("", &serde_json::to_value(&cfg).map_err(fail)?, &mut flat);
     if g.json {

@@ -38,6 +38,88 @@ pub struct Config {
     /// Where the file transport writes SMS, email and letters (default: `outbox` in the
     /// data directory).
     pub outbox_dir: Option<PathBuf>,
+    /// The CA: key store, names, lifetimes.
+    pub pki: PkiConfig,
+}
+
+/// `[pki]`: segl's CA.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PkiConfig {
+    /// Where CA and person keys live: `software` (sealed under the master key) or `pkcs11`.
+    pub key_store: String,
+    /// The software store's master key, 32 bytes in base64 (best set as
+    /// `SEGL_PKI__MASTER_KEY`); default: the file `ca-master.key` in the data directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<String>,
+    /// The PKCS#11 module.
+    pub pkcs11_module: PathBuf,
+    /// The PKCS#11 token's label.
+    pub pkcs11_token: String,
+    /// The token's user PIN (set it as `SEGL_PKI__PKCS11_PIN`, not in the file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkcs11_pin: Option<String>,
+    /// Published base URL of certificates, CRLs and OCSP; default: the issuer.
+    pub base_url: Option<String>,
+    /// The organisation named in CA certificates.
+    pub organization: String,
+    /// The certificate policy OID in every certificate below the root.
+    pub policy_oid: String,
+    /// Lifetime of a person certificate, days.
+    pub person_cert_days: i64,
+    /// A CRL's validity (nextUpdate − thisUpdate), seconds; a new CRL is made at half of it
+    /// and on every revocation.
+    pub crl_validity_secs: i64,
+    /// A pre-signed OCSP response's validity, seconds; it is signed again at half of it.
+    pub ocsp_validity_secs: i64,
+}
+
+impl Default for PkiConfig {
+    fn default() -> Self {
+        PkiConfig {
+            key_store: "software".into(),
+            master_key: None,
+            pkcs11_module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+            pkcs11_token: "segl".into(),
+            pkcs11_pin: None,
+            base_url: None,
+            organization: "segl".into(),
+            policy_oid: segl_pki::profile::DEFAULT_POLICY_OID.into(),
+            person_cert_days: 4 * 365,
+            crl_validity_secs: 24 * 3600,
+            ocsp_validity_secs: 3600,
+        }
+    }
+}
+
+impl PkiConfig {
+    fn validate(&self) -> Result<(), CliError> {
+        let bad = |m: &str| Err(CliError::Input(format!("pki.{m}")));
+        if !matches!(self.key_store.as_str(), "software" | "pkcs11") {
+            return bad("key_store must be 'software' or 'pkcs11'");
+        }
+        if self.key_store == "pkcs11" && self.pkcs11_pin.is_none() {
+            return bad(
+                "pkcs11_pin is needed with key_store = 'pkcs11' (set SEGL_PKI__PKCS11_PIN)",
+            );
+        }
+        if let Some(u) = &self.base_url {
+            validate_issuer(u).map_err(|e| CliError::Input(format!("pki.base_url: {e}")))?;
+        }
+        if segl_pki::profile::policy_oid(&self.policy_oid).is_err() {
+            return bad("policy_oid is not a dotted object identifier");
+        }
+        if !(1..=20 * 365).contains(&self.person_cert_days) {
+            return bad("person_cert_days must be between 1 and 7300");
+        }
+        if !(300..=30 * 86400).contains(&self.crl_validity_secs) {
+            return bad("crl_validity_secs must be between 300 and 2592000");
+        }
+        if !(60..=7 * 86400).contains(&self.ocsp_validity_secs) {
+            return bad("ocsp_validity_secs must be between 60 and 604800");
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -52,6 +134,7 @@ impl Default for Config {
             argon2: Argon2Params::default(),
             policy: Policy::default(),
             outbox_dir: None,
+            pki: PkiConfig::default(),
         }
     }
 }
@@ -176,7 +259,7 @@ impl Config {
             .map_err(|e| CliError::Input(format!("policy: {e}")))?;
         segl_crypto::password::PasswordHasher::new(self.argon2)
             .map_err(|e| CliError::Input(format!("argon2: {e}")))?;
-        Ok(())
+        self.pki.validate()
     }
 }
 

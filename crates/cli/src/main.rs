@@ -8,6 +8,7 @@
 mod app;
 mod commands;
 mod config;
+mod pki;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -99,6 +100,12 @@ enum Command {
     /// The reference app: a device key under a PIN, as a phone holds it.
     #[command(subcommand)]
     App(app::AppCmd),
+    /// The CA hierarchy: create, list, export.
+    #[command(subcommand)]
+    Ca(pki::CaCmd),
+    /// Person certificates: list, issue, revoke.
+    #[command(subcommand)]
+    Cert(pki::CertCmd),
 }
 
 fn main() -> ExitCode {
@@ -123,6 +130,8 @@ fn main() -> ExitCode {
             Command::Audit(c) => commands::audit(&cli.global, c).await,
             Command::Config(c) => commands::config(&cli.global, c).await,
             Command::App(c) => app::app(&cli.global, c).await,
+            Command::Ca(c) => pki::ca(&cli.global, c).await,
+            Command::Cert(c) => pki::cert(&cli.global, c).await,
         }
     });
     match result {

@@ -15,6 +15,7 @@
 pub mod activation_page;
 pub mod app_api;
 pub mod app_login;
+pub mod ca;
 pub mod demo;
 pub mod error;
 pub mod flow;
@@ -24,6 +25,7 @@ pub mod notify;
 pub mod oidc;
 pub mod ops;
 pub mod pages;
+pub mod pki_http;
 pub mod push;
 
 use std::sync::Arc;
@@ -69,6 +71,8 @@ pub struct AppState {
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// Wakes apps and browsers waiting for news, across nodes on PostgreSQL.
     pub push: push::Hub,
+    /// The CA's published side (OCSP, CRLs), when serving.
+    pub pki: Option<Arc<pki_http::PkiService>>,
 }
 
 impl AppState {
@@ -90,6 +94,7 @@ impl AppState {
             metrics: Arc::new(ops::Metrics::new()),
             demo: None,
             clock: Arc::new(system_now),
+            pki: None,
         }
     }
 
@@ -114,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .merge(app_api::routes())
         .merge(activation_page::routes())
         .merge(pages::routes())
+        .merge(pki_http::routes())
         .merge(ops::routes());
     if state.demo.is_some() {
         app = app.merge(demo::routes());

@@ -28,6 +28,8 @@ pub enum Arg<'a> {
     NullInt,
     /// SQL NULL in a text column.
     NullText,
+    /// SQL NULL in a blob column.
+    NullBlob,
 }
 
 impl From<i64> for Arg<'_> {
@@ -68,7 +70,7 @@ impl rusqlite::ToSql for Arg<'_> {
             Arg::Int(v) => ValueRef::Integer(v),
             Arg::Text(v) => ValueRef::Text(v.as_bytes()),
             Arg::Blob(v) => ValueRef::Blob(v),
-            Arg::NullInt | Arg::NullText => ValueRef::Null,
+            Arg::NullInt | Arg::NullText | Arg::NullBlob => ValueRef::Null,
         }))
     }
 }
@@ -85,6 +87,8 @@ pub trait Get {
     fn opt_text(&self, i: usize) -> Result<Option<String>>;
     /// A blob column.
     fn blob(&self, i: usize) -> Result<Vec<u8>>;
+    /// A nullable blob column.
+    fn opt_blob(&self, i: usize) -> Result<Option<Vec<u8>>>;
 }
 
 /// Turns a row into a value.
@@ -125,6 +129,7 @@ fn sqlx_query<'q>(
             Arg::Blob(v) => q.bind(v.to_vec()),
             Arg::NullInt => q.bind(Option::<i64>::None),
             Arg::NullText => q.bind(Option::<String>::None),
+            Arg::NullBlob => q.bind(Option::<Vec<u8>>::None),
         };
     }
     q
@@ -147,6 +152,9 @@ macro_rules! get_by {
                 Ok(self.$get(i)?)
             }
             fn blob(&self, i: usize) -> Result<Vec<u8>> {
+                Ok(self.$get(i)?)
+            }
+            fn opt_blob(&self, i: usize) -> Result<Option<Vec<u8>>> {
                 Ok(self.$get(i)?)
             }
         }

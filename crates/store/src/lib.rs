@@ -21,6 +21,7 @@ pub mod flows;
 pub mod grants;
 pub mod outbox;
 pub mod persons;
+pub mod pki;
 mod writer;
 
 use std::borrow::Cow;
@@ -153,6 +154,7 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 "outbox",
                 include_str!("../migrations/sqlite/0005_outbox.sql"),
             ),
+            (6, "pki", include_str!("../migrations/sqlite/0006_pki.sql")),
         ],
         Backend::Postgres => &[
             (
@@ -179,6 +181,11 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 5,
                 "outbox",
                 include_str!("../migrations/postgres/0005_outbox.sql"),
+            ),
+            (
+                6,
+                "pki",
+                include_str!("../migrations/postgres/0006_pki.sql"),
             ),
         ],
     };

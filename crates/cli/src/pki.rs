@@ -1,0 +1,314 @@
+//! `segl ca …` and `segl cert …`: the CA hierarchy and the certificates it issued.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Subcommand;
+use segl_crypto::keystore::{KeyStore, Pkcs11KeyStore, SoftwareKeyStore};
+use segl_crypto::seal::SealKey;
+use segl_pki::RevocationReason;
+use segl_pki::profile;
+use segl_server::ca::{Pki, PkiSettings};
+use segl_store::{persons, pki as rows};
+use serde_json::json;
+
+use crate::commands::{Opened, open, print_json};
+use crate::config::Config;
+use crate::{CliError, Global};
+
+fn fail(e: impl std::fmt::Display) -> CliError {
+    CliError::Failure(e.to_string())
+}
+
+fn now() -> i64 {
+    segl_server::system_now()
+}
+
+/// Opens the configured key store and the CA's settings.
+pub fn open_pki(cfg: &Config, dir: &Path, issuer: &str) -> Result<Pki, CliError> {
+    let p = &cfg.pki;
+    let keys: Arc<dyn KeyStore> = match p.key_store.as_str() {
+        "pkcs11" => {
+            let pin = p.pkcs11_pin.as_deref().unwrap_or_default();
+            Arc::new(
+                Pkcs11KeyStore::open(&p.pkcs11_module, &p.pkcs11_token, pin)
+                    .map_err(|e| fail(format!("PKCS#11 key store: {e}")))?,
+            )
+        }
+        _ => {
+            let master = match &p.master_key {
+                Some(b64) => {
+                    let bytes = data_encoding::BASE64
+                        .decode(b64.trim().as_bytes())
+                        .map_err(|_| CliError::Input("pki.master_key is not base64".into()))?;
+                    SealKey::from_bytes(&bytes)
+                        .map_err(|e| CliError::Input(format!("pki.master_key: {e}")))?
+                }
+                None => SealKey::load_or_create(&dir.join("ca-master.key"))
+                    .map_err(|e| fail(format!("CA master key: {e}")))?,
+            };
+            Arc::new(SoftwareKeyStore::new(master))
+        }
+    };
+    let mut settings = PkiSettings::new(p.base_url.as_deref().unwrap_or(issuer));
+    settings.urls.policy = p.policy_oid.clone();
+    settings.organization = p.organization.clone();
+    settings.person_cert_days = p.person_cert_days;
+    settings.crl_validity_secs = p.crl_validity_secs;
+    settings.ocsp_validity_secs = p.ocsp_validity_secs;
+    Ok(Pki {
+        keys,
+        settings: Arc::new(settings),
+    })
+}
+
+/// Issues the person's certificate if their eID just became active; the serial if so.
+pub async fn certify(o: &Opened, person_id: &str) -> Result<Option<String>, CliError> {
+    let cert = o
+        .pki
+        .ensure_person_certificate(&o.store, person_id, now())
+        .await
+        .map_err(|e| fail(format!("issuing the certificate: {e}")))?;
+    Ok(cert.map(|c| c.serial))
+}
+
+/// `segl ca …`
+#[derive(Subcommand, Debug)]
+pub enum CaCmd {
+    /// Create what is missing of the hierarchy (root, persons CA, OCSP signer) and list it.
+    /// Every command does this on a new data directory; this one says what it did.
+    Init,
+    /// List the CAs.
+    List,
+    /// Print a CA certificate as PEM (root, persons, persons-ocsp).
+    Export {
+        /// The CA's name.
+        name: String,
+    },
+}
+
+/// `segl cert …`
+#[derive(Subcommand, Debug)]
+pub enum CertCmd {
+    /// List certificates with serial, status and PEM.
+    List {
+        /// Only this person's.
+        #[arg(long)]
+        nin: Option<String>,
+    },
+    /// Issue a certificate for a person whose eID is active (renewal when one exists).
+    Issue {
+        /// National identity number.
+        #[arg(long)]
+        nin: String,
+    },
+    /// Revoke a certificate; the CRL is regenerated and OCSP answers `revoked` within seconds.
+    Revoke {
+        /// Serial (hex, as `segl cert list` shows it).
+        #[arg(long)]
+        serial: String,
+        /// unspecified, key-compromise, affiliation-changed, superseded,
+        /// cessation-of-operation, certificate-hold, privilege-withdrawn.
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
+}
+
+pub async fn ca(g: &Global, cmd: CaCmd) -> Result<ExitCode, CliError> {
+    let o = open(g).await?;
+    match cmd {
+        CaCmd::Init => {
+            let created = o
+                .pki
+                .ensure_hierarchy(&o.store, now())
+                .await
+                .map_err(fail)?;
+            if !g.json {
+                if created.is_empty() {
+                    println!("the CA hierarchy exists; nothing created");
+                } else {
+                    println!("created: {}", created.join(", "));
+                }
+            }
+            list_cas(g, &o).await
+        }
+        CaCmd::List => list_cas(g, &o).await,
+        CaCmd::Export { name } => {
+            let mut c = o.store.conn().await.map_err(fail)?;
+            let ca = rows::ca(&mut *c, &name)
+                .await
+                .map_err(fail)?
+                .ok_or_else(|| CliError::Input(format!("no CA named '{name}'")))?;
+            print!("{}", profile::to_pem(&ca.cert_der).map_err(fail)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn list_cas(g: &Global, o: &Opened) -> Result<ExitCode, CliError> {
+    let mut c = o.store.conn().await.map_err(fail)?;
+    let mut out = Vec::new();
+    for ca in rows::cas(&mut *c).await.map_err(fail)? {
+        let s = profile::summary(&ca.cert_der).map_err(fail)?;
+        out.push(json!({
+            "name": ca.name,
+            "subject": s.subject,
+            "serial": s.serial_hex,
+            "not_after": s.not_after.unix_timestamp(),
+            "key_store": ca.key_store,
+            "pem": profile::to_pem(&ca.cert_der).map_err(fail)?,
+        }));
+        if !g.json {
+            println!(
+                "{:<14} {}  (until {}, key: {})",
+                ca.name,
+                s.subject,
+                s.not_after.date(),
+                ca.key_store
+            );
+        }
+    }
+    if g.json {
+        print_json(&json!(out));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(c: &rows::Certificate, now: i64) -> &'static str {
+    if c.revoked_at.is_some() {
+        "revoked"
+    } else if c.not_after <= now {
+        "expired"
+    } else {
+        "valid"
+    }
+}
+
+pub async fn cert(g: &Global, cmd: CertCmd) -> Result<ExitCode, CliError> {
+    let o = open(g).await?;
+    match cmd {
+        CertCmd::List { nin } => {
+            let mut c = o.store.conn().await.map_err(fail)?;
+            let person_id = match nin {
+                Some(n) => Some(
+                    persons::by_nin(&mut *c, &n)
+                        .await
+                        .map_err(fail)?
+                        .ok_or_else(|| {
+                            CliError::Input("no person with that national identity number".into())
+                        })?
+                        .id,
+                ),
+                None => None,
+            };
+            let certs = rows::certificates(&mut *c, person_id.as_deref())
+                .await
+                .map_err(fail)?;
+            let t = now();
+            if g.json {
+                let mut out = Vec::new();
+                for cert in &certs {
+                    let s = profile::summary(&cert.cert_der).map_err(fail)?;
+                    let mut v = serde_json::to_value(cert).map_err(fail)?;
+                    v["status"] = json!(status(cert, t));
+                    v["subject"] = json!(s.subject);
+                    v["pem"] = json!(profile::to_pem(&cert.cert_der).map_err(fail)?);
+                    out.push(v);
+                }
+                print_json(&json!(out));
+            } else {
+                for cert in &certs {
+                    let s = profile::summary(&cert.cert_der).map_err(fail)?;
+                    println!(
+                        "{}  {:<8} {}  until {}",
+                        cert.serial,
+                        status(cert, t),
+                        s.subject,
+                        s.not_after.date()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CertCmd::Issue { nin } => {
+            let mut tx = o.store.begin().await.map_err(fail)?;
+            let person = persons::by_nin(&mut tx, &nin)
+                .await
+                .map_err(fail)?
+                .ok_or_else(|| {
+                    CliError::Input("no person with that national identity number".into())
+                })?;
+            if !segl_server::ca::eid_active(&mut tx, &person.id)
+                .await
+                .map_err(fail)?
+            {
+                return Err(CliError::Input(
+                    "this person's eID is not active (a password and a code device or an app are needed)".into(),
+                ));
+            }
+            let cert = o
+                .pki
+                .issue_person(&mut tx, &person, now())
+                .await
+                .map_err(fail)?;
+            tx.commit().await.map_err(fail)?;
+            if g.json {
+                print_json(
+                    &json!({ "serial": cert.serial, "pem": profile::to_pem(&cert.cert_der).map_err(fail)? }),
+                );
+            } else {
+                println!("issued certificate {}", cert.serial);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CertCmd::Revoke { serial, reason } => {
+            let reason = RevocationReason::parse(&reason).ok_or_else(|| {
+                CliError::Input(format!(
+                    "unknown reason '{reason}'; one of: {}",
+                    RevocationReason::ALL.map(|r| r.as_str()).join(", ")
+                ))
+            })?;
+            if reason == RevocationReason::CaCompromise {
+                return Err(CliError::Input(
+                    "ca-compromise applies to CA certificates, not to a person's".into(),
+                ));
+            }
+            let serial = serial.trim().to_ascii_lowercase();
+            let mut c = o.store.conn().await.map_err(fail)?;
+            let known = rows::certificate(&mut *c, &serial).await.map_err(fail)?;
+            drop(c);
+            match known {
+                None => {
+                    return Err(CliError::Input(format!(
+                        "no certificate with serial {serial}"
+                    )));
+                }
+                Some(cert) if cert.revoked_at.is_some() => {
+                    return Err(CliError::Input(format!(
+                        "certificate {serial} is already revoked"
+                    )));
+                }
+                Some(_) => {}
+            }
+            if !o
+                .pki
+                .revoke(&o.store, &serial, reason, "cli", now())
+                .await
+                .map_err(fail)?
+            {
+                return Err(CliError::Input(format!(
+                    "certificate {serial} is already revoked"
+                )));
+            }
+            if g.json {
+                print_json(
+                    &json!({ "serial": serial, "status": "revoked", "reason": reason.as_str() }),
+                );
+            } else {
+                println!("revoked {serial} ({})", reason.as_str());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
