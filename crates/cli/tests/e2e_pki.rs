@@ -18,7 +18,10 @@ backend_tests!(
     ocsp_answers_good_then_revoked_and_the_crl_lists_the_revocation,
     ocsp_answers_bad_requests_with_rfc_6960_statuses,
     cli_refuses_bad_revocations_and_inactive_eids,
+    ca_and_person_keys_on_a_softhsm2_token,
 );
+
+const SOFTHSM2: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
 const NIN: &str = "01010050053";
 const NAME: &str = "Kari Nordmann";
@@ -493,4 +496,172 @@ async fn cli_refuses_bad_revocations_and_inactive_eids(backend: Backend) {
     let list = certs(&segl, Some(NIN));
     assert_eq!(list.len(), 2);
     assert_eq!(list.iter().filter(|c| c["status"] == "revoked").count(), 1);
+}
+
+/// segl with `[pki] key_store = "pkcs11"`: the hierarchy and a person's key are made on a
+/// SoftHSM2 token, as non-extractable objects, and what they sign verifies with openssl;
+/// a wrong PIN stops segl with a message that does not show it.
+async fn ca_and_person_keys_on_a_softhsm2_token(backend: Backend) {
+    if !openssl_present() {
+        return;
+    }
+    if !Path::new(SOFTHSM2).exists() {
+        skip("the PKCS#11 CA test", "SoftHSM2 is not installed");
+        return;
+    }
+    let hsm = tempfile::tempdir().unwrap();
+    let tokens = hsm.path().join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = hsm.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let init = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "segl-ca",
+            "--so-pin",
+            "87654321",
+            "--pin",
+            "123456",
+        ])
+        .output()
+        .expect("softhsm2-util");
+    assert!(init.status.success(), "{init:?}");
+
+    let segl = Segl::new(backend);
+    segl.write_config(&format!(
+        "[pki]\nkey_store = \"pkcs11\"\npkcs11_module = \"{SOFTHSM2}\"\npkcs11_token = \"segl-ca\"\n"
+    ));
+    let hsm_env = |c: &mut Command, pin: &str| {
+        c.env("SOFTHSM2_CONF", &conf)
+            .env("SEGL_PKI__PKCS11_PIN", pin);
+    };
+    let run = |args: &[&str], pin: &str| {
+        let mut c = segl.command(args);
+        hsm_env(&mut c, pin);
+        c.output().unwrap()
+    };
+    let out = run(&["ca", "list", "--json"], "999999");
+    assert!(!out.status.success(), "a wrong PIN was accepted: {out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PIN"), "{err}");
+    assert!(!err.contains("999999"), "the PIN is in the message: {err}");
+
+    let out = run(&["ca", "list", "--json"], "123456");
+    assert!(out.status.success(), "{out:?}");
+    let cas: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cas.as_array().unwrap().len(), 3, "{cas}");
+    assert!(
+        cas.as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["key_store"] == "pkcs11"),
+        "{cas}"
+    );
+
+    // An active eID, enrolled with the token's PIN in the environment.
+    let mut add = segl.command(&[
+        "person",
+        "add",
+        "--nin",
+        NIN,
+        "--name",
+        NAME,
+        "--password-stdin",
+        "--json",
+    ]);
+    hsm_env(&mut add, "123456");
+    add.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = add.spawn().unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .unwrap();
+    }
+    assert!(child.wait_with_output().unwrap().status.success());
+    let path = fixture("hotp-plain.pskcxml");
+    assert!(
+        run(&["token", "import", path.to_str().unwrap()], "123456")
+            .status
+            .success()
+    );
+    let out = run(
+        &[
+            "token", "assign", "--serial", SERIAL, "--nin", NIN, "--json",
+        ],
+        "123456",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = run(&["cert", "list", "--nin", NIN, "--json"], "123456");
+    let certs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cert = &certs[0];
+    assert_eq!(cert["key_store"], "pkcs11");
+
+    // The token holds the keys (3 CAs and the person's), private and never extractable.
+    let objects = Command::new("pkcs11-tool")
+        .env("SOFTHSM2_CONF", &conf)
+        .args([
+            "--module",
+            SOFTHSM2,
+            "--token-label",
+            "segl-ca",
+            "--login",
+            "--pin",
+            "123456",
+            "--list-objects",
+            "--type",
+            "privkey",
+        ])
+        .output()
+        .expect("pkcs11-tool");
+    let listing = String::from_utf8_lossy(&objects.stdout);
+    assert_eq!(
+        listing.matches("Private Key Object").count(),
+        4,
+        "{listing}"
+    );
+    assert!(listing.contains("never extractable"), "{listing}");
+
+    // What the token signed verifies.
+    let dir = tempfile::tempdir().unwrap();
+    let export = |name: &str| {
+        let out = run(&["ca", "export", name], "123456");
+        assert!(out.status.success());
+        write(dir.path(), &format!("{name}.pem"), &out.stdout)
+    };
+    let (root, persons) = (export("root"), export("persons"));
+    let leaf = write(
+        dir.path(),
+        "person.pem",
+        cert["pem"].as_str().unwrap().as_bytes(),
+    );
+    let (ok, out) = openssl(&["verify", "-CAfile", &root, "-untrusted", &persons, &leaf]);
+    assert!(ok && out.contains("person.pem: OK"), "{out}");
+
+    // The OCSP responder signs with the token's key too.
+    let server = Server::start_with_env(
+        &segl,
+        &[],
+        &[
+            ("SOFTHSM2_CONF", conf.to_str().unwrap()),
+            ("SEGL_PKI__PKCS11_PIN", "123456"),
+        ],
+    );
+    let out = ocsp_query(&server, &root, &persons, &leaf, true);
+    assert!(out.contains(&format!("{leaf}: good")), "{out}");
 }
