@@ -47,8 +47,13 @@ fn fail(e: impl std::fmt::Display) -> CliError {
 }
 
 /// Creates the data directory (0700) if missing, loads the configuration, opens (and
-/// migrates) the database and makes sure the keys exist.
+/// migrates) the database and makes sure the keys and the CA hierarchy exist.
 pub async fn open(g: &Global) -> Result<Opened, CliError> {
+    open_with(g, true).await
+}
+
+/// [`open`], creating the CA hierarchy or not (`segl ca import` brings its own root).
+pub async fn open_with(g: &Global, init_ca: bool) -> Result<Opened, CliError> {
     let dir = g.data_dir.clone();
     let loaded = config::load(&dir, g.config.as_deref())?;
     let mut cfg = loaded.config;
@@ -79,9 +84,11 @@ pub async fn open(g: &Global) -> Result<Opened, CliError> {
         .unwrap_or_else(|| format!("http://{}", cfg.listen));
     let pki = crate::pki::open_pki(&cfg, &dir, &base)?;
     // The CA hierarchy exists from the first command on, as the token keys do.
-    pki.ensure_hierarchy(&store, now())
-        .await
-        .map_err(|e| fail(format!("CA: {e}")))?;
+    if init_ca {
+        pki.ensure_hierarchy(&store, now())
+            .await
+            .map_err(|e| fail(format!("CA: {e}")))?;
+    }
     Ok(Opened {
         config: cfg,
         store,

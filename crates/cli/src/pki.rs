@@ -86,6 +86,27 @@ pub enum CaCmd {
         /// The CA's name.
         name: String,
     },
+    /// A root kept offline, in two steps on a new data directory: `--root FILE` stores the
+    /// root's certificate and prints the persons CA's certificate request (PKCS#10, PEM) for
+    /// the root to sign (`segl ca sign-request` where the root is); `--ca persons --cert
+    /// FILE` imports the signed certificate.
+    Import {
+        /// The root's certificate (PEM).
+        #[arg(long, conflicts_with_all = ["ca", "cert"])]
+        root: Option<std::path::PathBuf>,
+        /// The CA whose certificate is imported (persons).
+        #[arg(long, requires = "cert")]
+        ca: Option<String>,
+        /// Its certificate (PEM), signed by the root.
+        #[arg(long, requires = "ca")]
+        cert: Option<std::path::PathBuf>,
+    },
+    /// Where the root is: sign a persons CA's certificate request (PEM) and print the certificate.
+    SignRequest {
+        /// The request (PEM), from `segl ca import --root`.
+        #[arg(long)]
+        request: std::path::PathBuf,
+    },
 }
 
 /// `segl cert …`
@@ -115,9 +136,83 @@ pub enum CertCmd {
     },
 }
 
+fn read_pem(path: &Path, label: &str) -> Result<Vec<u8>, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))?;
+    let (found, der) = der::pem::decode_vec(text.as_bytes())
+        .map_err(|e| CliError::Input(format!("{}: not PEM: {e}", path.display())))?;
+    if found != label {
+        return Err(CliError::Input(format!(
+            "{}: expected a {label}, found {found}",
+            path.display()
+        )));
+    }
+    Ok(der)
+}
+
+fn api(e: segl_server::error::ApiError) -> CliError {
+    match e {
+        segl_server::error::ApiError::Problem { detail, .. } => CliError::Input(detail),
+        other => fail(other),
+    }
+}
+
 pub async fn ca(g: &Global, cmd: CaCmd) -> Result<ExitCode, CliError> {
-    let o = open(g).await?;
+    let importing = matches!(cmd, CaCmd::Import { .. });
+    let o = crate::commands::open_with(g, !importing).await?;
     match cmd {
+        CaCmd::Import {
+            root: Some(root), ..
+        } => {
+            let der = read_pem(&root, "CERTIFICATE")?;
+            let csr = o
+                .pki
+                .import_root(&o.store, &der, now())
+                .await
+                .map_err(api)?;
+            let pem =
+                der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &csr)
+                    .map_err(fail)?;
+            if g.json {
+                print_json(&json!({ "request": pem }));
+            } else {
+                print!("{pem}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CaCmd::Import {
+            ca: Some(name),
+            cert: Some(cert),
+            ..
+        } => {
+            if name != segl_server::ca::PERSONS {
+                return Err(CliError::Input(format!(
+                    "only the persons CA is imported, not '{name}'"
+                )));
+            }
+            let der = read_pem(&cert, "CERTIFICATE")?;
+            o.pki
+                .import_issuing(&o.store, &der, now())
+                .await
+                .map_err(api)?;
+            if !g.json {
+                println!("imported the persons CA; the OCSP signer and the CRL are made");
+            }
+            list_cas(g, &o).await
+        }
+        CaCmd::Import { .. } => Err(CliError::Input(
+            "give --root FILE, or --ca persons --cert FILE".into(),
+        )),
+        CaCmd::SignRequest { request } => {
+            let der = read_pem(&request, "CERTIFICATE REQUEST")?;
+            let cert = o
+                .pki
+                .sign_request(&o.store, &der, now())
+                .await
+                .map_err(api)?;
+            print!("{}", profile::to_pem(&cert).map_err(fail)?);
+            Ok(ExitCode::SUCCESS)
+        }
         CaCmd::Init => {
             let created = o
                 .pki

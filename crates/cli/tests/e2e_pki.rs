@@ -19,6 +19,7 @@ backend_tests!(
     ocsp_answers_bad_requests_with_rfc_6960_statuses,
     cli_refuses_bad_revocations_and_inactive_eids,
     ca_and_person_keys_on_a_softhsm2_token,
+    root_kept_offline_signs_the_persons_ca,
 );
 
 const SOFTHSM2: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -82,6 +83,17 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p.to_str().unwrap().to_string()
+}
+
+/// Writes a `segl cert list` entry's certificate to `person.pem`.
+fn write_leaf(dir: &Path, cert: &Value) -> String {
+    write(dir, "person.pem", cert["pem"].as_str().unwrap().as_bytes())
+}
+
+/// `openssl verify` of a person certificate up to the root.
+fn assert_chain_ok(root: &str, persons: &str, leaf: &str) {
+    let (ok, out) = openssl(&["verify", "-CAfile", root, "-untrusted", persons, leaf]);
+    assert!(ok && out.contains("person.pem: OK"), "{out}");
 }
 
 async fn get_bytes(url: &str) -> (u16, String, Vec<u8>) {
@@ -155,14 +167,9 @@ async fn person_certificate_chains_to_the_root_and_follows_the_profile(backend: 
     let server = Server::start(&segl, &[]);
     let dir = tempfile::tempdir().unwrap();
     let (root, persons) = ca_files(&server, dir.path()).await;
-    let leaf = write(
-        dir.path(),
-        "person.pem",
-        cert["pem"].as_str().unwrap().as_bytes(),
-    );
+    let leaf = write_leaf(dir.path(), &cert);
 
-    let (ok, out) = openssl(&["verify", "-CAfile", &root, "-untrusted", &persons, &leaf]);
-    assert!(ok && out.contains("person.pem: OK"), "{out}");
+    assert_chain_ok(&root, &persons, &leaf);
 
     let (ok, text) = openssl(&[
         "x509",
@@ -207,11 +214,7 @@ async fn ocsp_answers_good_then_revoked_and_the_crl_lists_the_revocation(backend
     let server = Server::start(&segl, &[]);
     let dir = tempfile::tempdir().unwrap();
     let (root, persons) = ca_files(&server, dir.path()).await;
-    let leaf = write(
-        dir.path(),
-        "person.pem",
-        cert["pem"].as_str().unwrap().as_bytes(),
-    );
+    let leaf = write_leaf(dir.path(), &cert);
 
     // Good, with a nonce (signed fresh) and twice without (pre-signed, then from the cache).
     for nonce in [true, false, false] {
@@ -645,13 +648,8 @@ async fn ca_and_person_keys_on_a_softhsm2_token(backend: Backend) {
         write(dir.path(), &format!("{name}.pem"), &out.stdout)
     };
     let (root, persons) = (export("root"), export("persons"));
-    let leaf = write(
-        dir.path(),
-        "person.pem",
-        cert["pem"].as_str().unwrap().as_bytes(),
-    );
-    let (ok, out) = openssl(&["verify", "-CAfile", &root, "-untrusted", &persons, &leaf]);
-    assert!(ok && out.contains("person.pem: OK"), "{out}");
+    let leaf = write_leaf(dir.path(), cert);
+    assert_chain_ok(&root, &persons, &leaf);
 
     // The OCSP responder signs with the token's key too.
     let server = Server::start_with_env(
@@ -664,4 +662,90 @@ async fn ca_and_person_keys_on_a_softhsm2_token(backend: Backend) {
     );
     let out = ocsp_query(&server, &root, &persons, &leaf, true);
     assert!(out.contains(&format!("{leaf}: good")), "{out}");
+}
+
+/// The root made apart (here: another data directory, as on an offline machine) and only
+/// its certificate imported; the persons CA's request is signed where the root is.
+async fn root_kept_offline_signs_the_persons_ca(backend: Backend) {
+    if !openssl_present() {
+        return;
+    }
+    let offline = Segl::new(Backend::Sqlite);
+    let online = Segl::new(backend);
+    let dir = tempfile::tempdir().unwrap();
+    let root = write(
+        dir.path(),
+        "root.pem",
+        &offline.ok(&["ca", "export", "root"]).stdout,
+    );
+
+    let out = online.ok(&["ca", "import", "--root", &root]);
+    let request = write(dir.path(), "persons.csr", &out.stdout);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("BEGIN CERTIFICATE REQUEST"));
+    let (ok, text) = openssl(&["req", "-in", &request, "-noout", "-verify", "-subject"]);
+    assert!(ok && text.contains("verify OK"), "{text}");
+
+    // Until the persons CA has its certificate, commands say what is missing.
+    let out = online.cmd(&["cert", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("segl ca import --ca persons"),
+        "{out:?}"
+    );
+    // A second root is refused.
+    let out = online.cmd(&["ca", "import", "--root", &root]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already has a CA"),
+        "{out:?}"
+    );
+    // A certificate for another key (the offline side's own persons CA) is refused.
+    let other = write(
+        dir.path(),
+        "other.pem",
+        &offline.ok(&["ca", "export", "persons"]).stdout,
+    );
+    let out = online.cmd(&["ca", "import", "--ca", "persons", "--cert", &other]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another key"),
+        "{out:?}"
+    );
+    // A tampered request is not signed.
+    let mut pem = std::fs::read_to_string(&request).unwrap();
+    let at = pem.find("MII").unwrap() + 40;
+    let flipped = if &pem[at..at + 1] == "A" { "B" } else { "A" };
+    pem.replace_range(at..at + 1, flipped);
+    let tampered = write(dir.path(), "tampered.csr", pem.as_bytes());
+    let out = offline.cmd(&["ca", "sign-request", "--request", &tampered]);
+    assert!(
+        !out.status.success(),
+        "a tampered request was signed: {out:?}"
+    );
+
+    let signed = offline.ok(&["ca", "sign-request", "--request", &request]);
+    let persons = write(dir.path(), "persons.pem", &signed.stdout);
+    online.ok(&["ca", "import", "--ca", "persons", "--cert", &persons]);
+    let cas = online.json(&["ca", "list", "--json"]);
+    let names: Vec<&str> = cas
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["persons", "persons-ocsp", "root"], "{cas}");
+    let root_row = cas
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "root")
+        .unwrap();
+    assert_eq!(root_row["key_store"], "none");
+
+    // The online CA issues under the offline root.
+    let cert = active_person(&online);
+    let leaf = write_leaf(dir.path(), &cert);
+    assert_chain_ok(&root, &persons, &leaf);
+    assert_eq!(online.audit_count("pki.root_imported"), 1);
+    assert_eq!(offline.audit_count("pki.request_signed"), 1);
 }

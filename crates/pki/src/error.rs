@@ -43,4 +43,36 @@ pub enum Error {
     /// A serial number that is zero, or longer than RFC 5280's 20 octets.
     #[error("serial number must be 1 to 20 octets and not zero")]
     InvalidSerial,
+    /// Bytes that are not a DER CMS ContentInfo holding SignedData (garbage, truncated,
+    /// trailing bytes, a field of the wrong type).
+    #[error("not a CMS signature: {0}")]
+    NotCms(der::Error),
+    /// A CMS signature that carries its content: segl signs and reads detached ones only.
+    #[error("the CMS signature is not detached (it carries its content)")]
+    CmsNotDetached,
+    /// A well-formed CMS structure that segl does not read: another content type, other
+    /// than one signer, an algorithm other than SHA-256 / ECDSA P-256.
+    #[error("unsupported CMS signature: {0}")]
+    CmsUnsupported(String),
+    /// A required signed attribute (or the signed attributes) is absent.
+    #[error("the CMS signature has no {0} attribute")]
+    CmsMissingAttribute(&'static str),
+    /// A signed attribute present twice, or with other than one value.
+    #[error("the CMS signature's {0} attribute must occur once with one value")]
+    CmsDuplicateAttribute(&'static str),
+    /// The message-digest attribute is not the digest of the content.
+    #[error("the CMS signature's message digest does not match the content")]
+    CmsDigestMismatch,
+    /// The signature over the signed attributes does not verify with the signer's key.
+    #[error("the CMS signature does not verify with the signer certificate's key")]
+    CmsBadSignature,
+    /// No certificate in the SignedData matches the SignerInfo's signer identifier.
+    #[error("the CMS signature does not carry its signer's certificate")]
+    CmsSignerCertificateMissing,
+    /// No ESS signing-certificate-v2 attribute (RFC 5035), required by CAdES baseline B.
+    #[error("the CMS signature has no signing-certificate-v2 attribute")]
+    CmsSigningCertificateMissing,
+    /// The signing-certificate-v2 attribute names another certificate than the signer's.
+    #[error("the CMS signature's signing-certificate-v2 does not name the signer certificate")]
+    CmsSigningCertificateMismatch,
 }

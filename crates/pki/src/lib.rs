@@ -1,9 +1,11 @@
 //! segl's PKI: certificate profiles for the CA hierarchy and persons, CRLs and OCSP
-//! (RFC 5280, RFC 6960), built on RustCrypto's `x509-cert`/`der` types.
+//! (RFC 5280, RFC 6960), and detached CMS signatures (CAdES baseline B), built on
+//! RustCrypto's `x509-cert`/`der`/`cms` types.
 //!
 //! No I/O and no clock: keys sign through [`Signer`] (the key store lives in
 //! `segl-crypto`), and every time is passed in.
 
+pub mod cms;
 pub mod crl;
 pub mod error;
 pub mod ocsp;

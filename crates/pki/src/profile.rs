@@ -516,3 +516,84 @@ impl DynSignatureAlgorithmIdentifier for KeyOf<'_> {
         })
     }
 }
+
+/// A PKCS#10 request (RFC 2986) for an issuing CA's certificate, signed with its own key as
+/// proof of possession: what an offline root signs with [`issue`] after [`read_request`].
+pub fn request(profile: &Profile, signer: &dyn Signer) -> Result<Vec<u8>, Error> {
+    let subject = subject_name(profile)?;
+    let mut builder = x509_cert::request::RequestBuilder::new(subject).map_err(builder_error)?;
+    let keypair = KeyOf(signer);
+    let info = builder.finalize(&keypair).map_err(builder_error)?;
+    let signature = signer.sign(&info)?;
+    let req = builder
+        .assemble(BitString::from_bytes(&signature)?, &keypair)
+        .map_err(builder_error)?;
+    Ok(req.to_der()?)
+}
+
+/// The public key (DER SPKI) of a PKCS#10 request whose signature checks out.
+pub fn read_request(der: &[u8]) -> Result<Vec<u8>, Error> {
+    let req = x509_cert::request::CertReq::from_der(der)?;
+    let spki = req.info.public_key.to_der()?;
+    verify_ecdsa(
+        &spki,
+        &req.algorithm.oid,
+        &req.info.to_der()?,
+        req.signature.raw_bytes(),
+    )
+    .map_err(|e| Error::Invalid(format!("the request's signature does not verify: {e}")))?;
+    Ok(spki)
+}
+
+/// Checks that `cert_der` names `issuer_der`'s subject as its issuer and carries a valid
+/// signature by its key.
+pub fn verify_issued_by(cert_der: &[u8], issuer_der: &[u8]) -> Result<(), Error> {
+    let cert = Certificate::from_der(cert_der)?;
+    let issuer = Certificate::from_der(issuer_der)?;
+    if cert.tbs_certificate().issuer() != issuer.tbs_certificate().subject() {
+        return Err(Error::Invalid(format!(
+            "the certificate's issuer is {}, not {}",
+            cert.tbs_certificate().issuer(),
+            issuer.tbs_certificate().subject()
+        )));
+    }
+    let spki = issuer
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()?;
+    verify_ecdsa(
+        &spki,
+        &cert.signature_algorithm().oid,
+        &cert.tbs_certificate().to_der()?,
+        cert.signature().raw_bytes(),
+    )
+    .map_err(|e| Error::Invalid(format!("the certificate's signature does not verify: {e}")))
+}
+
+/// Whether a certificate is a CA certificate that may sign certificates.
+pub fn is_ca(cert_der: &[u8]) -> Result<bool, Error> {
+    let cert = Certificate::from_der(cert_der)?;
+    let tbs = cert.tbs_certificate();
+    let ca = tbs
+        .get_extension::<BasicConstraints>()?
+        .is_some_and(|(_, bc)| bc.ca);
+    let signs = tbs
+        .get_extension::<KeyUsage>()?
+        .is_some_and(|(_, ku)| ku.key_cert_sign());
+    Ok(ca && signs)
+}
+
+/// ECDSA P-256 with SHA-256, the only algorithm segl's CA uses (public-key work only).
+fn verify_ecdsa(spki: &[u8], alg: &ObjectIdentifier, msg: &[u8], sig: &[u8]) -> Result<(), String> {
+    use p256::ecdsa::signature::Verifier;
+    use p256::pkcs8::DecodePublicKey;
+    if *alg != ECDSA_WITH_SHA256 {
+        return Err(format!("algorithm {alg} is not ecdsa-with-SHA256"));
+    }
+    let key = p256::ecdsa::VerifyingKey::from_public_key_der(spki)
+        .map_err(|_| "the key is not a P-256 public key".to_string())?;
+    let sig =
+        p256::ecdsa::Signature::from_der(sig).map_err(|_| "malformed signature".to_string())?;
+    key.verify(msg, &sig)
+        .map_err(|_| "wrong signature".to_string())
+}

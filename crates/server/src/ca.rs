@@ -25,6 +25,8 @@ pub const ROOT: &str = "root";
 pub const PERSONS: &str = "persons";
 /// The persons CA's delegated OCSP responder.
 pub const PERSONS_OCSP: &str = "persons-ocsp";
+/// The persons CA's key and request while an offline root signs its certificate.
+pub const PERSONS_REQUEST: &str = "persons-request";
 /// The CAs whose certificates and CRLs are published.
 pub const PUBLISHED: [&str; 2] = [ROOT, PERSONS];
 
@@ -226,6 +228,14 @@ impl Pki {
         };
         let persons_ca = match rows::ca(&mut tx, PERSONS).await? {
             Some(p) => p,
+            None if root.key_ref.is_none() => {
+                return Err(ApiError::problem(
+                    axum::http::StatusCode::CONFLICT,
+                    "ca_pending",
+                    "the root was imported without its key: the persons CA waits for its \
+                     certificate from the root (segl ca import --ca persons --cert FILE)",
+                ));
+            }
             None => {
                 let root_signer = self.signer(&root)?;
                 let p = self.issue_ca(
@@ -283,11 +293,210 @@ impl Pki {
         }
         tx.commit().await.map_err(StoreError::from)?;
         if created.iter().any(|c| c == ROOT || c == PERSONS) {
-            for ca in [ROOT, PERSONS] {
-                self.regenerate_crl(store, ca, now).await?;
+            self.regenerate_crl(store, PERSONS, now).await?;
+            if root.key_ref.is_some() {
+                self.regenerate_crl(store, ROOT, now).await?;
             }
         }
         Ok(created)
+    }
+
+    /// First step of a root kept offline: stores the root's certificate alone, makes the
+    /// persons CA's key, and returns its PKCS#10 request for the root to sign. Only on a
+    /// data directory without CAs.
+    pub async fn import_root(
+        &self,
+        store: &Store,
+        root_der: &[u8],
+        now: i64,
+    ) -> Result<Vec<u8>, ApiError> {
+        let bad = |m: String| {
+            ApiError::problem(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_certificate",
+                m,
+            )
+        };
+        if !profile::is_ca(root_der).map_err(|e| bad(e.to_string()))? {
+            return Err(bad(
+                "the root is not a CA certificate with keyCertSign".into()
+            ));
+        }
+        profile::verify_issued_by(root_der, root_der)
+            .map_err(|e| bad(format!("the root is not self-signed: {e}")))?;
+        let mut tx = store.begin().await?;
+        if !rows::cas(&mut tx).await?.is_empty() {
+            return Err(ApiError::problem(
+                axum::http::StatusCode::CONFLICT,
+                "ca_exists",
+                "this data directory already has a CA; a root is imported only into a new one",
+            ));
+        }
+        rows::put_ca(
+            &mut tx,
+            &Ca {
+                name: ROOT.into(),
+                cert_der: root_der.to_vec(),
+                key_store: "none".into(),
+                key_ref: None,
+                created_at: now,
+            },
+        )
+        .await?;
+        let (key, spki) = self
+            .keys
+            .generate_p256(&ca_label(PERSONS))
+            .map_err(internal)?;
+        let signer = KeySigner {
+            keys: self.keys.clone(),
+            label: ca_label(PERSONS),
+            key: key.clone(),
+            spki,
+        };
+        let org = &self.settings.organization;
+        let csr = profile::request(
+            &Profile::IssuingCa {
+                name: PERSONS.into(),
+                common_name: format!("{org} Persons CA"),
+                organization: org.clone(),
+            },
+            &signer,
+        )
+        .map_err(internal)?;
+        rows::put_ca(
+            &mut tx,
+            &Ca {
+                name: PERSONS_REQUEST.into(),
+                cert_der: csr.clone(),
+                key_store: self.keys.kind().into(),
+                key_ref: Some(key.0),
+                created_at: now,
+            },
+        )
+        .await?;
+        audit::append(
+            &mut tx,
+            &Event {
+                event: "pki.root_imported",
+                subject: None,
+                client_id: None,
+                data: json!({ "subject": profile::summary(root_der).map_err(internal)?.subject }),
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(csr)
+    }
+
+    /// Second step: the persons CA's certificate, signed by the imported root for the
+    /// key of [`Pki::import_root`]'s request. Then the OCSP signer and the CRL follow.
+    pub async fn import_issuing(
+        &self,
+        store: &Store,
+        cert_der: &[u8],
+        now: i64,
+    ) -> Result<(), ApiError> {
+        let bad = |m: String| {
+            ApiError::problem(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_certificate",
+                m,
+            )
+        };
+        let mut tx = store.begin().await?;
+        let (Some(root), Some(pending)) = (
+            rows::ca(&mut tx, ROOT).await?,
+            rows::ca(&mut tx, PERSONS_REQUEST).await?,
+        ) else {
+            return Err(ApiError::problem(
+                axum::http::StatusCode::CONFLICT,
+                "no_pending_request",
+                "no persons CA request waits here; start with segl ca import --root FILE",
+            ));
+        };
+        profile::verify_issued_by(cert_der, &root.cert_der).map_err(|e| bad(e.to_string()))?;
+        if !profile::is_ca(cert_der).map_err(|e| bad(e.to_string()))? {
+            return Err(bad(
+                "the certificate is not a CA certificate with keyCertSign".into(),
+            ));
+        }
+        let wanted = profile::read_request(&pending.cert_der).map_err(internal)?;
+        if profile::public_key_der(cert_der).map_err(|e| bad(e.to_string()))? != wanted {
+            return Err(bad(
+                "the certificate is for another key than the persons CA's request".into(),
+            ));
+        }
+        rows::put_ca(
+            &mut tx,
+            &Ca {
+                name: PERSONS.into(),
+                cert_der: cert_der.to_vec(),
+                key_store: pending.key_store,
+                key_ref: pending.key_ref,
+                created_at: now,
+            },
+        )
+        .await?;
+        rows::delete_ca(&mut tx, PERSONS_REQUEST).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        self.ensure_hierarchy(store, now).await?;
+        self.regenerate_crl(store, PERSONS, now).await?;
+        Ok(())
+    }
+
+    /// The offline root's side: signs a persons CA's PKCS#10 request as an issuing CA.
+    pub async fn sign_request(
+        &self,
+        store: &Store,
+        csr_der: &[u8],
+        now: i64,
+    ) -> Result<Vec<u8>, ApiError> {
+        let spki = profile::read_request(csr_der).map_err(|e| {
+            ApiError::problem(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_request",
+                e.to_string(),
+            )
+        })?;
+        let mut c = store.conn().await?;
+        let root = rows::ca(&mut *c, ROOT)
+            .await?
+            .ok_or_else(|| ApiError::Internal("no root CA".into()))?;
+        let signer = self.signer(&root)?;
+        let org = &self.settings.organization;
+        let not_before = datetime(now)?;
+        let cert = profile::issue(
+            &Request {
+                profile: Profile::IssuingCa {
+                    name: PERSONS.into(),
+                    common_name: format!("{org} Persons CA"),
+                    organization: org.clone(),
+                },
+                public_key_der: &spki,
+                serial: &new_serial(),
+                not_before,
+                not_after: not_before + time::Duration::days(self.settings.issuing_days),
+            },
+            &Issuer {
+                cert_der: Some(&root.cert_der),
+                signer: &signer,
+            },
+            &self.settings.urls,
+        )
+        .map_err(internal)?;
+        audit::append(
+            &mut *c,
+            &Event {
+                event: "pki.request_signed",
+                subject: None,
+                client_id: None,
+                data: json!({ "ca": PERSONS }),
+            },
+            now,
+        )
+        .await?;
+        Ok(cert)
     }
 
     /// Issues a certificate for the person with a new key in the key store.

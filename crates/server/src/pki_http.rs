@@ -292,7 +292,19 @@ async fn housekeeping(svc: &PkiService, store: &Store, now: i64) {
             },
             Err(_) => false,
         };
-        if due && let Err(e) = svc.pki.regenerate_crl(store, name, now).await {
+        let keyed = match store.conn().await {
+            Ok(mut c) => rows::ca(&mut *c, name)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|ca| ca.key_ref.is_some()),
+            Err(_) => false,
+        };
+        // A root kept offline publishes its CRL from there.
+        if due
+            && keyed
+            && let Err(e) = svc.pki.regenerate_crl(store, name, now).await
+        {
             tracing::warn!(ca = name, error = %e, "publishing a CRL failed");
         }
     }

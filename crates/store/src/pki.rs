@@ -104,6 +104,13 @@ pub async fn put_ca(c: &mut impl Db, ca: &Ca) -> Result<()> {
     Ok(())
 }
 
+/// Removes a CA row (a request once its certificate is imported).
+pub async fn delete_ca(c: &mut impl Db, name: &str) -> Result<()> {
+    c.execute("DELETE FROM cas WHERE name = $1", &[name.into()])
+        .await?;
+    Ok(())
+}
+
 const CERT_COLS: &str = "serial, ca, person_id, cert_der, key_store, key_ref, not_before, not_after, revoked_at, reason, created_at";
 
 fn cert_row(r: &dyn Get) -> Result<Certificate> {

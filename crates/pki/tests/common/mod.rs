@@ -72,6 +72,14 @@ impl TestSigner {
         let spki = key.public_key().as_der().expect("spki").as_ref().to_vec();
         Self { key, spki }
     }
+
+    /// A fresh P-256 key (for certificates issued by `profile::issue` in tests).
+    pub fn generate() -> Self {
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
+                .expect("generate P-256 key");
+        Self::from_pkcs8(pkcs8.as_ref())
+    }
 }
 
 impl Signer for TestSigner {
