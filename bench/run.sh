@@ -2,10 +2,13 @@
 # segl's benchmarks: full logins/s against the Argon2id limit, refresh grants/s against
 # panva's oidc-provider and the disk's durable-write limit, and resident memory ("core");
 # the app (issue 3): push latency to the app, logins with the app per second against the
-# ECDSA and fsync limits, and idle app connections with memory per connection ("app").
+# ECDSA and fsync limits, and idle app connections with memory per connection ("app");
+# the CA (issue 4): OCSP responses per second against `openssl ocsp` as responder for the
+# same certificates, and the time and memory to build a CRL of 1,000,000 entries ("pki").
 #
 #   bench/run.sh                # everything, RUNS=3 (about 10 + 10 minutes on 2 cores, plus any build)
 #   BENCHES=app bench/run.sh    # only the app section (BENCHES=core: only the first)
+#   BENCHES=pki bench/run.sh    # only the CA section (about 5 minutes with RUNS=3)
 #   RUNS=5 bench/run.sh         # more runs; see the variables below for the other knobs
 #
 # Load only ever goes to 127.0.0.1. Each benchmark runs RUNS times, interleaved with the
@@ -28,7 +31,7 @@ IDLE_STARTS=${IDLE_STARTS:-5}
 BACKENDS=${BACKENDS:-"sqlite postgres"}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 REDIRECT_URI=http://127.0.0.1:9/cb
-BENCHES=${BENCHES:-"core app"}
+BENCHES=${BENCHES:-"core app pki"}
 # The app section (SQLite): persons with an activated app each; the push latency at steady
 # login rates with APP_LAT_APPS apps connected; the most logins with the app per second with
 # APP_LOGIN_CONC in flight and every app connected; idle event streams opened in steps
@@ -48,6 +51,16 @@ APP_SOURCE_IPS=${APP_SOURCE_IPS:-1}
 # Open files: one per connection in segl and in the load generator. Raised to the hard
 # limit, or to APP_NOFILE if the machine allows it.
 APP_NOFILE=${APP_NOFILE:-200000}
+# The CA section (SQLite): PKI_PEOPLE persons with an active eID, and more certificates
+# (`segl cert issue`) up to PKI_CERTS; one nonce-less DER OCSP request per certificate, sent
+# round-robin by PKI_CONC workers for PKI_SECS, to segl and to `openssl ocsp` (the peer,
+# PKI_PEER_PROCS forked responder processes); then CRL_ENTRIES revoked entries in one CRL.
+PKI_PEOPLE=${PKI_PEOPLE:-100}
+PKI_CERTS=${PKI_CERTS:-1000}
+PKI_CONC=${PKI_CONC:-64}
+PKI_SECS=${PKI_SECS:-10}
+PKI_PEER_PROCS=${PKI_PEER_PROCS:-2}
+CRL_ENTRIES=${CRL_ENTRIES:-1000000}
 
 WORK=$(mktemp -d /tmp/segl-bench.XXXXXX)
 OUT=$WORK/results.jsonl
@@ -139,6 +152,9 @@ pg_cpu() {
 log "building release binaries"
 wait_quiet
 (cd "$ROOT" && cargo build --release -q -p segl -p segl-loadgen)
+if [[ " $BENCHES " == *" pki "* ]]; then
+    (cd "$ROOT" && cargo build --release -q -p segl-pki --example crl_million)
+fi
 if [[ " $BENCHES " == *" core "* && ! -d $ROOT/bench/peer/node_modules/oidc-provider ]]; then
     log "installing the peer (npm ci)"
     (cd "$ROOT/bench/peer" && npm ci --no-audit --no-fund --loglevel=error)
@@ -151,7 +167,7 @@ wait_quiet
     echo "machine mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     echo "machine kernel=$(uname -r)"
     echo "machine disk=$(df -h "$WORK" | awk 'NR==2 {print $1" ("$2")"}')"
-    echo "tools $(rustc --version) / node $(node --version 2>/dev/null) / oidc-provider $(node -p "require('$ROOT/bench/peer/node_modules/oidc-provider/package.json').version" 2>/dev/null) / $(psql --version 2>/dev/null | head -1)"
+    echo "tools $(rustc --version) / node $(node --version 2>/dev/null) / oidc-provider $(node -p "require('$ROOT/bench/peer/node_modules/oidc-provider/package.json').version" 2>/dev/null) / $(psql --version 2>/dev/null | head -1) / $(openssl version 2>/dev/null)"
     # BENCH_COMMIT names the commit when the tree is not a git checkout (an exported copy).
     echo "segl commit ${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- crates 2>/dev/null || echo ' (crates/ modified)')}"
     echo "segl argon2 config: $("$SEGL" --data-dir "$WORK/data-config" --json config show 2>/dev/null | jq -c '[.[] | select(.key | startswith("argon2")) | {(.key): .value}] | add' 2>/dev/null || echo '?')"
@@ -311,6 +327,101 @@ if [[ " $BENCHES " == *" app "* ]]; then
         stop_pid "$SERVER_PID"
     done
     echo "serve log app: $(wc -l <"$data/serve.log") lines, $(grep -ci 'error' "$data/serve.log" || true) mentioning error" >>"$WORK/machine.txt"
+fi
+
+# ---------------------------------------------------------------------------------------
+# The CA (issue 4), on SQLite. segl's rows are tagged backend "pki", the peer's "openssl".
+if [[ " $BENCHES " == *" pki "* ]]; then
+    data=$WORK/data-pki
+    mkdir -p "$data"
+    log "pki: setup ($PKI_PEOPLE persons with an active eID, $PKI_CERTS certificates)"
+    t0=$(date +%s.%N)
+    "$LG" setup --segl "$SEGL" --data-dir "$data" --people "$PKI_PEOPLE" --out "$WORK/pki-people.json" \
+        --redirect-uri "$REDIRECT_URI" >/dev/null
+    mapfile -t nins < <(jq -r '.people[].nin' "$WORK/pki-people.json")
+    have=$("$SEGL" --data-dir "$data" --json cert list | jq length)
+    for ((k = have; k < PKI_CERTS; k++)); do
+        "$SEGL" --data-dir "$data" --json cert issue --nin "${nins[k % ${#nins[@]}]}" >/dev/null
+    done
+    "$SEGL" --data-dir "$data" --json cert list >"$WORK/pki-certs.json"
+    "$SEGL" --data-dir "$data" ca export persons >"$WORK/persons.pem"
+    # One nonce-less request per certificate (SHA-1 CertID, openssl's default, as browsers
+    # send); the peer's index lists the same serials as valid, in the form openssl looks
+    # them up (upper-case hex of the integer: no leading zero octet).
+    reqs=$WORK/ocsp-requests
+    mkdir -p "$reqs" "$WORK/peer-ocsp"
+    : >"$WORK/peer-ocsp/index.txt"
+    for serial in $(jq -r '.[] | select(.status == "valid") | .serial' "$WORK/pki-certs.json"); do
+        openssl ocsp -issuer "$WORK/persons.pem" -serial "0x$serial" -no_nonce -reqout "$reqs/$serial.der" >/dev/null 2>&1
+        hex=$(tr a-f A-F <<<"$serial" | sed -E 's/^(00)+//')
+        ((${#hex} % 2 == 0)) || hex=0$hex
+        printf 'V\t351231235959Z\t\t%s\tunknown\t/CN=bench %s\n' "$hex" "$hex" >>"$WORK/peer-ocsp/index.txt"
+    done
+    printf 'unique_subject = no\n' >"$WORK/peer-ocsp/index.txt.attr"
+    nreq=$(find "$reqs" -name '*.der' | wc -l)
+    jq -c -n --argjson people "$PKI_PEOPLE" --argjson certs "$nreq" --argjson s "$(minus "$(date +%s.%N)" "$t0")" \
+        '{bench: "pki_setup", backend: "pki", people: $people, certificates: $certs, setup_seconds: $s}' | tee -a "$OUT" >&2
+    # The peer's responder key and certificate: a fresh P-256 pair made here (segl's keys
+    # never leave its key store); -CA is segl's persons CA, so the peer matches the
+    # requests' issuer hashes and answers good for the same serials.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bench-ocsp-peer \
+        -days 30 -keyout "$WORK/peer-ocsp/rs.key" -out "$WORK/peer-ocsp/rs.pem" >/dev/null 2>&1
+
+    # `openssl ocsp` (3.0) cannot be told an address to listen on and would listen on every
+    # interface; so it runs, with its load generator, in a network namespace of its own
+    # that has nothing but a loopback interface.
+    run_peer_ocsp() {
+        unshare --net bash -c '
+            set -e
+            ip link set lo up
+            cd "$1"
+            openssl ocsp -index index.txt -CA "$2" -rsigner rs.pem -rkey rs.key -port 8888 \
+                -nmin 60 -multi "$3" >peer.log 2>&1 &
+            peer=$!
+            for _ in $(seq 1 100); do
+                ss -Hltn "sport = :8888" | grep -q . && break
+                sleep 0.1
+            done
+            sleep 0.5
+            shift 3
+            "$@" --server-pid "$peer" || rc=$?
+            # The parent notes SIGTERM but exits only once its responders are gone.
+            kill -TERM "$peer" $(ps -o pid= --ppid "$peer") 2>/dev/null || true
+            wait "$peer" 2>/dev/null || true
+            exit "${rc:-0}"
+        ' peer-ocsp "$WORK/peer-ocsp" "$WORK/persons.pem" "$PKI_PEER_PROCS" \
+            "$LG" ocsp --url http://127.0.0.1:8888/ --requests "$reqs" --concurrency "$PKI_CONC" \
+            --seconds "$PKI_SECS"
+    }
+
+    start_segl "$data"
+    pid=$SERVER_PID
+    log "pki: segl at $BASE (pid $pid), $nreq requests"
+    sleep 1
+    # Fills segl's cache of pre-signed answers (one signature per certificate), unrecorded.
+    "$LG" ocsp --url "$BASE/pki/ocsp" --requests "$reqs" --concurrency "$PKI_CONC" --seconds 2 >/dev/null
+    for i in $(seq 1 "$RUNS"); do
+        wait_quiet
+        "$LG" ocsp --url "$BASE/pki/ocsp" --requests "$reqs" --concurrency "$PKI_CONC" \
+            --seconds "$PKI_SECS" --server-pid "$pid" | record pki "$i"
+        # A connection per request, as the peer is spoken to (it closes each one).
+        "$LG" ocsp --url "$BASE/pki/ocsp" --requests "$reqs" --concurrency "$PKI_CONC" \
+            --seconds "$PKI_SECS" --keep-alive false --server-pid "$pid" | record pki "$i"
+        run_peer_ocsp | record openssl "$i"
+    done
+    memory "$pid" | jq -c '{bench: "memory_after_load", backend: "pki"} + .' | tee -a "$OUT" >&2
+    echo "serve log pki: $(wc -l <"$data/serve.log") lines, $(grep -ci 'error' "$data/serve.log" || true) mentioning error" >>"$WORK/machine.txt"
+    stop_pid "$pid"
+
+    # A CRL of CRL_ENTRIES revoked entries: build time and peak resident memory, as the
+    # example prints them ("N entries: S s, CRL M MB, peak RSS P MB (before building: B MB)").
+    for i in $(seq 1 "$RUNS"); do
+        wait_quiet
+        out=$("$ROOT/target/release/examples/crl_million" "$CRL_ENTRIES")
+        echo "$out" >&2
+        sed -nE 's/^([0-9]+) entries: ([0-9.]+) s, CRL ([0-9.]+) MB, peak RSS ([0-9.]+) MB \(before building: ([0-9.]+) MB\).*/{"bench":"crl","entries":\1,"seconds":\2,"crl_mb":\3,"peak_rss_mb":\4,"before_mb":\5}/p' <<<"$out" |
+            jq -c --arg v "$(grep -o 'openssl crl: .*' <<<"$out")" '. + {openssl: $v}' | record pki "$i"
+    done
 fi
 
 python3 "$ROOT/bench/summarize.py" "$OUT" "$WORK/machine.txt" | tee "$WORK/tables.md"

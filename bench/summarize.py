@@ -17,6 +17,7 @@ IDLE_GOAL_BYTES = 40e6     # idle resident memory under 40 MB
 PUSH_P99_GOAL_MS = 50.0    # push latency to the app, p99
 APP_LOGIN_GOAL = 1000.0    # logins with the app per second (SQLite, 2 cores)
 CONN_GOAL_BYTES = 500e6    # 50,000 idle app connections under 500 MB resident
+OCSP_GOAL = 20000.0        # OCSP responses per second on 2 cores
 
 
 def load(path):
@@ -67,6 +68,8 @@ def main():
         core(rows, backends)
     if any(r.get("backend") == "app" for r in rows):
         app(rows)
+    if any(r.get("bench") in ("ocsp", "crl") for r in rows):
+        pki(rows)
 
 
 def core(rows, backends):
@@ -283,6 +286,55 @@ def app(rows):
               f"| **{statistics.median(slopes):,.0f}** | **{me:,.0f} MB** | {mdn(cpu10k, '{:.3f}')} "
               f"| {idle[0]['fd_limit_server']} / {idle[0]['fd_limit_loadgen']} | {sum(r['errors'] for r in idle)} "
               f"| {yes(me * 1e6 < CONN_GOAL_BYTES)} |")
+        print()
+
+
+def pki(rows):
+    setup = series(rows, "pki_setup", "pki")
+    if setup:
+        s = setup[0]
+        print(f"Setup: {s['people']} persons with an active eID, {s['certificates']} valid certificates, "
+              f"one nonce-less OCSP request each, in {s['setup_seconds']:.0f} s.\n")
+    segl = series(rows, "ocsp", "pki")
+    peer = series(rows, "ocsp", "openssl")
+    if segl or peer:
+        print("### OCSP responses per second (2 cores, load generator on the same machine)\n")
+        print("| responder | connections | responses/s (runs) | median responses/s | p50 / p99 ms | server CPU µs/response "
+              "| load generator CPU µs/response | machine busy cores | responses per connection | errors | goal >= 20,000/s |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        groups = [("segl", "kept open", [r for r in segl if r.get("keep_alive")]),
+                  ("segl", "one per request", [r for r in segl if not r.get("keep_alive")]),
+                  ("openssl ocsp -multi", "closed by the server after each", peer)]
+        for name, conns, rs in groups:
+            if not rs:
+                continue
+            m = med(rs)
+            client = [1e6 * r["client_cpu_s"] / r["count"] for r in rs if r.get("count") and "client_cpu_s" in r]
+            per_conn = [r["count"] / r["connections"] for r in rs if r.get("connections")]
+            print(f"| {name} | {conns} | {fmt_runs(rs)} | **{m:,.0f}** | {med(rs, 'p50_ms'):.2f} / {med(rs, 'p99_ms'):.2f} "
+                  f"| {mdn(pick(rs, 'server_cpu_us_per_op'))} | {mdn(client)} | {busy(rs)} | {mdn(per_conn)} "
+                  f"| {sum(r['errors'] for r in rs)} | {yes(m >= OCSP_GOAL) if conns == 'kept open' else '-'} |")
+        print()
+        if peer:
+            ratios = []
+            for r in segl:
+                same = [p for p in peer if p.get("run") == r.get("run")]
+                if same:
+                    ratios.append((r.get("keep_alive"), r["rate"] / same[0]["rate"]))
+            for ka, label in ((True, "connections kept open"), (False, "a connection per request, as with the peer")):
+                v = [x for k, x in ratios if k == ka]
+                if v:
+                    print(f"Ratio segl / openssl, {label} (per run: {', '.join(f'{x:.2f}' for x in v)}): "
+                          f"**{statistics.median(v):.2f}**.  ")
+            print()
+    crl = series(rows, "crl", "pki")
+    if crl:
+        print("### A CRL of 1,000,000 revoked entries (crates/pki/examples/crl_million)\n")
+        print("| entries | seconds (runs) | median seconds | CRL size, MB | peak RSS MB (runs) | median peak RSS, MB | before building, MB |")
+        print("|---|---|---|---|---|---|---|")
+        print(f"| {crl[0]['entries']:,} | {', '.join(f'{x:.2f}' for x in pick(crl, 'seconds'))} | **{med(crl, 'seconds'):.2f}** "
+              f"| {med(crl, 'crl_mb'):.1f} | {', '.join(f'{x:.0f}' for x in pick(crl, 'peak_rss_mb'))} "
+              f"| **{med(crl, 'peak_rss_mb'):.0f}** | {med(crl, 'before_mb'):.0f} |")
         print()
 
 

@@ -18,6 +18,8 @@
 //!   steady rate or with N in flight; also the push latency (method step to the app).
 //! - `app-idle`: idle app event streams held open in steps, with segl's resident memory at
 //!   each step (memory per connection).
+//! - `ocsp`: OCSP responses per second from pre-made DER requests, POSTed round-robin to
+//!   segl's responder or to `openssl ocsp` as the peer (issue 4).
 //!
 //! Each measuring subcommand prints one JSON line on stdout: count, seconds, rate, p50/p99
 //! latency (ms) and errors. Nothing here asserts on timing; the figures are for the report.
@@ -31,6 +33,7 @@ mod hotp;
 mod limits;
 mod logins;
 mod nin;
+mod ocsp;
 mod refresh;
 mod setup;
 mod stats;
@@ -74,6 +77,8 @@ enum Cmd {
     AppLogins(applogins::AppLoginArgs),
     /// Idle app connections and segl's memory per connection.
     AppIdle(appidle::AppIdleArgs),
+    /// OCSP responses per second (segl's responder or a peer).
+    Ocsp(ocsp::OcspArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
             runtime(cli.runtime_threads).and_then(|rt| rt.block_on(applogins::run(a)))
         }
         Cmd::AppIdle(a) => runtime(cli.runtime_threads).and_then(|rt| rt.block_on(appidle::run(a))),
+        Cmd::Ocsp(a) => runtime(cli.runtime_threads).and_then(|rt| rt.block_on(ocsp::run(a))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -47,6 +47,25 @@ pub fn routes() -> Router<AppState> {
         .route("/pki/ocsp/{*request}", get(ocsp_get))
 }
 
+/// The few layers the PKI routes need: requests bounded in size, `nosniff`, and a panic
+/// answered as a server error rather than a dropped connection.
+pub fn layers(routes: Router<AppState>) -> Router<AppState> {
+    routes
+        .layer(axum::extract::DefaultBodyLimit::max(4 * MAX_OCSP_REQUEST))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            crate::error::problem_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "the server could not complete this request",
+                None,
+            )
+        }))
+}
+
 /// The OCSP responder of the persons CA, with its cache of pre-signed answers.
 pub struct PkiService {
     /// The CA.
