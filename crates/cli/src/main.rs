@@ -106,6 +106,8 @@ enum Command {
     /// Person certificates: list, issue, revoke.
     #[command(subcommand)]
     Cert(pki::CertCmd),
+    /// Check a detached CMS signature, its chain and the signer's revocation status.
+    Verify(pki::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -132,6 +134,7 @@ fn main() -> ExitCode {
             Command::App(c) => app::app(&cli.global, c).await,
             Command::Ca(c) => pki::ca(&cli.global, c).await,
             Command::Cert(c) => pki::cert(&cli.global, c).await,
+            Command::Verify(a) => pki::verify(&cli.global, a).await,
         }
     });
     match result {

@@ -407,3 +407,222 @@ pub async fn cert(g: &Global, cmd: CertCmd) -> Result<ExitCode, CliError> {
         }
     }
 }
+
+/// `segl verify`: a detached CMS signature, its chain and its revocation status.
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// The signature: DER CMS ContentInfo (SignedData, detached).
+    #[arg(long)]
+    cms: std::path::PathBuf,
+    /// The signed content.
+    #[arg(long, conflicts_with = "digest", required_unless_present = "digest")]
+    content: Option<std::path::PathBuf>,
+    /// The content's SHA-256, 64 hex digits, instead of the content.
+    #[arg(long)]
+    digest: Option<String>,
+    /// A trusted root certificate (PEM or DER); repeat for more. Default: this segl's root.
+    #[arg(long = "ca")]
+    roots: Vec<std::path::PathBuf>,
+}
+
+/// The content's SHA-256: from `--digest` or by reading `--content`.
+fn content_digest(args: &VerifyArgs) -> Result<[u8; 32], CliError> {
+    use sha2::Digest;
+    if let Some(hex) = &args.digest {
+        let bytes = data_encoding::HEXLOWER_PERMISSIVE
+            .decode(hex.trim().as_bytes())
+            .map_err(|_| CliError::Input("--digest is not hex".into()))?;
+        return <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+            CliError::Input(format!(
+                "--digest is {} bytes; a SHA-256 is 32 (64 hex digits)",
+                bytes.len()
+            ))
+        });
+    }
+    let Some(path) = &args.content else {
+        return Err(CliError::Input(
+            "give --content FILE or --digest HEX".into(),
+        ));
+    };
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match std::io::Read::read(&mut file, &mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(CliError::Input(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        match buf.get(..n) {
+            Some([]) | None => break,
+            Some(chunk) => hasher.update(chunk),
+        }
+    }
+    Ok(hasher.finalize().into())
+}
+
+/// A certificate file, PEM or DER.
+fn read_certificate(path: &Path) -> Result<Vec<u8>, CliError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))?;
+    if bytes.first() != Some(&0x30) {
+        return read_pem(path, "CERTIFICATE");
+    }
+    profile::summary(&bytes)
+        .map_err(|e| CliError::Input(format!("{}: not a DER certificate: {e}", path.display())))?;
+    Ok(bytes)
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+pub async fn verify(g: &Global, args: VerifyArgs) -> Result<ExitCode, CliError> {
+    use segl_pki::verify::{self as v, Revocation, VerifyError};
+
+    let digest = content_digest(&args)?;
+    let cms = std::fs::read(&args.cms)
+        .map_err(|e| CliError::Input(format!("cannot read {}: {e}", args.cms.display())))?;
+    let mut roots = Vec::new();
+    for path in &args.roots {
+        roots.push(read_certificate(path)?);
+    }
+    // The store: for the default root, and for the revocation state of this segl's own
+    // certificates. Not created just to verify against roots given on the command line.
+    let opened = if roots.is_empty() || g.data_dir.exists() {
+        Some(crate::commands::open_with(g, false).await?)
+    } else {
+        None
+    };
+    if roots.is_empty() {
+        let Some(o) = &opened else {
+            return Err(CliError::Input("give --ca ROOT.pem".into()));
+        };
+        let mut c = o.store.conn().await.map_err(fail)?;
+        let root = rows::ca(&mut *c, "root")
+            .await
+            .map_err(fail)?
+            .ok_or_else(|| {
+                CliError::Input("this segl has no root CA yet; give --ca ROOT.pem".into())
+            })?;
+        roots.push(root.cert_der);
+    }
+
+    let now_t = time::OffsetDateTime::now_utc();
+    let mut result = v::verify_cms(&cms, &digest, &roots, now_t);
+    // No OCSP response in the signature: segl's own records answer for its own certificates.
+    let mut source = "ocsp";
+    if let (Ok(report), Some(o)) = (&mut result, &opened)
+        && report.revocation == Revocation::NotChecked
+    {
+        let mut c = o.store.conn().await.map_err(fail)?;
+        let own = rows::certificate(&mut *c, &report.serial_hex)
+            .await
+            .map_err(fail)?
+            .filter(|row| row.cert_der == report.signer_cert_der);
+        if let Some(row) = own {
+            source = "this segl's records";
+            let reason = row.reason.as_deref().and_then(RevocationReason::parse);
+            match row
+                .revoked_at
+                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+            {
+                None => report.revocation = Revocation::Good { produced_at: now_t },
+                Some(time) if time <= report.signing_time => {
+                    result = Err(VerifyError::Revoked {
+                        time,
+                        reason,
+                        signing_time: report.signing_time,
+                    });
+                }
+                Some(time) => {
+                    report.revocation = Revocation::RevokedAfterSigning {
+                        time,
+                        reason,
+                        produced_at: now_t,
+                    }
+                }
+            }
+        }
+    }
+
+    match result {
+        Ok(report) => {
+            let revocation = match &report.revocation {
+                Revocation::Good { produced_at } => json!({
+                    "status": "good", "source": source, "produced_at": rfc3339(*produced_at),
+                }),
+                Revocation::RevokedAfterSigning {
+                    time,
+                    reason,
+                    produced_at,
+                } => json!({
+                    "status": "revoked after signing", "source": source,
+                    "revoked_at": rfc3339(*time),
+                    "reason": reason.map(RevocationReason::as_str),
+                    "produced_at": rfc3339(*produced_at),
+                }),
+                _ => json!({ "status": "not checked" }),
+            };
+            if g.json {
+                print_json(&json!({
+                    "valid": true,
+                    "signer": report.signer_subject,
+                    "serial": report.serial_hex,
+                    "signing_time": rfc3339(report.signing_time),
+                    "chain": report.chain,
+                    "revocation": revocation,
+                }));
+            } else {
+                let status = match &report.revocation {
+                    Revocation::Good { produced_at } if source == "ocsp" => {
+                        format!("good (OCSP response of {})", rfc3339(*produced_at))
+                    }
+                    Revocation::Good { .. } => format!("good ({source})"),
+                    Revocation::RevokedAfterSigning { time, reason, .. } => format!(
+                        "revoked at {}, after signing ({}; {source})",
+                        rfc3339(*time),
+                        reason.map_or("no reason given", RevocationReason::as_str)
+                    ),
+                    _ => "not checked (the signature carries no OCSP response)".into(),
+                };
+                println!("valid signature");
+                println!("signer:       {}", report.signer_subject);
+                println!("serial:       {}", report.serial_hex);
+                println!(
+                    "signing time: {} (claimed by the signer)",
+                    rfc3339(report.signing_time)
+                );
+                println!("chain:        {}", report.chain.join("\n              "));
+                println!("revocation:   {status}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if g.json {
+                // What can be said of the signer even so.
+                let mut out = json!({ "valid": false, "error": e.to_string() });
+                if let Ok(signed) = segl_pki::cms::verify_detached(&cms, &digest)
+                    && let Ok(s) = profile::summary(&signed.signer_cert_der)
+                {
+                    out["signer"] = json!(s.subject);
+                    out["serial"] = json!(s.serial_hex);
+                    out["signing_time"] = json!(rfc3339(signed.signing_time));
+                }
+                print_json(&out);
+                Ok(ExitCode::from(1))
+            } else {
+                Err(CliError::Failure(format!(
+                    "the signature is not valid: {e}"
+                )))
+            }
+        }
+    }
+}

@@ -72,6 +72,20 @@ pub enum Error {
     /// No ESS signing-certificate-v2 attribute (RFC 5035), required by CAdES baseline B.
     #[error("the CMS signature has no signing-certificate-v2 attribute")]
     CmsSigningCertificateMissing,
+    /// An OCSP response that is not DER `OCSPResponse` holding a `BasicOCSPResponse`.
+    #[error("OCSP response is malformed: {0}")]
+    OcspResponseMalformed(der::Error),
+    /// An OCSP response whose status is not successful, so it says nothing about a
+    /// certificate.
+    #[error("OCSP response status is {0:?}, not successful")]
+    OcspResponseUnsuccessful(crate::ocsp::OcspResponseStatus),
+    /// A well-formed OCSP response segl does not read: another response type, or BER
+    /// where its signature needs the exact DER.
+    #[error("unsupported OCSP response: {0}")]
+    OcspResponseUnsupported(String),
+    /// The OCSP response's signature does not verify with the given responder key.
+    #[error("the OCSP response's signature does not verify: {0}")]
+    OcspBadSignature(String),
     /// The signing-certificate-v2 attribute names another certificate than the signer's.
     #[error("the CMS signature's signing-certificate-v2 does not name the signer certificate")]
     CmsSigningCertificateMismatch,

@@ -584,7 +584,12 @@ pub fn is_ca(cert_der: &[u8]) -> Result<bool, Error> {
 }
 
 /// ECDSA P-256 with SHA-256, the only algorithm segl's CA uses (public-key work only).
-fn verify_ecdsa(spki: &[u8], alg: &ObjectIdentifier, msg: &[u8], sig: &[u8]) -> Result<(), String> {
+pub(crate) fn verify_ecdsa(
+    spki: &[u8],
+    alg: &ObjectIdentifier,
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<(), String> {
     use p256::ecdsa::signature::Verifier;
     use p256::pkcs8::DecodePublicKey;
     if *alg != ECDSA_WITH_SHA256 {

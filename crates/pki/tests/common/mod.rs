@@ -232,3 +232,85 @@ impl TestPki {
         std::fs::read(self.dir.join(name)).expect("read file")
     }
 }
+
+impl TestPki {
+    /// The signer of one of the keys openssl made (`root`, `ca`, `ocsp`, `leaf1` ..).
+    pub fn signer(&self, name: &str) -> TestSigner {
+        openssl(
+            &self.dir,
+            &format!("pkcs8 -topk8 -nocrypt -in {name}.key -outform DER -out {name}.p8"),
+        );
+        TestSigner::from_pkcs8(&self.read(&format!("{name}.p8")))
+    }
+
+    /// A person certificate (segl's profile) issued by the CA with the given validity,
+    /// and its fresh key.
+    pub fn person(
+        &self,
+        serial: &[u8],
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> (Vec<u8>, TestSigner) {
+        let key = TestSigner::generate();
+        let cert = segl_pki::profile::issue(
+            &segl_pki::profile::Request {
+                profile: segl_pki::profile::Profile::Person {
+                    ca: "persons".into(),
+                    given_name: "Kari".into(),
+                    surname: "Nordmann".into(),
+                    serial_number: "UUID:0b2f0e1c".into(),
+                },
+                public_key_der: key.public_key_der(),
+                serial,
+                not_before,
+                not_after,
+            },
+            &segl_pki::profile::Issuer {
+                cert_der: Some(&self.ca_der),
+                signer: &self.ca_signer,
+            },
+            &test_urls(),
+        )
+        .expect("issue person certificate");
+        (cert, key)
+    }
+}
+
+/// The URLs put in certificates issued with segl's profiles in tests.
+pub fn test_urls() -> segl_pki::profile::Urls {
+    segl_pki::profile::Urls {
+        base: "https://eid.example".into(),
+        policy: segl_pki::profile::DEFAULT_POLICY_OID.into(),
+    }
+}
+
+/// A signed OCSP response about `serial` of the CA (SHA-1 CertID), from the responder
+/// certificate `responder_der` with its key, produced at `produced_at`.
+pub fn ocsp_response(
+    pki: &TestPki,
+    responder_der: &[u8],
+    responder: &dyn Signer,
+    serial: &[u8],
+    status: segl_pki::ocsp::CertStatus,
+    produced_at: time::OffsetDateTime,
+) -> Vec<u8> {
+    use segl_pki::ocsp::{HashAlg, IssuerId, Responder, SingleAnswer};
+    let cert_id = IssuerId::from_cert_der(&pki.ca_der)
+        .expect("issuer")
+        .cert_id(HashAlg::Sha1, serial)
+        .expect("cert id");
+    Responder::new(responder_der, responder)
+        .expect("responder")
+        .respond(
+            responder,
+            produced_at,
+            &[SingleAnswer {
+                cert_id,
+                status,
+                this_update: produced_at - time::Duration::minutes(1),
+                next_update: produced_at + time::Duration::days(1),
+            }],
+            None,
+        )
+        .expect("OCSP response")
+}
