@@ -36,6 +36,7 @@ use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::time::Time;
 
 use crate::ocsp::asn1::{OcspResponse, OcspResponseStatus};
+use crate::profile::{offset_time, x509_time as cms_time};
 use crate::{Error, Signer};
 
 /// id-ri-ocsp-response (RFC 5940 section 4.1): an OCSPResponse carried in SignedData's
@@ -608,24 +609,6 @@ fn ecdsa_with_sha256() -> AlgorithmIdentifierOwned {
         oid: ECDSA_WITH_SHA_256,
         parameters: None,
     }
-}
-
-/// RFC 5652 section 11.3: UTCTime from 1950 through 2049, GeneralizedTime otherwise.
-fn cms_time(t: OffsetDateTime) -> Result<Time, Error> {
-    let secs = u64::try_from(t.unix_timestamp()).map_err(|_| Error::TimeOutOfRange(t))?;
-    let d = std::time::Duration::from_secs(secs);
-    Ok(if t.year() < 2050 {
-        Time::UtcTime(der::asn1::UtcTime::from_unix_duration(d)?)
-    } else {
-        Time::GeneralTime(der::asn1::GeneralizedTime::from_unix_duration(d)?)
-    })
-}
-
-fn offset_time(t: Time) -> Result<OffsetDateTime, Error> {
-    let secs = i64::try_from(t.to_unix_duration().as_secs())
-        .map_err(|_| Error::Invalid("signing time out of range".into()))?;
-    OffsetDateTime::from_unix_timestamp(secs)
-        .map_err(|_| Error::Invalid("signing time out of range".into()))
 }
 
 #[cfg(test)]

@@ -214,11 +214,11 @@ fn builder_error(e: x509_cert::builder::Error) -> Error {
     Error::Invalid(format!("certificate builder: {e}"))
 }
 
-fn x509_time(t: OffsetDateTime) -> Result<Time, Error> {
-    let secs = u64::try_from(t.unix_timestamp())
-        .map_err(|_| Error::Invalid("certificate times start in 1970".into()))?;
+/// An X.509/CMS time: UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 section
+/// 4.1.2.5, RFC 5652 section 11.3).
+pub(crate) fn x509_time(t: OffsetDateTime) -> Result<Time, Error> {
+    let secs = u64::try_from(t.unix_timestamp()).map_err(|_| Error::TimeOutOfRange(t))?;
     let d = Duration::from_secs(secs);
-    // RFC 5280: UTCTime through 2049, GeneralizedTime from 2050.
     Ok(if t.year() < 2050 {
         Time::UtcTime(der::asn1::UtcTime::from_unix_duration(d)?)
     } else {
@@ -226,7 +226,7 @@ fn x509_time(t: OffsetDateTime) -> Result<Time, Error> {
     })
 }
 
-fn offset_time(t: Time) -> Result<OffsetDateTime, Error> {
+pub(crate) fn offset_time(t: Time) -> Result<OffsetDateTime, Error> {
     let secs = i64::try_from(t.to_unix_duration().as_secs())
         .map_err(|_| Error::Invalid("time out of range".into()))?;
     OffsetDateTime::from_unix_timestamp(secs)
