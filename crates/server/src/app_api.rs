@@ -22,7 +22,7 @@ use segl_core::app::{DEVICE_REQUEST_MAX_SKEW_SECS, DeviceRequest};
 use segl_crypto::random::{random_digits, random_token, sha256_b64url};
 use segl_store::apps::{self, AppDevice, AppDeviceState, CodeCheck, Deactivation, NewAppDevice};
 use segl_store::audit::{self, Event};
-use segl_store::grants;
+use segl_store::db::Db;
 use segl_store::persons;
 use serde::Deserialize;
 use serde_json::json;
@@ -223,6 +223,16 @@ async fn activate(
     )
     .await?;
     tx.commit().await.map_err(segl_store::StoreError::from)?;
+    // An active eID gets its certificate now (a password and the app make it active); a
+    // failure here only delays it to the first signing, which issues it too.
+    if let Some(pki) = &st.pki
+        && let Err(e) = pki
+            .pki
+            .ensure_person_certificate(&st.store, &person.id, now)
+            .await
+    {
+        crate::error::log_fault(&e);
+    }
     // The replaced app hears it at once if it is connected.
     if let Some(old) = &replaced {
         st.push.publish(&push::app_key(old)).await;
@@ -234,8 +244,7 @@ async fn activate(
         .into_response())
 }
 
-/// A refused device call: the error, and what to audit once the caller has let go of its
-/// connection (on SQLite there is one, and the audit needs it).
+/// A refused device call: the error, and the known app to audit it on.
 struct Refused {
     error: ApiError,
     audit: Option<(AppDevice, &'static str)>,
@@ -256,15 +265,12 @@ impl From<segl_store::StoreError> for Refused {
 impl Refused {
     /// Records a refused call from a known app, in a transaction of its own.
     async fn recorded(self, st: &AppState) -> ApiError {
-        if let Some((device, reason)) = &self.audit {
+        if let Some((device, reason)) = self.audit {
             audit_apart(
                 st,
-                &Event {
-                    event: "app.auth_failure",
-                    subject: Some(&device.person_id),
-                    client_id: None,
-                    data: json!({"app_id": device.app_id, "reason": reason}),
-                },
+                "app.auth_failure",
+                device.person_id,
+                json!({"app_id": device.app_id, "reason": reason}),
             )
             .await;
         }
@@ -272,35 +278,73 @@ impl Refused {
     }
 }
 
-/// Records a refusal in a transaction of its own, once the refused call's connection is
-/// let go (on SQLite there is one). A failure to record is logged: the refusal stands.
-async fn audit_apart(st: &AppState, event: &Event<'_>) {
-    let written = match st.store.conn().await {
-        Ok(mut c) => audit::append(&mut c, event, st.now()).await.map(drop),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = written {
-        tracing::error!(error = %e, event = event.event, "cannot record a refused device call");
+/// Records a refusal about `subject` in a transaction of its own: the refused call's own
+/// transaction, if it had one, was undone. A failure to record is logged: the refusal
+/// stands.
+async fn audit_apart(st: &AppState, event: &'static str, subject: String, data: serde_json::Value) {
+    if let Err(e) = audit_alone(st, event, subject, data).await {
+        tracing::error!(error = %e, event, "cannot record a refused device call");
     }
 }
 
-/// Checks a signed device-API call and returns its device (active or not).
+/// Appends one audit event about `subject`, as a durable transaction of its own (on
+/// SQLite, a job of the writer thread).
+async fn audit_alone(
+    st: &AppState,
+    event: &'static str,
+    subject: String,
+    data: serde_json::Value,
+) -> segl_store::Result<()> {
+    let now = st.now();
+    st.store
+        .transact(move |mut tx| {
+            Box::pin(async move {
+                let e = Event {
+                    event,
+                    subject: Some(&subject),
+                    client_id: None,
+                    data,
+                };
+                audit::append(&mut tx, &e, now).await.map(drop)
+            })
+        })
+        .await
+}
+
+fn unauthorized(code: &'static str, detail: &str) -> ApiError {
+    ApiError::problem(StatusCode::UNAUTHORIZED, code, detail.to_string())
+}
+
+/// A signed device call whose signature verified, from a known app (active or not). What
+/// the call does runs in a transaction that first records its replay key
+/// ([`SignedCall::record`]), so a refused call can be made again and gets the same answer.
+struct SignedCall {
+    /// The calling app, as read before the transaction: its key never changes, its state
+    /// may (a write that needs it active checks again inside the transaction).
+    device: AppDevice,
+    /// The device's public key, decoded and checked.
+    public_key: Vec<u8>,
+    /// What was signed, hashed: the same call a second time has the same key.
+    replay_key: String,
+    /// Until when the key is kept: past any time the call's timestamp is accepted.
+    replay_until: i64,
+}
+
+/// Checks a signed device-API call without writing anything: the device and its key are
+/// read through the read pool and the signature is checked here, so the transaction (on
+/// SQLite, a job of the single writer thread) only runs SQL.
 ///
 /// Refused, each with its own code: missing or malformed headers, a clock more than
-/// [`DEVICE_REQUEST_MAX_SKEW_SECS`] away, an unknown app, a signature that does not verify,
-/// and the same signed message (app, nonce, method, path, time and body) a second time. A bad signature
-/// or a replay from a known app is audited.
-async fn authenticate(
+/// [`DEVICE_REQUEST_MAX_SKEW_SECS`] away, an unknown app, a signature that does not verify
+/// (audited), and, from [`SignedCall::record`], the same signed message (app, nonce,
+/// method, path, time and body) a second time (audited).
+async fn verify_call(
     st: &AppState,
-    c: &mut segl_store::Conn,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<AppDevice, Refused> {
-    let unauth = |code: &'static str, detail: &str| {
-        ApiError::problem(StatusCode::UNAUTHORIZED, code, detail.to_string())
-    };
+) -> Result<SignedCall, Refused> {
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let (Some(app_id), Some(nonce), Some(ts), Some(sig)) = (
         h("x-segl-app-id"),
@@ -308,7 +352,7 @@ async fn authenticate(
         h("x-segl-timestamp"),
         h("x-segl-signature"),
     ) else {
-        return Err(unauth(
+        return Err(unauthorized(
             "device_auth_required",
             "sign the call with the device key: X-Segl-App-Id, X-Segl-Nonce, X-Segl-Timestamp, X-Segl-Signature",
         )
@@ -319,7 +363,7 @@ async fn authenticate(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return Err(unauth(
+        return Err(unauthorized(
             "malformed_device_auth",
             "X-Segl-Nonce is 16 to 64 base64url characters",
         )
@@ -327,21 +371,23 @@ async fn authenticate(
     }
     let timestamp: i64 = ts
         .parse()
-        .map_err(|_| unauth("malformed_device_auth", "X-Segl-Timestamp is unix seconds"))?;
+        .map_err(|_| unauthorized("malformed_device_auth", "X-Segl-Timestamp is unix seconds"))?;
     let signature = data_encoding::BASE64URL_NOPAD
         .decode(sig.as_bytes())
-        .map_err(|_| unauth("malformed_device_auth", "X-Segl-Signature is base64url"))?;
+        .map_err(|_| unauthorized("malformed_device_auth", "X-Segl-Signature is base64url"))?;
     let now = st.now();
     if (now - timestamp).abs() > DEVICE_REQUEST_MAX_SKEW_SECS {
-        return Err(unauth(
+        return Err(unauthorized(
             "stale_device_request",
             "the device's clock is more than 60 seconds from the server's",
         )
         .into());
     }
-    let device = apps::by_app_id(c, app_id)
-        .await?
-        .ok_or_else(|| unauth("unknown_app", "no app has this app ID"))?;
+    let device = {
+        let mut c = st.store.read().await?;
+        apps::by_app_id(&mut c, app_id).await?
+    }
+    .ok_or_else(|| unauthorized("unknown_app", "no app has this app ID"))?;
     let public_key = segl_crypto::device::public_key_from_b64url(&device.public_key)
         .map_err(|e| ApiError::Internal(format!("stored device key: {e}")))?;
     let body_sha256: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(body).into();
@@ -355,23 +401,35 @@ async fn authenticate(
     };
     if let Err(e) = segl_crypto::device::verify_request(&public_key, &request, &signature) {
         return Err(Refused {
-            error: unauth("bad_device_signature", &e.to_string()),
+            error: unauthorized("bad_device_signature", &e.to_string()),
             audit: Some((device, "bad_signature")),
         });
     }
-    // Keyed by what was signed, not by the signature: an ECDSA signature has a twin that
-    // also verifies, and it must not let the same call through twice.
-    let key = format!("dev:{}", sha256_b64url(&request.to_signed_bytes()));
-    if !grants::use_jti(c, &key, timestamp + 2 * DEVICE_REQUEST_MAX_SKEW_SECS).await? {
-        return Err(Refused {
-            error: unauth(
+    Ok(SignedCall {
+        device,
+        public_key,
+        // Keyed by what was signed, not by the signature: an ECDSA signature has a twin
+        // that also verifies, and it must not let the same call through twice.
+        replay_key: format!("dev:{}", sha256_b64url(&request.to_signed_bytes())),
+        replay_until: timestamp + 2 * DEVICE_REQUEST_MAX_SKEW_SECS,
+    })
+}
+
+impl SignedCall {
+    /// Records the call's replay key in the caller's transaction; refused (and audited)
+    /// when the same call was made before.
+    async fn record(&self, tx: &mut impl Db) -> Result<(), Refused> {
+        if apps::use_call_key(tx, &self.replay_key, self.replay_until).await? {
+            return Ok(());
+        }
+        Err(Refused {
+            error: unauthorized(
                 "replayed_device_request",
                 "this signed call was already made",
             ),
-            audit: Some((device, "replay")),
-        });
+            audit: Some((self.device.clone(), "replay")),
+        })
     }
-    Ok(device)
 }
 
 fn device_view(d: &AppDevice) -> serde_json::Value {
@@ -393,13 +451,8 @@ async fn status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let mut c = st.store.conn().await?;
-    let checked = authenticate(&st, &mut c, &method, &uri, &headers, &body).await;
-    drop(c);
-    match checked {
-        Ok(device) => Ok(Json(device_view(&device)).into_response()),
-        Err(r) => Err(r.recorded(&st).await),
-    }
+    let device = device_of(&st, &method, &uri, &headers, &body).await?;
+    Ok(Json(device_view(&device)).into_response())
 }
 
 /// The person deactivates this app from the app itself.
@@ -411,16 +464,42 @@ async fn deactivate(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let now = st.now();
-    let mut tx = st.store.begin().await?;
-    let device = match authenticate(&st, &mut tx, &method, &uri, &headers, &body).await {
-        Ok(d) => d,
-        Err(r) => {
-            drop(tx);
-            return Err(r.recorded(&st).await);
+    let done = match verify_call(&st, &method, &uri, &headers, &body).await {
+        Ok(call) => {
+            st.store
+                .transact(move |mut tx| {
+                    Box::pin(async move { deactivate_caller(&mut tx, call, now).await })
+                })
+                .await
         }
+        Err(r) => Err(r),
     };
+    let device = match done {
+        Ok(d) => d,
+        Err(r) => return Err(r.recorded(&st).await),
+    };
+    st.push.publish(&push::app_key(&device.app_id)).await;
+    let after = AppDevice {
+        state: AppDeviceState::Deactivated,
+        deactivated_at: Some(now),
+        deactivated_why: Some(Deactivation::ByPerson.as_str().into()),
+        ..device
+    };
+    Ok(Json(device_view(&after)).into_response())
+}
+
+/// Deactivates the calling app in the caller's transaction, after recording the call's
+/// replay key; refused when the app is no longer active at that moment.
+async fn deactivate_caller(
+    tx: &mut impl Db,
+    call: SignedCall,
+    now: i64,
+) -> Result<AppDevice, Refused> {
+    call.record(tx).await?;
+    let device = call.device;
+    // The guarded UPDATE checks the state at the moment of the write.
     if device.state != AppDeviceState::Active
-        || !apps::deactivate(&mut tx, &device.app_id, Deactivation::ByPerson, now).await?
+        || !apps::deactivate(tx, &device.app_id, Deactivation::ByPerson, now).await?
     {
         return Err(ApiError::problem(
             StatusCode::GONE,
@@ -429,10 +508,11 @@ async fn deactivate(
                 "this app is no longer active ({})",
                 device.deactivated_why.as_deref().unwrap_or("deactivated")
             ),
-        ));
+        )
+        .into());
     }
     audit::append(
-        &mut tx,
+        tx,
         &Event {
             event: "app.deactivated",
             subject: Some(&device.person_id),
@@ -442,15 +522,7 @@ async fn deactivate(
         now,
     )
     .await?;
-    tx.commit().await.map_err(segl_store::StoreError::from)?;
-    st.push.publish(&push::app_key(&device.app_id)).await;
-    let after = AppDevice {
-        state: AppDeviceState::Deactivated,
-        deactivated_at: Some(now),
-        deactivated_why: Some(Deactivation::ByPerson.as_str().into()),
-        ..device
-    };
-    Ok(Json(device_view(&after)).into_response())
+    Ok(device)
 }
 
 /// An activation just started: the codes to hand over (shown once; segl keeps hashes).
@@ -640,8 +712,13 @@ fn request_view(q: &apps::AppRequest) -> serde_json::Value {
     })
 }
 
-/// Authenticates a device call on its own connection, auditing a refusal after letting the
-/// connection go.
+/// Authenticates a call that changes nothing (the app's status, its waiting requests, its
+/// event stream, a scanned QR code), auditing a refusal.
+///
+/// Its replay key is recorded with [`segl_store::Store::relaxed`]: on SQLite without
+/// waiting for the disk, so reconnecting streams do not each cost an fsync. A power cut
+/// may take the last keys back; a call made in the two minutes before it could then be
+/// replayed once, which shows only what the call showed and changes nothing.
 async fn device_of(
     st: &AppState,
     method: &Method,
@@ -649,9 +726,19 @@ async fn device_of(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<AppDevice, ApiError> {
-    let mut c = st.store.conn().await?;
-    let checked = authenticate(st, &mut c, method, uri, headers, body).await;
-    drop(c);
+    let checked = match verify_call(st, method, uri, headers, body).await {
+        Ok(call) => {
+            st.store
+                .relaxed(move |mut tx| {
+                    Box::pin(async move {
+                        call.record(&mut tx).await?;
+                        Ok(call.device)
+                    })
+                })
+                .await
+        }
+        Err(r) => Err(r),
+    };
     match checked {
         Ok(d) => Ok(d),
         Err(r) => Err(r.recorded(st).await),
@@ -863,6 +950,11 @@ fn refuse(status: StatusCode, code: &'static str, reason: &'static str, detail: 
 /// deactivated app, an unknown request, another app's request, a malformed body or
 /// signature, a signature that does not match the request, an answer to a request already
 /// answered (exactly one of two racing answers wins), withdrawn or lapsed.
+///
+/// Both signatures are checked before the transaction, against the request as read
+/// through the read pool (what the app signed never changes once stored); the transaction
+/// records the call's replay key and the answer, whose guarded UPDATE checks at that moment
+/// that the request still waits and the app is still active.
 async fn answer(
     State(st): State<AppState>,
     method: Method,
@@ -872,34 +964,42 @@ async fn answer(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let now = st.now();
-    let mut tx = st.store.begin().await?;
-    let device = match authenticate(&st, &mut tx, &method, &uri, &headers, &body).await {
-        Ok(d) => d,
-        Err(r) => {
-            drop(tx);
-            return Err(r.recorded(&st).await);
-        }
+    let call = match verify_call(&st, &method, &uri, &headers, &body).await {
+        Ok(c) => c,
+        Err(r) => return Err(r.recorded(&st).await),
     };
-    match record_answer(&mut tx, &device, &id, &body, now).await {
+    let (person_id, app_id) = (call.device.person_id.clone(), call.device.app_id.clone());
+    let done = match check_answer(&st, &call, &id, &body).await {
+        Ok(checked) => {
+            st.store
+                .transact(move |mut tx| {
+                    Box::pin(async move {
+                        call.record(&mut tx).await.map_err(Undone::Call)?;
+                        record_answer(&mut tx, &call.device, &checked, now)
+                            .await
+                            .map_err(Undone::Answer)
+                    })
+                })
+                .await
+        }
+        Err(r) => Err(Undone::Answer(r)),
+    };
+    match done {
         Ok((state, flow_id)) => {
-            tx.commit().await.map_err(segl_store::StoreError::from)?;
             // The browser waiting on the flow collects the answer; the app's other
             // connections drop the request from their list.
             st.push.publish(&push::flow_key(&flow_id)).await;
-            st.push.publish(&push::app_key(&device.app_id)).await;
+            st.push.publish(&push::app_key(&app_id)).await;
             Ok(Json(json!({"id": id, "state": state})).into_response())
         }
-        Err(r) => {
-            drop(tx);
+        Err(Undone::Call(r)) => Err(r.recorded(&st).await),
+        Err(Undone::Answer(r)) => {
             if let Some(reason) = r.reason {
                 audit_apart(
                     &st,
-                    &Event {
-                        event: "app.answer_refused",
-                        subject: Some(&device.person_id),
-                        client_id: None,
-                        data: json!({"app_id": device.app_id, "request_id": id, "reason": reason}),
-                    },
+                    "app.answer_refused",
+                    person_id,
+                    json!({"app_id": app_id, "request_id": id, "reason": reason}),
                 )
                 .await;
             }
@@ -908,16 +1008,37 @@ async fn answer(
     }
 }
 
-/// Checks and records an answer in the caller's transaction; returns the new state and
-/// the flow to wake.
-async fn record_answer(
-    tx: &mut segl_store::Conn,
-    device: &AppDevice,
+/// Why an answer's transaction was undone: the signed call was refused (a replay), or the
+/// answer was.
+enum Undone {
+    /// The call itself: audited as `app.auth_failure`.
+    Call(Refused),
+    /// The answer: audited as `app.answer_refused` when it has a reason.
+    Answer(Refusal),
+}
+
+impl From<segl_store::StoreError> for Undone {
+    fn from(e: segl_store::StoreError) -> Self {
+        Undone::Answer(e.into())
+    }
+}
+
+/// An answer whose body and approval signature were checked against its request.
+struct CheckedAnswer {
+    body: AnswerBody,
+    request: apps::AppRequest,
+}
+
+/// Checks an answer without writing anything: its body, the app's state as read, the
+/// request (read through the read pool) and the approval signature.
+async fn check_answer(
+    st: &AppState,
+    call: &SignedCall,
     id: &str,
     body: &[u8],
-    now: i64,
-) -> Result<(&'static str, String), Refusal> {
+) -> Result<CheckedAnswer, Refusal> {
     use segl_core::app::{ApprovalPayload, Decision};
+    let device = &call.device;
     let b: AnswerBody = serde_json::from_slice(body).map_err(|e| {
         refuse(
             StatusCode::BAD_REQUEST,
@@ -937,7 +1058,11 @@ async fn record_answer(
     if device.state != AppDeviceState::Active {
         return Err(device_inactive(device));
     }
-    let Some(q) = apps::request(tx, id).await? else {
+    let q = {
+        let mut c = st.store.read().await?;
+        apps::request(&mut c, id).await?
+    };
+    let Some(q) = q else {
         return Err(unknown_request());
     };
     if q.app_id != device.app_id {
@@ -961,9 +1086,7 @@ async fn record_answer(
         decision: b.decision,
         user_verification: b.user_verification,
     };
-    let public_key = segl_crypto::device::public_key_from_b64url(&device.public_key)
-        .map_err(|e| ApiError::Internal(format!("stored device key: {e}")))?;
-    if let Err(e) = segl_crypto::device::verify_approval(&public_key, &payload, &signature) {
+    if let Err(e) = segl_crypto::device::verify_approval(&call.public_key, &payload, &signature) {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
             "bad_approval_signature",
@@ -971,12 +1094,28 @@ async fn record_answer(
             &format!("the answer's signature does not match this request: {e}"),
         ));
     }
+    Ok(CheckedAnswer {
+        body: b,
+        request: q,
+    })
+}
+
+/// Records a checked answer in the caller's transaction (a job of the SQLite writer: SQL
+/// only); returns the new state and the flow to wake.
+async fn record_answer(
+    tx: &mut impl Db,
+    device: &AppDevice,
+    a: &CheckedAnswer,
+    now: i64,
+) -> Result<(&'static str, String), Refusal> {
+    use segl_core::app::Decision;
+    let (b, q) = (&a.body, &a.request);
     let answer = apps::Answer {
         approve: b.decision == Decision::Approve,
         user_verification: b.user_verification.as_ref().map(|u| u.amr()),
         signature: &b.signature,
     };
-    let decided = apps::decide(tx, id, &device.app_id, &answer, now).await?;
+    let decided = apps::decide(tx, &q.id, &device.app_id, &answer, now).await?;
     let state = match decided {
         apps::Decided::Recorded(s) => s,
         apps::Decided::AlreadyDecided(apps::RequestState::Cancelled) => {
@@ -1048,7 +1187,7 @@ async fn record_answer(
         )
         .await?;
     }
-    Ok((state.as_str(), q.flow_id))
+    Ok((state.as_str(), q.flow_id.clone()))
 }
 
 #[derive(Deserialize)]
@@ -1126,14 +1265,13 @@ async fn scan(
     if q.app_id != device.app_id {
         // A valid, fresh code scanned by someone else's app: a relayed QR code, or a
         // mistake. Recorded on the person the login is for.
-        let event = Event {
-            event: "app.qr_refused",
-            subject: Some(&q.person_id),
-            client_id: None,
-            data: json!({"request_id": q.id, "scanned_by_app": device.app_id}),
-        };
-        let mut w = st.store.conn().await?;
-        audit::append(&mut w, &event, now).await?;
+        audit_alone(
+            &st,
+            "app.qr_refused",
+            q.person_id.clone(),
+            json!({"request_id": q.id, "scanned_by_app": device.app_id}),
+        )
+        .await?;
         // The same answer as for a login waiting for no app, so scanning does not tell
         // whether the person logging in has one.
         return Err(unknown());
@@ -1157,31 +1295,21 @@ async fn transfer(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let now = st.now();
-    let mut tx = st.store.begin().await?;
-    let device = match authenticate(&st, &mut tx, &method, &uri, &headers, &body).await {
-        Ok(d) => d,
-        Err(r) => {
-            drop(tx);
-            return Err(r.recorded(&st).await);
-        }
+    let call = match verify_call(&st, &method, &uri, &headers, &body).await {
+        Ok(c) => c,
+        Err(r) => return Err(r.recorded(&st).await),
     };
-    if device.state != AppDeviceState::Active {
-        return Err(inactive(&device));
-    }
-    let person = persons::by_id(&mut tx, &device.person_id)
-        .await?
-        .ok_or_else(|| ApiError::Internal("an app without its person".into()))?;
-    let started = start_activation(
-        &mut tx,
-        &st.store,
-        &st.settings.policy.app,
-        &person,
-        apps::ActivationMethod::OldDevice,
-        &format!("app:{}", device.app_id),
-        now,
-    )
-    .await?;
-    tx.commit().await.map_err(segl_store::StoreError::from)?;
+    let st2 = st.clone();
+    let started = st
+        .store
+        .transact(move |mut tx| {
+            Box::pin(async move { transfer_from_caller(&st2, &mut tx, call, now).await })
+        })
+        .await;
+    let started = match started {
+        Ok(s) => s,
+        Err(r) => return Err(r.recorded(&st).await),
+    };
     Ok((
         StatusCode::CREATED,
         [(axum::http::header::CACHE_CONTROL, "no-store")],
@@ -1191,6 +1319,37 @@ async fn transfer(
         })),
     )
         .into_response())
+}
+
+/// Starts the activation of a new phone from the calling app, in the caller's transaction,
+/// after recording the call's replay key; refused when the app is no longer active at that
+/// moment.
+async fn transfer_from_caller(
+    st: &AppState,
+    tx: &mut impl Db,
+    call: SignedCall,
+    now: i64,
+) -> Result<Started, Refused> {
+    call.record(tx).await?;
+    let device = apps::by_app_id(tx, &call.device.app_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("a signed-in app vanished".into()))?;
+    if device.state != AppDeviceState::Active {
+        return Err(inactive(&device).into());
+    }
+    let person = persons::by_id(tx, &device.person_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("an app without its person".into()))?;
+    Ok(start_activation(
+        tx,
+        &st.store,
+        &st.settings.policy.app,
+        &person,
+        apps::ActivationMethod::OldDevice,
+        &format!("app:{}", device.app_id),
+        now,
+    )
+    .await?)
 }
 
 #[derive(Deserialize)]

@@ -172,28 +172,46 @@ pub async fn for_person(c: &mut impl Db, person_id: &str) -> Result<Vec<AppDevic
 }
 
 /// Deactivates an active device; false when it was not active (or does not exist).
-pub async fn deactivate(c: &mut Conn, app_id: &str, why: Deactivation, now: i64) -> Result<bool> {
-    let n = sqlx::query(
-        "UPDATE app_devices SET state = 'deactivated', deactivated_at = $2, deactivated_why = $3 \
-         WHERE app_id = $1 AND state = 'active'",
-    )
-    .bind(app_id)
-    .bind(now)
-    .bind(why.as_str())
-    .execute(c)
-    .await?
-    .rows_affected();
+pub async fn deactivate(
+    c: &mut impl Db,
+    app_id: &str,
+    why: Deactivation,
+    now: i64,
+) -> Result<bool> {
+    let n = c
+        .execute(
+            "UPDATE app_devices SET state = 'deactivated', deactivated_at = $2, deactivated_why = $3 \
+             WHERE app_id = $1 AND state = 'active'",
+            &[app_id.into(), now.into(), why.as_str().into()],
+        )
+        .await?;
     Ok(n == 1)
 }
 
 /// Records that the device connected.
-pub async fn seen(c: &mut Conn, app_id: &str, now: i64) -> Result<()> {
-    sqlx::query("UPDATE app_devices SET last_seen_at = $2 WHERE app_id = $1")
-        .bind(app_id)
-        .bind(now)
-        .execute(c)
-        .await?;
+pub async fn seen(c: &mut impl Db, app_id: &str, now: i64) -> Result<()> {
+    c.execute(
+        "UPDATE app_devices SET last_seen_at = $2 WHERE app_id = $1",
+        &[app_id.into(), now.into()],
+    )
+    .await?;
     Ok(())
+}
+
+/// Records the replay key of a signed device call (what was signed, hashed) until
+/// `expires_at`; false when it is recorded already: the same call a second time.
+///
+/// The keys share `used_jtis` with the client assertions' ids (`grants::use_jti`, the same
+/// statement), so the purge of expired ids covers both. The device API's keys are `dev:`
+/// and a hash; a client's hold a U+001F separator, so the two cannot meet.
+pub async fn use_call_key(c: &mut impl Db, key: &str, expires_at: i64) -> Result<bool> {
+    let n = c
+        .execute(
+            "INSERT INTO used_jtis (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[key.into(), expires_at.into()],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 /// What became of an approval request.
