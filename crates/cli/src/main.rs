@@ -106,7 +106,8 @@ enum Command {
     /// Person certificates: list, issue, revoke.
     #[command(subcommand)]
     Cert(pki::CertCmd),
-    /// Check a detached CMS signature, its chain and the signer's revocation status.
+    /// Check a detached CMS signature, or the signatures in a PDF (`--pdf`), with the chain
+    /// and the signer's revocation status.
     Verify(pki::VerifyArgs),
 }
 

@@ -408,18 +408,27 @@ pub async fn cert(g: &Global, cmd: CertCmd) -> Result<ExitCode, CliError> {
     }
 }
 
-/// `segl verify`: a detached CMS signature, its chain and its revocation status.
+/// `segl verify`: a detached CMS signature, or the signatures in a PDF (PAdES), each with
+/// its chain and its revocation status.
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// The signature: DER CMS ContentInfo (SignedData, detached).
-    #[arg(long)]
-    cms: std::path::PathBuf,
+    #[arg(long, required_unless_present = "pdf", conflicts_with = "pdf")]
+    cms: Option<std::path::PathBuf>,
     /// The signed content.
-    #[arg(long, conflicts_with = "digest", required_unless_present = "digest")]
+    #[arg(
+        long,
+        conflicts_with_all = ["digest", "pdf"],
+        required_unless_present_any = ["digest", "pdf"]
+    )]
     content: Option<std::path::PathBuf>,
     /// The content's SHA-256, 64 hex digits, instead of the content.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pdf")]
     digest: Option<String>,
+    /// A signed PDF: every signature in it (PAdES), instead of --cms. Valid when each
+    /// signature is and the last one covers the whole file.
+    #[arg(long)]
+    pdf: Option<std::path::PathBuf>,
     /// A trusted root certificate (PEM or DER); repeat for more. Default: this segl's root.
     #[arg(long = "ca")]
     roots: Vec<std::path::PathBuf>,
@@ -484,16 +493,31 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
-pub async fn verify(g: &Global, args: VerifyArgs) -> Result<ExitCode, CliError> {
-    use segl_pki::verify::{self as v, Revocation, VerifyError};
+type Verified = Result<segl_pki::verify::Report, segl_pki::verify::VerifyError>;
 
-    let digest = content_digest(&args)?;
-    let cms = std::fs::read(&args.cms)
-        .map_err(|e| CliError::Input(format!("cannot read {}: {e}", args.cms.display())))?;
+pub async fn verify(g: &Global, args: VerifyArgs) -> Result<ExitCode, CliError> {
+    // Read the input before opening the store: bad input is exit 2 whatever the store.
+    let input = match (&args.pdf, &args.cms) {
+        (Some(pdf), _) => Input::Pdf {
+            bytes: std::fs::read(pdf)
+                .map_err(|e| CliError::Input(format!("cannot read {}: {e}", pdf.display())))?,
+            path: pdf.display().to_string(),
+        },
+        (None, Some(cms)) => Input::Cms {
+            digest: content_digest(&args)?,
+            cms: std::fs::read(cms)
+                .map_err(|e| CliError::Input(format!("cannot read {}: {e}", cms.display())))?,
+        },
+        (None, None) => return Err(CliError::Input("give --cms FILE or --pdf FILE".into())),
+    };
     let mut roots = Vec::new();
     for path in &args.roots {
         roots.push(read_certificate(path)?);
     }
+    let signatures = match &input {
+        Input::Pdf { bytes, path } => Some(pdf_signatures(bytes, path)?),
+        Input::Cms { .. } => None,
+    };
     // The store: for the default root, and for the revocation state of this segl's own
     // certificates. Not created just to verify against roots given on the command line.
     let opened = if roots.is_empty() || g.data_dir.exists() {
@@ -514,115 +538,289 @@ pub async fn verify(g: &Global, args: VerifyArgs) -> Result<ExitCode, CliError> 
             })?;
         roots.push(root.cert_der);
     }
-
     let now_t = time::OffsetDateTime::now_utc();
-    let mut result = v::verify_cms(&cms, &digest, &roots, now_t);
-    // No OCSP response in the signature: segl's own records answer for its own certificates.
-    let mut source = "ocsp";
-    if let (Ok(report), Some(o)) = (&mut result, &opened)
-        && report.revocation == Revocation::NotChecked
-    {
-        let mut c = o.store.conn().await.map_err(fail)?;
-        let own = rows::certificate(&mut *c, &report.serial_hex)
-            .await
-            .map_err(fail)?
-            .filter(|row| row.cert_der == report.signer_cert_der);
-        if let Some(row) = own {
-            source = "this segl's records";
-            let reason = row.reason.as_deref().and_then(RevocationReason::parse);
-            match row
-                .revoked_at
-                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-            {
-                None => report.revocation = Revocation::Good { produced_at: now_t },
-                Some(time) if time <= report.signing_time => {
-                    result = Err(VerifyError::Revoked {
-                        time,
-                        reason,
-                        signing_time: report.signing_time,
-                    });
-                }
-                Some(time) => {
-                    report.revocation = Revocation::RevokedAfterSigning {
-                        time,
-                        reason,
-                        produced_at: now_t,
+
+    match (input, signatures) {
+        (Input::Cms { cms, digest }, _) => {
+            let mut result = segl_pki::verify::verify_cms(&cms, &digest, &roots, now_t);
+            let source = own_records(&mut result, opened.as_ref(), now_t).await?;
+            let signed = || {
+                segl_pki::cms::verify_detached(&cms, &digest)
+                    .ok()
+                    .map(|s| (s.signer_cert_der, s.signing_time))
+            };
+            match result {
+                Ok(report) => {
+                    if g.json {
+                        print_json(&report_json(&report, source));
+                    } else {
+                        println!("valid signature");
+                        print_report(&report, source);
                     }
+                    Ok(ExitCode::SUCCESS)
                 }
+                Err(e) if g.json => {
+                    let mut out = json!({ "valid": false, "error": e.to_string() });
+                    describe_signer(&mut out, signed());
+                    print_json(&out);
+                    Ok(ExitCode::from(1))
+                }
+                Err(e) => Err(CliError::Failure(format!(
+                    "the signature is not valid: {e}"
+                ))),
             }
         }
+        (Input::Pdf { bytes, path }, Some(signatures)) => {
+            verify_pdf(g, &bytes, &path, signatures, &roots, opened.as_ref(), now_t).await
+        }
+        (Input::Pdf { .. }, None) => Err(CliError::Failure("no signatures read".into())),
     }
+}
 
-    match result {
-        Ok(report) => {
-            let revocation = match &report.revocation {
-                Revocation::Good { produced_at } => json!({
-                    "status": "good", "source": source, "produced_at": rfc3339(*produced_at),
-                }),
-                Revocation::RevokedAfterSigning {
-                    time,
-                    reason,
-                    produced_at,
-                } => json!({
-                    "status": "revoked after signing", "source": source,
-                    "revoked_at": rfc3339(*time),
-                    "reason": reason.map(RevocationReason::as_str),
-                    "produced_at": rfc3339(*produced_at),
-                }),
-                _ => json!({ "status": "not checked" }),
-            };
+/// What `segl verify` was given.
+enum Input {
+    Cms { cms: Vec<u8>, digest: [u8; 32] },
+    Pdf { bytes: Vec<u8>, path: String },
+}
+
+/// The PDF's signatures: Ok(Err) for one whose dictionary is malformed (an invalid
+/// signature, exit 1), Err for a PDF that is no PDF or carries no signature (exit 2).
+fn pdf_signatures(
+    bytes: &[u8],
+    path: &str,
+) -> Result<Result<Vec<segl_pki::pades::PdfSignature>, segl_pki::Error>, CliError> {
+    match segl_pki::pades::signatures(bytes) {
+        Ok(s) if s.is_empty() => Err(CliError::Input(format!(
+            "{path}: the PDF carries no signature"
+        ))),
+        Ok(s) => Ok(Ok(s)),
+        Err(e @ segl_pki::Error::PdfSignatureMalformed { .. }) => Ok(Err(e)),
+        Err(e) => Err(CliError::Input(format!("{path}: {e}"))),
+    }
+}
+
+/// `segl verify --pdf`: each signature as `--cms` checks one, over its byte range, and
+/// what part of the file it covers.
+async fn verify_pdf(
+    g: &Global,
+    bytes: &[u8],
+    path: &str,
+    signatures: Result<Vec<segl_pki::pades::PdfSignature>, segl_pki::Error>,
+    roots: &[Vec<u8>],
+    opened: Option<&Opened>,
+    now_t: time::OffsetDateTime,
+) -> Result<ExitCode, CliError> {
+    let signatures = match signatures {
+        Ok(s) => s,
+        Err(e) if g.json => {
+            print_json(&json!({ "valid": false, "error": e.to_string(), "signatures": [] }));
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => {
+            return Err(CliError::Failure(format!(
+                "{path}: the PDF's signatures are not valid: {e}"
+            )));
+        }
+    };
+    let count = signatures.len();
+    let mut first_error = None;
+    let mut entries = Vec::with_capacity(count);
+    for (i, sig) in signatures.iter().enumerate() {
+        let mut result = segl_pki::verify::verify_pdf_signature(sig, roots, now_t);
+        let source = own_records(&mut result, opened, now_t).await?;
+        let label = format!(
+            "signature {} of {count} (field {:?})",
+            i + 1,
+            sig.field_name
+        );
+        let covers = if sig.covers_whole_file {
+            "the whole file".to_string()
+        } else {
+            format!(
+                "the first {} of {} bytes: the file was changed after this signature by an incremental update",
+                sig.signed_len,
+                bytes.len()
+            )
+        };
+        let mut entry = match &result {
+            Ok(report) => report_json(report, source),
+            Err(e) => {
+                let mut out = json!({ "valid": false, "error": e.to_string() });
+                let signed = segl_pki::cms::verify_detached_pades(
+                    &sig.cms_der,
+                    &sig.digest,
+                    sig.signing_time,
+                )
+                .ok()
+                .map(|s| (s.signer_cert_der, s.signing_time));
+                describe_signer(&mut out, signed);
+                out
+            }
+        };
+        entry["field"] = json!(sig.field_name);
+        entry["sub_filter"] = json!(sig.sub_filter);
+        entry["byte_range"] = json!(sig.byte_range);
+        entry["covers_whole_file"] = json!(sig.covers_whole_file);
+        entry["signed_bytes"] = json!(sig.signed_len);
+        if !g.json {
+            println!("{label}");
+            match &result {
+                Ok(report) => {
+                    println!("valid signature");
+                    print_report(report, source);
+                }
+                Err(e) => println!("invalid signature: {e}"),
+            }
+            println!("covers:       {covers}");
+            println!();
+        }
+        if let (Err(e), None) = (&result, &first_error) {
+            first_error = Some(format!("{label} is not valid: {e}"));
+        }
+        entries.push(entry);
+    }
+    if first_error.is_none()
+        && let Some(last) = signatures.last()
+        && !last.covers_whole_file
+    {
+        first_error = Some(format!(
+            "the last signature (field {:?}) covers only the first {} of {} bytes: what was added after it is signed by nobody",
+            last.field_name,
+            last.signed_len,
+            bytes.len()
+        ));
+    }
+    match first_error {
+        None => {
             if g.json {
-                print_json(&json!({
-                    "valid": true,
-                    "signer": report.signer_subject,
-                    "serial": report.serial_hex,
-                    "signing_time": rfc3339(report.signing_time),
-                    "chain": report.chain,
-                    "revocation": revocation,
-                }));
+                print_json(&json!({ "valid": true, "signatures": entries }));
             } else {
-                let status = match &report.revocation {
-                    Revocation::Good { produced_at } if source == "ocsp" => {
-                        format!("good (OCSP response of {})", rfc3339(*produced_at))
-                    }
-                    Revocation::Good { .. } => format!("good ({source})"),
-                    Revocation::RevokedAfterSigning { time, reason, .. } => format!(
-                        "revoked at {}, after signing ({}; {source})",
-                        rfc3339(*time),
-                        reason.map_or("no reason given", RevocationReason::as_str)
-                    ),
-                    _ => "not checked (the signature carries no OCSP response)".into(),
-                };
-                println!("valid signature");
-                println!("signer:       {}", report.signer_subject);
-                println!("serial:       {}", report.serial_hex);
                 println!(
-                    "signing time: {} (claimed by the signer)",
-                    rfc3339(report.signing_time)
+                    "valid PDF: {count} signature{}, the last covering the whole file",
+                    if count == 1 { "" } else { "s" }
                 );
-                println!("chain:        {}", report.chain.join("\n              "));
-                println!("revocation:   {status}");
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            if g.json {
-                // What can be said of the signer even so.
-                let mut out = json!({ "valid": false, "error": e.to_string() });
-                if let Ok(signed) = segl_pki::cms::verify_detached(&cms, &digest)
-                    && let Ok(s) = profile::summary(&signed.signer_cert_der)
-                {
-                    out["signer"] = json!(s.subject);
-                    out["serial"] = json!(s.serial_hex);
-                    out["signing_time"] = json!(rfc3339(signed.signing_time));
-                }
-                print_json(&out);
-                Ok(ExitCode::from(1))
-            } else {
-                Err(CliError::Failure(format!(
-                    "the signature is not valid: {e}"
-                )))
+        Some(reason) if g.json => {
+            print_json(&json!({ "valid": false, "error": reason, "signatures": entries }));
+            Ok(ExitCode::from(1))
+        }
+        Some(reason) => Err(CliError::Failure(format!(
+            "{path}: the PDF is not validly signed: {reason}"
+        ))),
+    }
+}
+
+/// No OCSP response in the signature: segl's own records answer for its own
+/// certificates. Returns where the revocation status came from.
+async fn own_records(
+    result: &mut Verified,
+    opened: Option<&Opened>,
+    now_t: time::OffsetDateTime,
+) -> Result<&'static str, CliError> {
+    use segl_pki::verify::{Revocation, VerifyError};
+
+    let (Ok(report), Some(o)) = (&mut *result, opened) else {
+        return Ok("ocsp");
+    };
+    if report.revocation != Revocation::NotChecked {
+        return Ok("ocsp");
+    }
+    let mut c = o.store.conn().await.map_err(fail)?;
+    let own = rows::certificate(&mut *c, &report.serial_hex)
+        .await
+        .map_err(fail)?
+        .filter(|row| row.cert_der == report.signer_cert_der);
+    let Some(row) = own else {
+        return Ok("ocsp");
+    };
+    let reason = row.reason.as_deref().and_then(RevocationReason::parse);
+    match row
+        .revoked_at
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+    {
+        None => report.revocation = Revocation::Good { produced_at: now_t },
+        Some(time) if time <= report.signing_time => {
+            let signing_time = report.signing_time;
+            *result = Err(VerifyError::Revoked {
+                time,
+                reason,
+                signing_time,
+            });
+        }
+        Some(time) => {
+            report.revocation = Revocation::RevokedAfterSigning {
+                time,
+                reason,
+                produced_at: now_t,
             }
         }
+    }
+    Ok("this segl's records")
+}
+
+/// A valid signature's report as JSON.
+fn report_json(report: &segl_pki::verify::Report, source: &str) -> serde_json::Value {
+    use segl_pki::verify::Revocation;
+    let revocation = match &report.revocation {
+        Revocation::Good { produced_at } => json!({
+            "status": "good", "source": source, "produced_at": rfc3339(*produced_at),
+        }),
+        Revocation::RevokedAfterSigning {
+            time,
+            reason,
+            produced_at,
+        } => json!({
+            "status": "revoked after signing", "source": source,
+            "revoked_at": rfc3339(*time),
+            "reason": reason.map(RevocationReason::as_str),
+            "produced_at": rfc3339(*produced_at),
+        }),
+        _ => json!({ "status": "not checked" }),
+    };
+    json!({
+        "valid": true,
+        "signer": report.signer_subject,
+        "serial": report.serial_hex,
+        "signing_time": rfc3339(report.signing_time),
+        "chain": report.chain,
+        "revocation": revocation,
+    })
+}
+
+/// A valid signature's report as text, after its "valid signature" line.
+fn print_report(report: &segl_pki::verify::Report, source: &str) {
+    use segl_pki::verify::Revocation;
+    let status = match &report.revocation {
+        Revocation::Good { produced_at } if source == "ocsp" => {
+            format!("good (OCSP response of {})", rfc3339(*produced_at))
+        }
+        Revocation::Good { .. } => format!("good ({source})"),
+        Revocation::RevokedAfterSigning { time, reason, .. } => format!(
+            "revoked at {}, after signing ({}; {source})",
+            rfc3339(*time),
+            reason.map_or("no reason given", RevocationReason::as_str)
+        ),
+        _ => "not checked (the signature carries no OCSP response)".into(),
+    };
+    println!("signer:       {}", report.signer_subject);
+    println!("serial:       {}", report.serial_hex);
+    println!(
+        "signing time: {} (claimed by the signer)",
+        rfc3339(report.signing_time)
+    );
+    println!("chain:        {}", report.chain.join("\n              "));
+    println!("revocation:   {status}");
+}
+
+/// What can be said of an invalid signature's signer even so (when its CMS verified).
+fn describe_signer(out: &mut serde_json::Value, signed: Option<(Vec<u8>, time::OffsetDateTime)>) {
+    if let Some((cert, signing_time)) = signed
+        && let Ok(s) = profile::summary(&cert)
+    {
+        out["signer"] = json!(s.subject);
+        out["serial"] = json!(s.serial_hex);
+        out["signing_time"] = json!(rfc3339(signing_time));
     }
 }

@@ -7,6 +7,10 @@
 //! [`Signer::sign`]. [`sign_detached`] does both in one call. [`verify_detached`] checks a
 //! signature against a digest; chain and revocation checks are the caller's.
 //!
+//! For PDFs (PAdES baseline B-B, ETSI EN 319 142-1), [`CmsSigner::sign_pades`] leaves the
+//! signing-time attribute out (the time is the signature dictionary's /M) and
+//! [`verify_detached_pades`] reads such a CMS with the time from /M.
+//!
 //! Types come from the `cms` crate; hand-written here are the ESS signing-certificate-v2
 //! types (RFC 5035), which the crate lacks, and the `crls` side of SignedData: cms
 //! 0.3.0-rc.0 models `OtherRevocationInfoFormat.otherRevInfoFormat` as an
@@ -259,6 +263,40 @@ impl CmsSigner {
         signing_time: OffsetDateTime,
         ocsp_response_der: Option<&[u8]>,
     ) -> Result<Vec<u8>, Error> {
+        self.sign_with(signer, digest, Some(signing_time), ocsp_response_der)
+    }
+
+    /// The CMS of a PAdES baseline B-B signature (ETSI EN 319 142-1 section 6.3): as
+    /// [`CmsSigner::sign`] but without the signing-time attribute, which PAdES forbids
+    /// (the time goes in the signature dictionary's /M instead).
+    pub fn sign_pades(
+        &self,
+        signer: &dyn Signer,
+        digest: &[u8; 32],
+        ocsp_response_der: Option<&[u8]>,
+    ) -> Result<Vec<u8>, Error> {
+        self.sign_with(signer, digest, None, ocsp_response_der)
+    }
+
+    /// The longest DER that [`CmsSigner::sign_pades`] can return with this OCSP response:
+    /// what a PDF must reserve for it. Only the ECDSA signature varies in length, and it
+    /// is at most 72 octets for P-256.
+    pub fn pades_max_len(&self, ocsp_response_der: Option<&[u8]>) -> Result<usize, Error> {
+        let longest = LongestSignature {
+            spki_der: &self.spki_der,
+        };
+        Ok(self
+            .sign_with(&longest, &[0; 32], None, ocsp_response_der)?
+            .len())
+    }
+
+    fn sign_with(
+        &self,
+        signer: &dyn Signer,
+        digest: &[u8; 32],
+        signing_time: Option<OffsetDateTime>,
+        ocsp_response_der: Option<&[u8]>,
+    ) -> Result<Vec<u8>, Error> {
         if signer.public_key_der() != self.spki_der {
             return Err(Error::KeyMismatch("signer"));
         }
@@ -278,14 +316,17 @@ impl CmsSigner {
             Any::encode_from(&OctetString::new(digest.as_slice())?)?,
         )?
         .to_der()?;
-        let time =
-            attribute(ID_SIGNING_TIME, Any::encode_from(&cms_time(signing_time)?)?)?.to_der()?;
-        let mut attrs: [&[u8]; 4] = [
-            &self.fixed_attrs[0],
-            &message_digest,
-            &time,
-            &self.fixed_attrs[1],
-        ];
+        let time = match signing_time {
+            Some(t) => {
+                Some(attribute(ID_SIGNING_TIME, Any::encode_from(&cms_time(t)?)?)?.to_der()?)
+            }
+            None => None,
+        };
+        let mut attrs: Vec<&[u8]> =
+            vec![&self.fixed_attrs[0], &message_digest, &self.fixed_attrs[1]];
+        if let Some(time) = &time {
+            attrs.push(time);
+        }
         // DER SET OF order (X.690 section 11.6): by encoding, as octet strings. Slices
         // compare the same way: a proper prefix cannot occur between distinct TLVs.
         attrs.sort_unstable();
@@ -318,6 +359,24 @@ impl CmsSigner {
                 &tlv(context_tag(0), &[&signed_data])?,
             ],
         )?)
+    }
+}
+
+/// A stand-in signer for [`CmsSigner::pades_max_len`]: the longest DER ECDSA P-256
+/// signature (two 33-octet INTEGERs), with no key behind it.
+struct LongestSignature<'a> {
+    spki_der: &'a [u8],
+}
+
+impl Signer for LongestSignature<'_> {
+    fn sign(&self, _msg: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut integer = vec![0x02, 33, 0x00, 0x80];
+        integer.resize(35, 0);
+        Ok([&[0x30, 70][..], &integer, &integer].concat())
+    }
+
+    fn public_key_der(&self) -> &[u8] {
+        self.spki_der
     }
 }
 
@@ -358,6 +417,50 @@ pub fn verify_detached(
     cms_der: &[u8],
     content_digest: &[u8; 32],
 ) -> Result<VerifiedSignature, Error> {
+    let (checked, signing_time) = check_detached(cms_der, content_digest)?;
+    let signing_time = signing_time.ok_or(Error::CmsMissingAttribute("signing-time"))?;
+    Ok(checked.at(signing_time))
+}
+
+/// [`verify_detached`] for the CMS of a PDF signature (PAdES, ETSI EN 319 142-1), which
+/// carries no signing-time attribute: the signing time is then `dictionary_time`, the
+/// signature dictionary's /M (covered by the byte range, so signed as well). A CMS that
+/// has the attribute all the same (CAdES habits, not baseline B-B) is read with it.
+pub fn verify_detached_pades(
+    cms_der: &[u8],
+    content_digest: &[u8; 32],
+    dictionary_time: Option<OffsetDateTime>,
+) -> Result<VerifiedSignature, Error> {
+    let (checked, signing_time) = check_detached(cms_der, content_digest)?;
+    let signing_time = signing_time
+        .or(dictionary_time)
+        .ok_or(Error::PdfNoSigningTime)?;
+    Ok(checked.at(signing_time))
+}
+
+/// What [`check_detached`] found, before a signing time is settled.
+struct Checked {
+    signer_cert_der: Vec<u8>,
+    other_certs_der: Vec<Vec<u8>>,
+    ocsp_response_der: Option<Vec<u8>>,
+}
+
+impl Checked {
+    fn at(self, signing_time: OffsetDateTime) -> VerifiedSignature {
+        VerifiedSignature {
+            signer_cert_der: self.signer_cert_der,
+            other_certs_der: self.other_certs_der,
+            signing_time,
+            ocsp_response_der: self.ocsp_response_der,
+        }
+    }
+}
+
+/// The checks of [`verify_detached`], and the signing-time attribute if there is one.
+fn check_detached(
+    cms_der: &[u8],
+    content_digest: &[u8; 32],
+) -> Result<(Checked, Option<OffsetDateTime>), Error> {
     let content_info = ContentInfo::from_der(cms_der).map_err(Error::NotCms)?;
     if content_info.content_type != ID_SIGNED_DATA {
         return Err(Error::CmsUnsupported(format!(
@@ -442,9 +545,9 @@ pub fn verify_detached(
     .ok_or(Error::CmsSigningCertificateMissing)?;
     check_signing_certificate(&signing_cert, signer_cert, &signer_cert_der)?;
 
-    let signing_time: Time = single_attr(attrs.as_slice(), ID_SIGNING_TIME, "signing-time")?
-        .ok_or(Error::CmsMissingAttribute("signing-time"))?;
-    let signing_time = offset_time(signing_time)?;
+    let signing_time: Option<Time> =
+        single_attr(attrs.as_slice(), ID_SIGNING_TIME, "signing-time")?;
+    let signing_time = signing_time.map(offset_time).transpose()?;
 
     let ocsp_response_der = signed_data
         .crls
@@ -463,12 +566,14 @@ pub fn verify_detached(
         .filter(|(i, _)| *i != signer_index)
         .map(|(_, c)| c.to_der())
         .collect::<Result<_, _>>()?;
-    Ok(VerifiedSignature {
-        signer_cert_der,
-        other_certs_der,
+    Ok((
+        Checked {
+            signer_cert_der,
+            other_certs_der,
+            ocsp_response_der,
+        },
         signing_time,
-        ocsp_response_der,
-    })
+    ))
 }
 
 /// The value of the attribute `oid`, if present: exactly one attribute with exactly one

@@ -89,4 +89,41 @@ pub enum Error {
     /// The signing-certificate-v2 attribute names another certificate than the signer's.
     #[error("the CMS signature's signing-certificate-v2 does not name the signer certificate")]
     CmsSigningCertificateMismatch,
+    /// A PDF of no bytes at all.
+    #[error("the PDF is empty (0 bytes)")]
+    PdfEmpty,
+    /// Bytes that do not start with a PDF header.
+    #[error("not a PDF: the file does not start with %PDF-")]
+    NotPdf,
+    /// A PDF whose end is missing: no `startxref` and `%%EOF` in its last kilobyte.
+    #[error("the PDF is truncated: it does not end with startxref and %%EOF")]
+    PdfTruncated,
+    /// A PDF whose structure does not parse as written (cross-reference data that points
+    /// elsewhere, an object that does not parse, a missing catalog or page tree).
+    #[error("the PDF is damaged: {0}")]
+    PdfDamaged(String),
+    /// A PDF with an /Encrypt dictionary: segl neither signs nor reads those.
+    #[error("the PDF is encrypted; segl signs and verifies only unencrypted PDFs")]
+    PdfEncrypted,
+    /// A well-formed PDF that segl does not sign (no pages, larger than 4 GiB, a stream
+    /// where the catalog or a page should be).
+    #[error("unsupported PDF: {0}")]
+    PdfUnsupported(String),
+    /// Signing into a field name the PDF already has.
+    #[error("the PDF already has a form field named {0:?}")]
+    PdfFieldExists(String),
+    /// A CMS signature longer than the room reserved for it in the signature dictionary.
+    #[error("the CMS signature of {len} bytes does not fit the {room} bytes reserved in the PDF")]
+    PdfSignatureTooLarge { len: usize, room: usize },
+    /// A signature field whose signature dictionary is malformed: a ByteRange that does
+    /// not start at 0, overlaps, leaves the file, or whose gap is not exactly the
+    /// /Contents hex string; /Contents that is not one DER value followed by zero padding.
+    #[error("the PDF signature in field {field:?} is malformed: {detail}")]
+    PdfSignatureMalformed { field: String, detail: String },
+    /// A PDF signature with neither a signing-time attribute in its CMS nor /M in its
+    /// dictionary.
+    #[error(
+        "the PDF signature has no signing time (no /M in its dictionary, no signing-time attribute in its CMS)"
+    )]
+    PdfNoSigningTime,
 }

@@ -1,7 +1,8 @@
 //! segl's PKI: certificate profiles for the CA hierarchy and persons, CRLs and OCSP
 //! (RFC 5280, RFC 6960), and detached CMS signatures (CAdES baseline B), built on
 //! RustCrypto's `x509-cert`/`der`/`cms` types; [`verify`] checks a detached CMS signature
-//! with its chain and revocation status.
+//! with its chain and revocation status; [`pades`] signs PDFs at PAdES baseline B-B by
+//! incremental update (parsed with `lopdf`) and reads the signatures in a PDF.
 //!
 //! No I/O and no clock: keys sign through [`Signer`] (the key store lives in
 //! `segl-crypto`), and every time is passed in.
@@ -10,6 +11,7 @@ pub mod cms;
 pub mod crl;
 pub mod error;
 pub mod ocsp;
+pub mod pades;
 pub mod profile;
 pub mod verify;
 

@@ -319,10 +319,42 @@ pub fn verify_cms(
     trusted_roots: &[Vec<u8>],
     now: OffsetDateTime,
 ) -> Result<Report, VerifyError> {
-    let signed = cms::verify_detached(cms_der, content_digest).map_err(|e| match e {
+    let signed = cms::verify_detached(cms_der, content_digest).map_err(cms_error)?;
+    verify_signed(signed, trusted_roots, now)
+}
+
+/// [`verify_cms`] for a signature in a PDF (PAdES): its CMS over the digest of its byte
+/// range, the signing time from /M when the CMS has no signing-time attribute (see
+/// [`cms::verify_detached_pades`]). Whether the byte range covers the whole file is the
+/// caller's to weigh ([`crate::pades::PdfSignature::covers_whole_file`]).
+pub fn verify_pdf_signature(
+    signature: &crate::pades::PdfSignature,
+    trusted_roots: &[Vec<u8>],
+    now: OffsetDateTime,
+) -> Result<Report, VerifyError> {
+    let signed = cms::verify_detached_pades(
+        &signature.cms_der,
+        &signature.digest,
+        signature.signing_time,
+    )
+    .map_err(cms_error)?;
+    verify_signed(signed, trusted_roots, now)
+}
+
+fn cms_error(e: Error) -> VerifyError {
+    match e {
         Error::CmsDigestMismatch => VerifyError::DigestMismatch,
         e => VerifyError::Cms(e),
-    })?;
+    }
+}
+
+/// The chain, validity and revocation checks of [`verify_cms`] on a signature whose CMS
+/// verified.
+fn verify_signed(
+    signed: cms::VerifiedSignature,
+    trusted_roots: &[Vec<u8>],
+    now: OffsetDateTime,
+) -> Result<Report, VerifyError> {
     let signing_time = signed.signing_time;
     if signing_time > now + FUTURE_SKEW {
         return Err(VerifyError::SigningTimeInFuture { signing_time, now });
