@@ -153,7 +153,7 @@ log "building release binaries"
 wait_quiet
 (cd "$ROOT" && cargo build --release -q -p segl -p segl-loadgen)
 if [[ " $BENCHES " == *" pki "* ]]; then
-    (cd "$ROOT" && cargo build --release -q -p segl-pki --example crl_million)
+    (cd "$ROOT" && cargo build --release -q -p segl-pki --example crl_million --example cms_speed)
 fi
 if [[ " $BENCHES " == *" core "* && ! -d $ROOT/bench/peer/node_modules/oidc-provider ]]; then
     log "installing the peer (npm ci)"
@@ -421,6 +421,13 @@ if [[ " $BENCHES " == *" pki "* ]]; then
         echo "$out" >&2
         sed -nE 's/^([0-9]+) entries: ([0-9.]+) s, CRL ([0-9.]+) MB, peak RSS ([0-9.]+) MB \(before building: ([0-9.]+) MB\).*/{"bench":"crl","entries":\1,"seconds":\2,"crl_mb":\3,"peak_rss_mb":\4,"before_mb":\5}/p' <<<"$out" |
             jq -c --arg v "$(grep -o 'openssl crl: .*' <<<"$out")" '. + {openssl: $v}' | record pki "$i"
+    done
+
+    # CMS signatures over a digest against raw ECDSA P-256 signatures with the same key,
+    # alternating rounds in one process (crates/pki/examples/cms_speed).
+    for i in $(seq 1 "$RUNS"); do
+        wait_quiet
+        "$ROOT/target/release/examples/cms_speed" 2 5 | jq -c '{bench: "cms"} + .' | record pki "$i"
     done
 fi
 

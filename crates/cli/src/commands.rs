@@ -161,6 +161,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
         policy: cfg.policy.clone(),
         cookie_secure: issuer.starts_with("https://"),
         max_body_bytes: cfg.max_body_bytes,
+        sign: cfg.sign.clone(),
     };
     let store = opened.store.clone();
     let mut state = segl_server::AppState::new(store.clone(), keys, settings, hasher);
@@ -208,14 +209,22 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
     let push = state.push.clone();
     let app = segl_server::router(state);
 
-    // Housekeeping: expired flows, codes and tokens.
+    // Housekeeping: expired flows, codes and tokens; signing orders past their retention.
     let purge_store = store.clone();
+    let sign_retention = cfg.sign.retention_secs;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
             tick.tick().await;
             if let Err(e) = purge_store.purge_expired(now()).await {
                 tracing::warn!(error = %e, "purging expired rows failed");
+            }
+            let purged = match purge_store.conn().await {
+                Ok(mut c) => segl_store::sign::purge(&mut *c, now() - sign_retention).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = purged {
+                tracing::warn!(error = %e, "purging old signing orders failed");
             }
         }
     });

@@ -40,6 +40,8 @@ pub struct Config {
     pub outbox_dir: Option<PathBuf>,
     /// The CA: key store, names, lifetimes.
     pub pki: PkiConfig,
+    /// The signing API's limits.
+    pub sign: segl_core::sign::SignPolicy,
 }
 
 /// `[pki]`: segl's CA.
@@ -135,6 +137,7 @@ impl Default for Config {
             policy: Policy::default(),
             outbox_dir: None,
             pki: PkiConfig::default(),
+            sign: segl_core::sign::SignPolicy::default(),
         }
     }
 }
@@ -259,6 +262,7 @@ impl Config {
             .map_err(|e| CliError::Input(format!("policy: {e}")))?;
         segl_crypto::password::PasswordHasher::new(self.argon2)
             .map_err(|e| CliError::Input(format!("argon2: {e}")))?;
+        self.sign.validate().map_err(CliError::Input)?;
         self.pki.validate()
     }
 }

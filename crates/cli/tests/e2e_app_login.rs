@@ -8,8 +8,6 @@
 #[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -26,49 +24,13 @@ backend_tests!(
 
 const PIN: &str = APP_PIN;
 
-/// A server with Ola, his app activated, and a client.
-struct AppFx {
-    segl: Segl,
-    server: Server,
-    rp: Rp,
-    _dir: tempfile::TempDir,
-    vault: std::path::PathBuf,
-    app_id: String,
-}
-
+// What these tests do with the app of common's `AppFx`.
 impl AppFx {
-    fn new(backend: Backend, policy: &str) -> AppFx {
-        let segl = Segl::new(backend);
-        segl.write_config(&format!("[policy.app]\nsecurity_period_secs = 1\n{policy}"));
-        let server = Server::start(&segl, &[]);
-        add_app_person(&segl, APP_NIN, "Ola Nordmann");
-        let rp = segl.add_rp("Nettbanken", REDIRECT_URI, &[]);
-        let code = activation_code(&segl, APP_NIN);
-        std::thread::sleep(Duration::from_millis(2100));
-        let dir = tempfile::tempdir().unwrap();
-        let vault = dir.path().join("vault.json");
-        let out = app_activate(&segl, &server, &code, None, &vault);
-        assert_success(&out, &["app", "activate"]);
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        AppFx {
-            app_id: v["app_id"].as_str().expect("app_id").to_string(),
-            segl,
-            server,
-            rp,
-            _dir: dir,
-            vault,
-        }
-    }
-
-    fn vault(&self) -> &str {
-        self.vault.to_str().unwrap()
-    }
-
     /// `segl app ARGS… --vault V --json` with the PIN on stdin.
     fn app(&self, args: &[&str]) -> std::process::Output {
         let mut all = vec!["app"];
         all.extend_from_slice(args);
-        all.extend_from_slice(&["--vault", self.vault(), "--json"]);
+        all.extend_from_slice(&["--vault", self.app.vault(), "--json"]);
         self.segl.cmd_stdin(&all, Some(&format!("{PIN}\n")))
     }
 
@@ -80,7 +42,7 @@ impl AppFx {
 
     /// The device key, as the app holds it.
     fn key(&self) -> segl_app::device::DeviceKey {
-        segl_app::vault::Vault::unlock(&self.vault, PIN).expect("unlock the vault")
+        segl_app::vault::Vault::unlock(&self.app.vault, PIN).expect("unlock the vault")
     }
 
     /// The verified ID token claims of a login that ended at `redirect_to`.
@@ -122,79 +84,14 @@ impl AppFx {
     }
 }
 
-/// `segl app watch --once`, started in the background; its first line is the request.
-struct Watch {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Watch {
-    fn start(fx: &AppFx, server: &Server) -> Watch {
-        let _ = server;
-        let mut c = fx.segl.command(&[
-            "app",
-            "watch",
-            "--once",
-            "--timeout",
-            "60",
-            "--vault",
-            fx.vault(),
-            "--json",
-        ]);
-        c.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("segl app watch");
-        {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().unwrap();
-            writeln!(stdin, "{PIN}").unwrap();
-        }
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut all = String::new();
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                all.push_str(&line);
-                all.push('\n');
-            }
-            let _ = tx.send(all);
-        });
-        Watch { child, lines: rx }
-    }
-
-    /// The request it printed (JSON), within `within`.
-    fn request(mut self, within: Duration) -> Value {
-        let out = self
-            .lines
-            .recv_timeout(within)
-            .unwrap_or_else(|_| panic!("segl app watch printed nothing within {within:?}"));
-        let status = self.child.wait().unwrap();
-        let mut err = String::new();
-        use std::io::Read;
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        assert!(status.success(), "segl app watch failed: {status}: {err}");
-        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("watch output {out:?}: {e}"))
-    }
-}
-
 /// Posts the collect step until the flow leaves `app_pending` (the answer is already
 /// recorded, so this returns at once or after one more round).
 async fn collect(b: &mut Browser, flow: &Value) -> Resp {
-    for _ in 0..50 {
-        let r = b.step(flow, "app", json!({})).await;
-        if r.status != 200 || r.json()["state"] != "app_pending" {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the flow stayed in app_pending");
+    collect_app(b, flow, 50).await
 }
 
 async fn the_app_approves_a_login_pushed_to_it(backend: Backend) {
-    let fx = AppFx::new(backend, "");
+    let fx = AppFx::new(backend, "", false);
     // On PostgreSQL the app holds its connection to a second node: the request made on
     // the first reaches it through LISTEN/NOTIFY, and its answer finishes the login there.
     let second = match backend {
@@ -204,9 +101,9 @@ async fn the_app_approves_a_login_pushed_to_it(backend: Backend) {
     let watch_node = second.as_ref().unwrap_or(&fx.server);
     if second.is_some() {
         // The vault holds the server it was activated with; this app talks to node 2.
-        rewrite_vault_server(&fx.vault, &watch_node.issuer());
+        rewrite_vault_server(&fx.app.vault, &watch_node.issuer());
     }
-    let watch = Watch::start(&fx, watch_node);
+    let watch = Watch::start(&fx.segl, fx.app.vault());
     // Let the watch connect before the request is made, so this is a push, not the list
     // sent on connect. (Either way the request must arrive.)
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -285,7 +182,7 @@ async fn the_app_approves_a_login_pushed_to_it(backend: Backend) {
         .filter(|e| e["event"] == "app.approved")
         .collect();
     assert_eq!(approved.len(), 2, "{audit:?}");
-    assert_eq!(approved[0]["data"]["app_id"], fx.app_id.as_str());
+    assert_eq!(approved[0]["data"]["app_id"], fx.app.app_id.as_str());
     assert_eq!(approved[0]["data"]["possible_fraud"], false);
     assert!(
         audit
@@ -305,7 +202,7 @@ fn rewrite_vault_server(vault: &std::path::Path, server: &str) {
 }
 
 async fn without_user_verification_the_password_follows(backend: Backend) {
-    let fx = AppFx::new(backend, "");
+    let fx = AppFx::new(backend, "", false);
     let (mut b, client, start, flow) = fx.start_app_login(&[]).await;
     let a = fx.app_ok(&["approve", "--uv", "none", "--wait", "10"]);
     assert_eq!(a["result"]["state"], "approved", "{a}");
@@ -340,7 +237,7 @@ async fn without_user_verification_the_password_follows(backend: Backend) {
 }
 
 async fn no_thats_not_me_ends_the_login_and_records_a_block_request(backend: Backend) {
-    let fx = AppFx::new(backend, "");
+    let fx = AppFx::new(backend, "", false);
     let (mut b, _client, start, flow) = fx.start_app_login(&[]).await;
     let d = fx.app_ok(&["deny", "--block", "--wait", "10"]);
     assert_eq!(d["result"]["state"], "denied", "{d}");
@@ -399,7 +296,7 @@ async fn signed(fx: &AppFx, method: &str, path: &str, body: &[u8]) -> Resp {
     let timestamp = unix_now() as i64;
     let nonce = data_encoding::BASE64URL_NOPAD.encode(&segl_crypto::random::random_bytes::<16>());
     let request = segl_core::app::DeviceRequest {
-        app_id: &fx.app_id,
+        app_id: &fx.app.app_id,
         nonce: &nonce,
         method,
         path,
@@ -410,7 +307,7 @@ async fn signed(fx: &AppFx, method: &str, path: &str, body: &[u8]) -> Resp {
     let http = reqwest::Client::new();
     let req = http
         .request(method.parse().unwrap(), fx.server.url(path))
-        .header("x-segl-app-id", &fx.app_id)
+        .header("x-segl-app-id", &fx.app.app_id)
         .header("x-segl-nonce", nonce)
         .header("x-segl-timestamp", timestamp.to_string())
         .header(
@@ -463,7 +360,7 @@ async fn answer_raw(
 
 async fn answers_are_checked_once_and_refused_precisely(backend: Backend) {
     // Requests lapse after two seconds here, so the late answer is quick to make.
-    let fx = AppFx::new(backend, "request_ttl_secs = 2\n");
+    let fx = AppFx::new(backend, "request_ttl_secs = 2\n", false);
 
     // Two approvals of one request at once: exactly one wins.
     let (_b1, _c1, _s1, _f1) = fx.start_app_login(&[]).await;
@@ -625,7 +522,7 @@ fn decode_qr(svg: &str) -> String {
 }
 
 async fn the_animated_qr_code_is_fresh_for_seconds_only(backend: Backend) {
-    let fx = AppFx::new(backend, "");
+    let fx = AppFx::new(backend, "", false);
     let (mut b, _client, _start, flow) = fx.start_app_login(&[]).await;
     let qr_url = flow["app"]["qr_url"].as_str().unwrap().to_string();
     let fx = &fx;
@@ -678,7 +575,7 @@ async fn the_animated_qr_code_is_fresh_for_seconds_only(backend: Backend) {
 }
 
 async fn an_app_gets_at_most_three_requests_at_once(backend: Backend) {
-    let fx = AppFx::new(backend, "");
+    let fx = AppFx::new(backend, "", false);
     let mut flows = Vec::new();
     for _ in 0..4 {
         flows.push(fx.start_app_login(&[]).await);

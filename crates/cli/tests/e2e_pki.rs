@@ -29,31 +29,6 @@ const NAME: &str = "Kari Nordmann";
 const PASSWORD: &str = "correct horse battery staple";
 const SERIAL: &str = "600000000";
 
-fn openssl_present() -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip("the PKI tests", "openssl is not installed");
-    }
-    ok
-}
-
-/// Runs openssl; (success, stdout + stderr).
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 /// A person with an active eID (password + code device) and so a certificate.
 fn active_person(segl: &Segl) -> Value {
     segl.add_person(NIN, NAME, PASSWORD);
@@ -158,7 +133,7 @@ fn ocsp_query(server: &Server, root: &str, persons: &str, cert: &str, nonce: boo
 }
 
 async fn person_certificate_chains_to_the_root_and_follows_the_profile(backend: Backend) {
-    if !openssl_present() {
+    if !openssl_present("the PKI tests") {
         return;
     }
     let segl = Segl::new(backend);
@@ -205,7 +180,7 @@ async fn person_certificate_chains_to_the_root_and_follows_the_profile(backend: 
 }
 
 async fn ocsp_answers_good_then_revoked_and_the_crl_lists_the_revocation(backend: Backend) {
-    if !openssl_present() {
+    if !openssl_present("the PKI tests") {
         return;
     }
     let segl = Segl::new(backend);
@@ -312,7 +287,7 @@ async fn ocsp_answers_good_then_revoked_and_the_crl_lists_the_revocation(backend
 }
 
 async fn ocsp_answers_bad_requests_with_rfc_6960_statuses(backend: Backend) {
-    if !openssl_present() {
+    if !openssl_present("the PKI tests") {
         return;
     }
     let segl = Segl::new(backend);
@@ -505,7 +480,7 @@ async fn cli_refuses_bad_revocations_and_inactive_eids(backend: Backend) {
 /// SoftHSM2 token, as non-extractable objects, and what they sign verifies with openssl;
 /// a wrong PIN stops segl with a message that does not show it.
 async fn ca_and_person_keys_on_a_softhsm2_token(backend: Backend) {
-    if !openssl_present() {
+    if !openssl_present("the PKI tests") {
         return;
     }
     if !Path::new(SOFTHSM2).exists() {
@@ -667,7 +642,7 @@ async fn ca_and_person_keys_on_a_softhsm2_token(backend: Backend) {
 /// The root made apart (here: another data directory, as on an offline machine) and only
 /// its certificate imported; the persons CA's request is signed where the root is.
 async fn root_kept_offline_signs_the_persons_ca(backend: Backend) {
-    if !openssl_present() {
+    if !openssl_present("the PKI tests") {
         return;
     }
     let offline = Segl::new(Backend::Sqlite);

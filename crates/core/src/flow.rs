@@ -209,6 +209,9 @@ pub enum Purpose {
     /// Proving who you are on the "Activate the app" page, which then gives an activation
     /// code instead of a session.
     AppActivation,
+    /// Signing a relying party's order ([`LoginFlow::order`]): the person proves who they
+    /// are, and their approval makes the signatures.
+    Sign,
 }
 
 /// A login flow. Stored as JSON by the store (field `v` versions the record).
@@ -256,6 +259,12 @@ pub struct LoginFlow {
     /// code of [`Purpose::AppActivation`], shown to the bound browser only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_result: Option<String>,
+    /// The app request whose approval this flow used (the evidence a signing order keeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_request: Option<String>,
+    /// The signing order, for [`Purpose::Sign`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
 }
 
 /// The request a flow in `app_pending` waits for: what the browser shows beside the app.
@@ -300,6 +309,8 @@ impl LoginFlow {
             app: None,
             purpose: Purpose::Login,
             sealed_result: None,
+            order: None,
+            approved_request: None,
             request,
         };
         // A login_hint with a valid number skips the first page.
@@ -395,7 +406,10 @@ impl LoginFlow {
     /// Step 3 with the app: the app's checked answer.
     pub fn app_answered(&mut self, answer: AppAnswer, now: i64) -> Result<(), FlowError> {
         self.expect_app_answer(now)?;
-        self.app = None;
+        let request = self.app.take().map(|a| a.request_id);
+        if matches!(answer, AppAnswer::Approved(_)) {
+            self.approved_request = request;
+        }
         match answer {
             // The app's own user verification is enough unless the client asked for more
             // (acr_values high): then the password follows, as without it.

@@ -14,3 +14,4 @@ pub mod nin;
 pub mod oidc;
 pub mod password;
 pub mod policy;
+pub mod sign;

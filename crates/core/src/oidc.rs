@@ -82,6 +82,35 @@ pub struct AuthRequest {
 }
 
 impl AuthRequest {
+    /// The request of a flow that segl starts itself rather than a relying party's
+    /// authorization (activating the app, signing an order): no scopes, nonce, PKCE or
+    /// prompt; `acr` is the level the flow must reach.
+    pub fn internal(
+        client_id: String,
+        client_name: String,
+        redirect_uri: String,
+        acr: &str,
+        login_hint: Option<String>,
+        ui_locales: Vec<String>,
+    ) -> AuthRequest {
+        AuthRequest {
+            client_id,
+            client_name,
+            redirect_uri,
+            scopes: Vec::new(),
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            prompt: Vec::new(),
+            max_age: None,
+            acr: acr.into(),
+            login_hint,
+            ui_locales,
+            id_token_claims: Vec::new(),
+            userinfo_claims: Vec::new(),
+        }
+    }
+
     /// Whether a scope was granted.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)

@@ -119,6 +119,27 @@ fn verify_signed(
         .map_err(|_| DeviceError::BadSignature)
 }
 
+/// A device public key (65-byte point) as DER SubjectPublicKeyInfo, and a device
+/// signature (`r || s`) as DER `Ecdsa-Sig-Value`: the forms standard tools read, for a
+/// relying party that checks an approval itself.
+pub fn to_standard_forms(
+    public_key: &[u8],
+    signature: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), DeviceError> {
+    use p256::pkcs8::EncodePublicKey;
+    check_public_key(public_key)?;
+    let spki = p256::PublicKey::from_sec1_bytes(public_key)
+        .ok()
+        .and_then(|k| k.to_public_key_der().ok())
+        .ok_or(DeviceError::PublicKeyNotOnCurve)?;
+    let sig = p256::ecdsa::Signature::from_slice(signature).map_err(|_| {
+        DeviceError::SignatureLength {
+            len: signature.len(),
+        }
+    })?;
+    Ok((spki.as_bytes().to_vec(), sig.to_der().as_bytes().to_vec()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,15 +9,13 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum_extra::extract::CookieJar;
 use segl_core::flow::{LoginFlow, LoginState, Method, Purpose};
 use segl_core::oidc::{ACR_HIGH, AuthRequest};
-use segl_crypto::random::{random_token, sha256_b64url};
 use segl_store::apps::ActivationMethod;
 use segl_store::db::Db;
-use segl_store::flows;
 use segl_store::persons;
 use serde_json::json;
 
@@ -25,7 +23,6 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::flow::rfc3339;
 use crate::i18n::{Lang, Texts};
-use crate::oidc::{BROWSER_COOKIE, browser_cookie};
 use crate::pages;
 
 /// The flows' client id: not a registered client, never in a token.
@@ -45,22 +42,14 @@ async fn start(State(st): State<AppState>, jar: CookieJar, headers: HeaderMap) -
     let lang = Lang::pick(langs.iter().map(String::as_str)).unwrap_or(Lang::Nb);
     let now = st.now();
     let policy = &st.settings.policy;
-    let request = AuthRequest {
-        client_id: ACTIVATION_CLIENT.into(),
-        client_name: lang.t().activate_title.into(),
-        redirect_uri: format!("{}/app/activate", st.settings.issuer),
-        scopes: Vec::new(),
-        state: None,
-        nonce: None,
-        code_challenge: None,
-        prompt: Vec::new(),
-        max_age: None,
-        acr: ACR_HIGH.into(),
-        login_hint: None,
-        ui_locales: langs.clone(),
-        id_token_claims: Vec::new(),
-        userinfo_claims: Vec::new(),
-    };
+    let request = AuthRequest::internal(
+        ACTIVATION_CLIENT.into(),
+        lang.t().activate_title.into(),
+        format!("{}/app/activate", st.settings.issuer),
+        ACR_HIGH,
+        None,
+        langs.clone(),
+    );
     let mut flow = match LoginFlow::new(
         request,
         None,
@@ -73,36 +62,9 @@ async fn start(State(st): State<AppState>, jar: CookieJar, headers: HeaderMap) -
     };
     flow.purpose = Purpose::AppActivation;
     flow.methods = vec![Method::Otp];
-    let (browser, new_cookie) = match jar.get(BROWSER_COOKIE) {
-        Some(c) if c.value().len() >= 32 => (c.value().to_string(), false),
-        _ => (random_token(32), true),
-    };
-    let id = random_token(18);
-    let row = flows::FlowRow {
-        id: id.clone(),
-        kind: "login".into(),
-        binding_hash: sha256_b64url(browser.as_bytes()),
-        csrf: random_token(24),
-        data: match serde_json::to_string(&flow) {
-            Ok(d) => d,
-            Err(e) => return ApiError::Internal(e.to_string()).into_response(),
-        },
-        version: 1,
-        expires_at: flow.expires_at,
-    };
-    if let Err(e) = st
-        .store
-        .relaxed(move |mut tx| Box::pin(async move { flows::insert(&mut tx, &row).await }))
+    crate::flow::start_in_browser(&st, &jar, &flow, None)
         .await
-    {
-        return ApiError::from(e).into_response();
-    }
-    st.metrics.flows_started.inc();
-    let mut resp = Redirect::to(&format!("/login?flow={id}")).into_response();
-    if new_cookie && let Ok(v) = HeaderValue::from_str(&browser_cookie(&st, browser).to_string()) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-    resp
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Ends an activation flow whose person has just authenticated: starts the activation

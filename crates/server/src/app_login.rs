@@ -76,6 +76,11 @@ pub(crate) async fn open_request(
     if let (Some(person), Some(device)) = (person, device) {
         let lang =
             Lang::pick(flow.request.ui_locales.iter().map(String::as_str)).unwrap_or(Lang::Nb);
+        // A signing order shows its own text, and the app's signature covers its hash.
+        let text = match crate::sign::app_text(tx, flow).await? {
+            Some(t) => t,
+            None => format!("{} {}", lang.t().app_request_text, flow.request.client_name),
+        };
         apps::insert_request(
             tx,
             &AppRequest {
@@ -84,7 +89,7 @@ pub(crate) async fn open_request(
                 app_id: device.app_id.clone(),
                 flow_id: flow_id.to_string(),
                 rp_name: flow.request.client_name.clone(),
-                text: format!("{} {}", lang.t().app_request_text, flow.request.client_name),
+                text,
                 verification_code: wait.verification_code.clone(),
                 created_at: now,
                 expires_at: wait.expires_at,

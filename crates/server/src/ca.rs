@@ -586,6 +586,7 @@ impl Pki {
         if rows::current_for_person(&mut tx, person_id, now)
             .await?
             .is_some()
+            || blocked_by_revocation(&mut tx, person_id).await?
         {
             return Ok(None);
         }
@@ -681,6 +682,18 @@ pub async fn eid_active(c: &mut impl Db, person_id: &str) -> Result<bool, StoreE
         return Ok(true);
     }
     Ok(apps::active_for(c, person_id).await?.is_some())
+}
+
+/// Whether the person's latest certificate was revoked for a reason other than being
+/// superseded: a block, which no automatic issuance may undo (only `segl cert issue`).
+pub async fn blocked_by_revocation(c: &mut impl Db, person_id: &str) -> Result<bool, StoreError> {
+    Ok(rows::latest_for_person(c, person_id)
+        .await?
+        .is_some_and(|cert| {
+            cert.revoked_at.is_some()
+                && cert.reason.as_deref().and_then(RevocationReason::parse)
+                    != Some(RevocationReason::Superseded)
+        }))
 }
 
 /// Given name(s) and surname from a full name: the last word is the surname.

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
-use segl_core::flow::{FlowError, LoginFlow, LoginState, OtpCheck, PasswordCheck};
+use segl_core::flow::{FlowError, LoginFlow, LoginState, OtpCheck, PasswordCheck, Purpose};
 use segl_crypto::otp::{self, OtpOutcome};
 use segl_crypto::password::Verification;
 use segl_crypto::pskc::TokenKind;
@@ -141,6 +141,57 @@ fn decode(row: &FlowRow) -> Result<LoginFlow, ApiError> {
     serde_json::from_str(&row.data).map_err(|e| ApiError::Store(StoreError::Corrupt(e.to_string())))
 }
 
+/// Stores a new flow bound to this browser (which gets its browser cookie if it has none)
+/// and sends the browser to the login pages. With `order`, the flow becomes that signing
+/// order's flow in the same transaction; an order no longer pending is `410 Gone`.
+pub(crate) async fn start_in_browser(
+    st: &AppState,
+    jar: &CookieJar,
+    flow: &LoginFlow,
+    order: Option<String>,
+) -> Result<Response, ApiError> {
+    let (browser, new_cookie) = match jar.get(BROWSER_COOKIE) {
+        Some(c) if c.value().len() >= 32 => (c.value().to_string(), false),
+        _ => (segl_crypto::random::random_token(32), true),
+    };
+    let id = segl_crypto::random::random_token(18);
+    let row = FlowRow {
+        id: id.clone(),
+        kind: "login".into(),
+        binding_hash: sha256_b64url(browser.as_bytes()),
+        csrf: segl_crypto::random::random_token(24),
+        data: serde_json::to_string(flow).map_err(|e| ApiError::Internal(e.to_string()))?,
+        version: 1,
+        expires_at: flow.expires_at,
+    };
+    let now = st.now();
+    st.store
+        .transact(move |mut tx| {
+            Box::pin(async move {
+                flows::insert(&mut tx, &row).await?;
+                if let Some(order) = order
+                    && !segl_store::sign::set_flow(&mut tx, &order, &row.id, now).await?
+                {
+                    return Err(ApiError::problem(
+                        StatusCode::GONE,
+                        "order_not_pending",
+                        "this signing order is no longer open",
+                    ));
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    st.metrics.flows_started.inc();
+    let mut resp = axum::response::Redirect::to(&format!("/login?flow={id}")).into_response();
+    if new_cookie
+        && let Ok(v) = HeaderValue::from_str(&oidc::browser_cookie(st, browser).to_string())
+    {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
 /// Loads a flow and checks the browser binding and, for steps, the CSRF token.
 pub async fn load(
     c: &mut impl Db,
@@ -235,6 +286,14 @@ pub async fn run_step(
         });
     }
     result?;
+    // The person approved a signing order: the signatures are made now, outside the
+    // step's transaction, before the browser is sent on.
+    if stepped.flow.purpose == Purpose::Sign
+        && stepped.flow.state == LoginState::Done
+        && let Some(order) = &stepped.flow.order
+    {
+        crate::sign::complete(st, order).await;
+    }
     Ok(stepped)
 }
 
@@ -326,12 +385,14 @@ async fn apply_step(
     {
         cookies.push(cookie);
     }
-    if flow.state == LoginState::Failed
-        && flow.redirect_to.is_none()
-        && flow.purpose == segl_core::flow::Purpose::Login
-    {
-        // The client hears of a failed or cancelled login as access_denied (RFC 6749 4.1.2.1).
-        flow.redirect_to = Some(denied_url(st, &flow));
+    if flow.state == LoginState::Failed && flow.redirect_to.is_none() {
+        match flow.purpose {
+            // The client hears of a failed or cancelled login as access_denied (RFC 6749
+            // 4.1.2.1).
+            Purpose::Login => flow.redirect_to = Some(denied_url(st, &flow)),
+            Purpose::Sign => crate::sign::flow_failed(tx, &row.id, &mut flow, now).await?,
+            Purpose::AppActivation => {}
+        }
     }
     if flow.state == LoginState::Failed && !before.contains("\"state\":\"failed\"") {
         st.metrics.logins_failed.inc();
@@ -699,9 +760,17 @@ async fn finish(
             .await?
             .ok_or_else(|| ApiError::Internal("finished login without a person".into()))?,
     };
-    if flow.purpose == segl_core::flow::Purpose::AppActivation {
-        crate::activation_page::finish(st, c, flow_id, flow, &person, now).await?;
-        return Ok(None);
+    match flow.purpose {
+        Purpose::AppActivation => {
+            crate::activation_page::finish(st, c, flow_id, flow, &person, now).await?;
+            return Ok(None);
+        }
+        // A signature is no login: no session, no code.
+        Purpose::Sign => {
+            crate::sign::approved(c, flow_id, flow, &person, now).await?;
+            return Ok(None);
+        }
+        Purpose::Login => {}
     }
     let auth_time = flow.auth_time.unwrap_or(now);
     let acr = flow.acr();

@@ -125,6 +125,14 @@ pub struct Texts {
     pub activate_opens: &'static str,
     pub activate_until: &'static str,
     pub activate_warning: &'static str,
+    pub sign_title: &'static str,
+    pub signing_for: &'static str,
+    pub sign_text_label: &'static str,
+    pub sign_documents: &'static str,
+    pub sign_done_title: &'static str,
+    pub sign_done_text: &'static str,
+    pub sign_failed_text: &'static str,
+    pub sign_closed_text: &'static str,
 }
 
 /// Bokmål.
@@ -182,6 +190,14 @@ pub static NB: Texts = Texts {
     activate_opens: "Av sikkerhetshensyn kan koden brukes fra",
     activate_until: "Den må brukes før",
     activate_warning: "Vi har sendt en SMS til mobilnummeret ditt om at aktivering er startet. Gi aldri koden til andre.",
+    sign_title: "Signer med segl",
+    signing_for: "Du signerer for",
+    sign_text_label: "Dette signerer du",
+    sign_documents: "Dokumenter",
+    sign_done_title: "Signert",
+    sign_done_text: "Dokumentene er signert. Du kan lukke dette vinduet.",
+    sign_failed_text: "Dokumentene ble ikke signert.",
+    sign_closed_text: "Denne signeringen er ikke åpen lenger. Start på nytt fra tjenesten.",
 };
 
 /// Nynorsk.
@@ -239,6 +255,14 @@ pub static NN: Texts = Texts {
     activate_opens: "Av tryggleiksomsyn kan koden brukast frå",
     activate_until: "Han må brukast før",
     activate_warning: "Vi har sendt ein SMS til mobilnummeret ditt om at aktivering er starta. Gi aldri koden til andre.",
+    sign_title: "Signer med segl",
+    signing_for: "Du signerer for",
+    sign_text_label: "Dette signerer du",
+    sign_documents: "Dokument",
+    sign_done_title: "Signert",
+    sign_done_text: "Dokumenta er signerte. Du kan lukke dette vindauget.",
+    sign_failed_text: "Dokumenta vart ikkje signerte.",
+    sign_closed_text: "Denne signeringa er ikkje open lenger. Start på nytt frå tenesta.",
 };
 
 /// English.
@@ -296,6 +320,14 @@ pub static EN: Texts = Texts {
     activate_opens: "For your safety the code can be used from",
     activate_until: "It must be used before",
     activate_warning: "We have sent an SMS to your mobile number saying that an activation has started. Never give the code to anyone.",
+    sign_title: "Sign with segl",
+    signing_for: "You are signing for",
+    sign_text_label: "What you sign",
+    sign_documents: "Documents",
+    sign_done_title: "Signed",
+    sign_done_text: "The documents are signed. You may close this window.",
+    sign_failed_text: "The documents were not signed.",
+    sign_closed_text: "This signing is no longer open. Start again from the service.",
 };
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod ops;
 pub mod pages;
 pub mod pki_http;
 pub mod push;
+pub mod sign;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -48,6 +49,8 @@ pub struct Settings {
     pub cookie_secure: bool,
     /// Largest request body of the JSON APIs, bytes.
     pub max_body_bytes: usize,
+    /// Limits of the signing API.
+    pub sign: segl_core::sign::SignPolicy,
 }
 
 /// Shared state of all handlers.
@@ -118,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .merge(flow::routes())
         .merge(app_api::routes())
         .merge(activation_page::routes())
+        .merge(sign::routes(&state.settings.sign))
         .merge(pages::routes())
         .merge(ops::routes());
     if state.demo.is_some() {

@@ -677,34 +677,38 @@ pub async fn start_session(
 // ---------------------------------------------------------------------------------------
 // Client authentication (token and PAR endpoints)
 
+/// HTTP Basic client credentials (RFC 6749 2.3.1: both parts form-urlencoded), if the
+/// request has an `Authorization: Basic` header.
+pub(crate) fn basic_credentials(
+    headers: &HeaderMap,
+) -> Result<Option<(String, String)>, &'static str> {
+    let Some(b) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    else {
+        return Ok(None);
+    };
+    let malformed = "malformed Basic credentials";
+    let raw = BASE64.decode(b.trim().as_bytes()).map_err(|_| malformed)?;
+    let raw = String::from_utf8(raw).map_err(|_| malformed)?;
+    let (id, secret) = raw.split_once(':').ok_or(malformed)?;
+    let dec = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some((dec(id), dec(secret))))
+}
+
 async fn authenticate_client(
     st: &AppState,
     headers: &HeaderMap,
     form: &Params,
 ) -> Result<Client, OAuthError> {
     let invalid = |d: &str| OAuthError::new("invalid_client", d);
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .map(|b| -> Result<(String, String), OAuthError> {
-            let raw = BASE64
-                .decode(b.trim().as_bytes())
-                .map_err(|_| invalid("malformed Basic credentials"))?;
-            let raw = String::from_utf8(raw).map_err(|_| invalid("malformed Basic credentials"))?;
-            let (id, secret) = raw
-                .split_once(':')
-                .ok_or_else(|| invalid("malformed Basic credentials"))?;
-            // RFC 6749 2.3.1: both parts are form-urlencoded.
-            let dec = |s: &str| {
-                url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            };
-            Ok((dec(id), dec(secret)))
-        })
-        .transpose()?;
+    let basic = basic_credentials(headers).map_err(invalid)?;
     let assertion = form.get("client_assertion");
     let (client_id, method) = match (&basic, form.get("client_secret"), assertion) {
         (Some((id, _)), None, None) => (id.clone(), AuthMethod::ClientSecretBasic),

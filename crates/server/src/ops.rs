@@ -39,6 +39,12 @@ pub struct Metrics {
     pub refresh_reuse: Counter,
     /// Reused authorization codes.
     pub code_reuse: Counter,
+    /// Signing orders created by relying parties.
+    pub sign_orders: Counter,
+    /// Signing orders signed.
+    pub sign_completed: Counter,
+    /// Signing orders that ended without signatures.
+    pub sign_failed: Counter,
     /// Open push streams (apps and browsers waiting) on this node.
     pub push_streams: prometheus_client::metrics::gauge::Gauge,
 }
@@ -83,6 +89,13 @@ impl Metrics {
                 &mut registry,
                 "authorization_code_reuse",
                 "Reused authorization codes",
+            ),
+            sign_orders: m(&mut registry, "sign_orders", "Signing orders created"),
+            sign_completed: m(&mut registry, "sign_orders_signed", "Signing orders signed"),
+            sign_failed: m(
+                &mut registry,
+                "sign_orders_failed",
+                "Signing orders that ended without signatures",
             ),
             push_streams: {
                 let g = prometheus_client::metrics::gauge::Gauge::default();

@@ -72,6 +72,8 @@ struct LoginPage<'a> {
     verification_code: &'a str,
     app_expires_unix: i64,
     offers_app: bool,
+    /// A signing order's text and documents' names, for a sign flow.
+    sign: Option<(String, Vec<String>)>,
 }
 
 #[derive(Template)]
@@ -120,6 +122,11 @@ pub fn logged_out_page(langs: &[String]) -> Response {
         lang.t().logged_out,
         lang.t().logged_out_text,
     )
+}
+
+/// A page with a heading and a text.
+pub(crate) fn message_page(status: StatusCode, lang: Lang, heading: &str, text: &str) -> Response {
+    message(status, lang, heading, text)
 }
 
 fn message(status: StatusCode, lang: Lang, heading: &str, text: &str) -> Response {
@@ -197,6 +204,7 @@ fn render_flow(
     row: &segl_store::flows::FlowRow,
     flow: &LoginFlow,
     error: String,
+    sign: Option<(String, Vec<String>)>,
 ) -> Response {
     let page = LoginPage {
         lang: lang.tag(),
@@ -227,6 +235,7 @@ fn render_flow(
             .map_or("", |a| a.verification_code.as_str()),
         app_expires_unix: flow.app.as_ref().map_or(0, |a| a.expires_at),
         offers_app: flow.methods.contains(&segl_core::flow::Method::App),
+        sign,
     };
     html(status, page.render())
 }
@@ -275,7 +284,8 @@ async fn login_page(
             } else {
                 StatusCode::OK
             };
-            let mut resp = render_flow(status, lang, &row, &f, error);
+            let sign = crate::sign::page_box(&st, &f).await;
+            let mut resp = render_flow(status, lang, &row, &f, error, sign);
             if let Some(p) = picked.and_then(Lang::parse) {
                 let mut c = Cookie::new(LANG_COOKIE, p.tag());
                 c.set_path("/");
@@ -370,7 +380,8 @@ async fn login_post(
                     ) =>
                 {
                     let lang = lang_q.unwrap_or_else(|| page_lang(None, &jar, Some(&f), &headers));
-                    render_flow(status, lang, &row, &f, error_text(lang.t(), &e))
+                    let sign = crate::sign::page_box(&st, &f).await;
+                    render_flow(status, lang, &row, &f, error_text(lang.t(), &e), sign)
                 }
                 _ => {
                     let lang = lang_q.unwrap_or_else(|| page_lang(None, &jar, None, &headers));

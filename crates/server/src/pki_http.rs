@@ -204,6 +204,38 @@ impl PkiService {
         }
     }
 
+    /// A fresh OCSP response (DER) about one of the persons CA's certificates and whether
+    /// it says good: the revocation status a signature made now carries with it.
+    pub async fn status_of(
+        &self,
+        store: &Store,
+        serial_hex: &str,
+        now: i64,
+    ) -> Result<(Vec<u8>, bool), ApiError> {
+        let keys = self
+            .responder
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let serial = ca::from_hex(serial_hex)
+            .ok_or_else(|| ApiError::Internal(format!("stored serial {serial_hex} is not hex")))?;
+        let req = ocsp::OcspRequest {
+            certs: vec![
+                keys.issuer
+                    .cert_id(HashAlg::Sha1, &serial)
+                    .map_err(internal)?,
+            ],
+            nonce: None,
+        };
+        let (der, _) = self.sign_answers(store, &req, now).await?;
+        let good = segl_pki::verify::parse_ocsp_response(&der)
+            .map_err(internal)?
+            .responses
+            .first()
+            .is_some_and(|s| matches!(s.status, CertStatus::Good));
+        Ok((der, good))
+    }
+
     /// Looks up and signs; the second value is the nextUpdate when the answer may be
     /// cached (one certificate of ours, known to the store).
     async fn sign_answers(

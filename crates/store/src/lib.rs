@@ -22,6 +22,7 @@ pub mod grants;
 pub mod outbox;
 pub mod persons;
 pub mod pki;
+pub mod sign;
 mod writer;
 
 use std::borrow::Cow;
@@ -155,6 +156,11 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 include_str!("../migrations/sqlite/0005_outbox.sql"),
             ),
             (6, "pki", include_str!("../migrations/sqlite/0006_pki.sql")),
+            (
+                7,
+                "sign",
+                include_str!("../migrations/sqlite/0007_sign.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -186,6 +192,11 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 6,
                 "pki",
                 include_str!("../migrations/postgres/0006_pki.sql"),
+            ),
+            (
+                7,
+                "sign",
+                include_str!("../migrations/postgres/0007_sign.sql"),
             ),
         ],
     };

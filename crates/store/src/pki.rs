@@ -269,3 +269,16 @@ pub async fn revoked_since(c: &mut impl Db, since: i64) -> Result<Vec<String>> {
     )
     .await
 }
+
+/// The person's most recently issued certificate, revoked or not.
+pub async fn latest_for_person(c: &mut impl Db, person_id: &str) -> Result<Option<Certificate>> {
+    c.fetch_optional(
+        &format!(
+            "SELECT {CERT_COLS} FROM certificates WHERE person_id = $1 \
+             ORDER BY created_at DESC, serial LIMIT 1"
+        ),
+        &[person_id.into()],
+        cert_row,
+    )
+    .await
+}

@@ -8,6 +8,8 @@
 //! - [`Browser`]: a cookie-carrying HTTP client that never follows redirects.
 //! - [`Rp`], [`discover`], [`AuthStart`]: the relying party side of the code flow.
 //! - [`Fixture`]: a running server with one person, one code device and one client.
+//! - [`AppFx`], [`ActivatedApp`], [`Watch`], [`collect_app`]: the reference app (`segl app …`).
+//! - [`openssl_present`], [`openssl`]: the `openssl` tool (in `openssl.rs`).
 //!
 //! Each test binary uses a different part of this module, hence the `dead_code` and
 //! `unused_macros` allowances.
@@ -38,6 +40,11 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use sha1::Sha1;
 use url::Url;
+
+mod openssl;
+// Like the rest of this module, not used by every test binary.
+#[allow(unused_imports)]
+pub use openssl::*;
 
 /// How long a server may take to say it is listening.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -890,15 +897,23 @@ impl Browser {
     /// Follows an authorize URL as a browser would: expects `303` to `/login?flow=ID` and
     /// returns the flow view (with its `csrf_token`).
     pub async fn start_flow(&mut self, authorize_url: &str) -> Value {
-        let r = self.get(authorize_url).await;
+        let v = self.open_flow(authorize_url, "authorize").await;
+        assert_eq!(v["kind"], "login", "{v}");
+        assert_eq!(v["state"], "identify", "a new flow starts at identify: {v}");
+        v
+    }
+
+    /// GET a URL that starts a flow (`what` names it in messages): expects `303` to
+    /// `/login?flow=ID` with the flow cookie, and returns the flow view with its
+    /// `csrf_token`.
+    pub async fn open_flow(&mut self, url: &str, what: &str) -> Value {
+        let r = self.get(url).await;
         let id = login_flow_id(&r);
         assert!(
             self.cookies.contains_key(FLOW_COOKIE),
-            "authorize did not set the {FLOW_COOKIE} cookie"
+            "{what} did not set the {FLOW_COOKIE} cookie"
         );
         let v = self.flow(&id).await;
-        assert_eq!(v["kind"], "login", "{v}");
-        assert_eq!(v["state"], "identify", "a new flow starts at identify: {v}");
         assert!(
             v["csrf_token"].as_str().is_some_and(|t| !t.is_empty()),
             "no csrf_token: {v}"
@@ -908,21 +923,33 @@ impl Browser {
 
     /// Identifies, chooses the code device if asked; returns the view in state `otp`.
     pub async fn identify(&mut self, flow: &Value, nin: &str) -> Value {
+        let v = self.identify_choosing(flow, nin, "otp").await;
+        assert_eq!(v["state"], "otp", "after identify: {v}");
+        v
+    }
+
+    /// Identifies, chooses `method` (`otp` or `app`) if asked and asserts it was offered;
+    /// returns the view that follows.
+    pub async fn identify_choosing(&mut self, flow: &Value, nin: &str, method: &str) -> Value {
         let r = self.step(flow, "identify", json!({ "nin": nin })).await;
         r.expect_status(200);
         let mut v = r.json();
         if v["state"] == "choose_method" {
+            let name = match method {
+                "otp" => "the code device",
+                "app" => "the app",
+                other => other,
+            };
             assert!(
                 v["methods"]
                     .as_array()
-                    .is_some_and(|m| m.contains(&json!("otp"))),
-                "the code device is not offered: {v}"
+                    .is_some_and(|m| m.contains(&json!(method))),
+                "{name} is not offered: {v}"
             );
-            let r = self.step(&v, "method", json!({ "method": "otp" })).await;
+            let r = self.step(&v, "method", json!({ "method": method })).await;
             r.expect_status(200);
             v = r.json();
         }
-        assert_eq!(v["state"], "otp", "after identify: {v}");
         v
     }
 
@@ -1323,7 +1350,13 @@ impl Fixture {
 
     /// As [`Fixture::new`] on a prepared installation (e.g. with a `segl.toml`).
     pub fn with_segl(segl: Segl, serve_args: &[&str]) -> Fixture {
-        let server = Server::start(&segl, serve_args);
+        Fixture::with_env(segl, serve_args, &[])
+    }
+
+    /// As [`Fixture::with_segl`], with environment variables for the server (see
+    /// [`Server::start_with_env`]).
+    pub fn with_env(segl: Segl, serve_args: &[&str], env: &[(&str, &str)]) -> Fixture {
+        let server = Server::start_with_env(&segl, serve_args, env);
         let person = segl.add_person(NIN, NAME, PASSWORD);
         assert_eq!(person["name"], NAME, "person add: {person}");
         assert_eq!(person["birthdate"], "1985-05-15", "person add: {person}");
@@ -1461,4 +1494,150 @@ pub fn app_activate(
         args.extend_from_slice(&["--second-code", s]);
     }
     segl.cmd_stdin(&args, Some(&format!("{APP_PIN}\n")))
+}
+
+/// An app activated with a letter code: its vault, in a temporary directory that lives as
+/// long as this, and its id.
+pub struct ActivatedApp {
+    _dir: tempfile::TempDir,
+    /// The vault file.
+    pub vault: PathBuf,
+    /// The app id `segl app activate` printed.
+    pub app_id: String,
+}
+
+impl ActivatedApp {
+    /// Activates an app for `nin` against `server` with a new letter code and [`APP_PIN`].
+    /// The code is used after 2.1 s, so the security period must be 1 s
+    /// (`[policy.app] security_period_secs = 1`).
+    pub fn new(segl: &Segl, server: &Server, nin: &str) -> ActivatedApp {
+        let code = activation_code(segl, nin);
+        std::thread::sleep(Duration::from_millis(2100));
+        let dir = tempfile::tempdir().unwrap();
+        let vault = dir.path().join("vault.json");
+        let out = app_activate(segl, server, &code, None, &vault);
+        assert_success(&out, &["app", "activate"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        ActivatedApp {
+            app_id: v["app_id"].as_str().expect("app_id").to_string(),
+            _dir: dir,
+            vault,
+        }
+    }
+
+    /// The vault file, for `--vault`.
+    pub fn vault(&self) -> &str {
+        self.vault.to_str().unwrap()
+    }
+}
+
+/// The name of [`AppFx`]'s client, which the app shows.
+pub const APP_RP: &str = "Nettbanken";
+
+/// A server with Ola ([`APP_NIN`], see [`add_app_person`]), his app activated, and the
+/// client [`APP_RP`]. The test files add the methods they need.
+pub struct AppFx {
+    pub segl: Segl,
+    pub server: Server,
+    pub rp: Rp,
+    pub app: ActivatedApp,
+}
+
+impl AppFx {
+    /// The security period is 1 s, and `policy` is added to `[policy.app]`. With
+    /// `code_device`, Ola gets the code device [`SERIAL`] before the app, so his eID is
+    /// active and has a certificate whatever the app adds to it.
+    pub fn new(backend: Backend, policy: &str, code_device: bool) -> AppFx {
+        let segl = Segl::new(backend);
+        segl.write_config(&format!("[policy.app]\nsecurity_period_secs = 1\n{policy}"));
+        let server = Server::start(&segl, &[]);
+        add_app_person(&segl, APP_NIN, "Ola Nordmann");
+        if code_device {
+            segl.import_tokens("hotp-plain.pskcxml");
+            segl.assign(SERIAL, APP_NIN);
+        }
+        let rp = segl.add_rp(APP_RP, REDIRECT_URI, &[]);
+        let app = ActivatedApp::new(&segl, &server, APP_NIN);
+        AppFx {
+            segl,
+            server,
+            rp,
+            app,
+        }
+    }
+}
+
+/// `segl app watch --once` with [`APP_PIN`], started in the background; what it prints is
+/// the request.
+pub struct Watch {
+    child: Child,
+    out: mpsc::Receiver<String>,
+}
+
+impl Watch {
+    /// Starts the watch of the app whose vault is `vault` (the vault names the server).
+    pub fn start(segl: &Segl, vault: &str) -> Watch {
+        let mut c = segl.command(&[
+            "app",
+            "watch",
+            "--once",
+            "--timeout",
+            "60",
+            "--vault",
+            vault,
+            "--json",
+        ]);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("segl app watch");
+        {
+            let mut stdin = child.stdin.take().unwrap();
+            writeln!(stdin, "{APP_PIN}").unwrap();
+        }
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                all.push_str(&line);
+                all.push('\n');
+            }
+            let _ = tx.send(all);
+        });
+        Watch { child, out: rx }
+    }
+
+    /// The request it printed (JSON), within `within`; if nothing came, the watch is
+    /// stopped and the test fails.
+    pub fn request(mut self, within: Duration) -> Value {
+        let out = match self.out.recv_timeout(within) {
+            Ok(out) => out,
+            Err(_) => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("segl app watch printed nothing within {within:?}");
+            }
+        };
+        let status = self.child.wait().unwrap();
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        assert!(status.success(), "segl app watch failed: {status}: {err}");
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("watch output {out:?}: {e}"))
+    }
+}
+
+/// Posts the collect step of an app flow until the flow leaves `app_pending`, at most
+/// `rounds` times, 100 ms apart; the answer to the last.
+pub async fn collect_app(b: &mut Browser, flow: &Value, rounds: u32) -> Resp {
+    for _ in 0..rounds {
+        let r = b.step(flow, "app", json!({})).await;
+        if r.status != 200 || r.json()["state"] != "app_pending" {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the flow stayed in app_pending");
 }
