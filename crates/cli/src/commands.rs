@@ -340,6 +340,21 @@ pub enum PersonCmd {
         #[arg(long)]
         nin: String,
     },
+    /// Block the person's eID ("sperre"), as support does for a lost phone or code device:
+    /// the app is deactivated, code devices blocked, sessions ended, tokens and
+    /// certificates revoked, and the person told by SMS and email. Run again, it finishes
+    /// revocations a crash left behind and changes nothing else.
+    Block {
+        /// National identity number.
+        #[arg(long)]
+        nin: String,
+        /// Why: lost, stolen, fraud, deceased or other.
+        #[arg(long)]
+        reason: String,
+        /// Who blocks, for the audit log (a support agent's name or id).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
     /// Start an app activation and print its one-time activation code, to send by letter.
     /// The code opens after the security period (`[policy.app]`) and is usable once
     /// within the completion window; any other pending activation of the person ends.
@@ -358,6 +373,19 @@ fn api_error(e: segl_server::error::ApiError) -> CliError {
     } else {
         CliError::Failure(detail)
     }
+}
+
+/// The person with this number if their eID is not blocked: what adds a credential or a
+/// password must not undo a block.
+async fn unblocked_person_by_nin(c: &mut segl_store::Conn, nin: &Nin) -> Result<Person, CliError> {
+    let p = person_by_nin(c, nin).await?;
+    if let Some((at, reason)) = persons::blocked(&mut *c, &p.id).await? {
+        return Err(CliError::Input(format!(
+            "this person's eID is blocked ({reason}, since {} UTC); unblocking needs a new identity check",
+            segl_server::flow::rfc3339(at)
+        )));
+    }
+    Ok(p)
 }
 
 /// The person with this number, or a bad-input error saying there is none.
@@ -567,7 +595,7 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
             let phc = hasher.hash(&pw).map_err(fail)?;
             let t = now();
             let mut tx = o.store.begin().await?;
-            let p = person_by_nin(&mut tx, &nin).await?;
+            let p = unblocked_person_by_nin(&mut tx, &nin).await?;
             segl_server::app_api::password_change_allowed(&mut tx, &o.config.policy.app, &p.id, t)
                 .await
                 .map_err(api_error)?;
@@ -620,12 +648,50 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
                 println!("password unlocked");
             }
         }
+        PersonCmd::Block { nin, reason, by } => {
+            let nin = parse_nin(&nin)?;
+            let reason = segl_server::lifecycle::BlockReason::parse(&reason).ok_or_else(|| {
+                CliError::Input(format!(
+                    "--reason '{reason}' is not one of lost, stolen, fraud, deceased, other"
+                ))
+            })?;
+            let o = open(g).await?;
+            let p = person_by_nin(&mut *o.store.conn().await?, &nin).await?;
+            let done = segl_server::lifecycle::block(&o.store, &o.pki, &p, reason, &by, now())
+                .await
+                .map_err(api_error)?;
+            if g.json {
+                print_json(&json!(done));
+            } else {
+                if done.newly_blocked {
+                    println!("eID blocked ({})", reason.as_str());
+                } else {
+                    println!("the eID was blocked already");
+                }
+                if let Some(app) = &done.app_id {
+                    println!("  app {app} deactivated");
+                }
+                for d in &done.devices {
+                    println!("  code device {d} blocked");
+                }
+                println!(
+                    "  {} sessions ended, {} tokens revoked",
+                    done.sessions, done.tokens
+                );
+                for c in &done.certificates {
+                    println!("  certificate {c} revoked");
+                }
+                if !done.notified.is_empty() {
+                    println!("  the person is told by {}", done.notified.join(" and "));
+                }
+            }
+        }
         PersonCmd::ActivationCode { nin } => {
             let nin = parse_nin(&nin)?;
             let o = open(g).await?;
             let now = now();
             let mut tx = o.store.begin().await?;
-            let p = person_by_nin(&mut tx, &nin).await?;
+            let p = unblocked_person_by_nin(&mut tx, &nin).await?;
             let started = segl_server::app_api::start_activation(
                 &mut tx,
                 &o.store,
@@ -728,7 +794,7 @@ pub async fn token(g: &Global, cmd: TokenCmd) -> Result<ExitCode, CliError> {
             let nin = parse_nin(&nin)?;
             let o = open(g).await?;
             let mut tx = o.store.begin().await?;
-            let p = person_by_nin(&mut tx, &nin).await?;
+            let p = unblocked_person_by_nin(&mut tx, &nin).await?;
             let d = devices::by_serial(&mut tx, &serial)
                 .await?
                 .ok_or_else(|| CliError::Input(format!("no code device with serial {serial}")))?;

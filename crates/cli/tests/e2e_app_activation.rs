@@ -45,27 +45,6 @@ fn seed(segl: &Segl) {
     segl.assign(SERIAL, NIN);
 }
 
-/// The messages the file transport delivered, oldest first, waiting up to five seconds
-/// for at least `n`.
-fn outbox(segl: &Segl, n: usize) -> Vec<Value> {
-    let dir = segl.data_dir().join("outbox");
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut msgs: Vec<Value> = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
-            .collect();
-        msgs.sort_by_key(|m| (m["created_at"].as_i64(), m["id"].as_str().map(String::from)));
-        if msgs.len() >= n || std::time::Instant::now() > deadline {
-            return msgs;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn of_kind<'a>(msgs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     msgs.iter().filter(|m| m["kind"] == kind).collect()
 }

@@ -556,6 +556,13 @@ pub async fn start_activation(
     now: i64,
 ) -> Result<Started, ApiError> {
     use apps::ActivationMethod as M;
+    if persons::blocked(c, &person.id).await?.is_some() {
+        return Err(ApiError::problem(
+            StatusCode::CONFLICT,
+            "person_blocked",
+            "this eID is blocked; a new identity check comes before a new activation",
+        ));
+    }
     if policy.require_mobile
         && person
             .phone

@@ -673,8 +673,12 @@ impl Pki {
     }
 }
 
-/// An eID is active when the person has a password and a code device or an app.
+/// An eID is active when the person has a password and a code device or an app, and is
+/// not blocked.
 pub async fn eid_active(c: &mut impl Db, person_id: &str) -> Result<bool, StoreError> {
+    if persons::blocked(c, person_id).await?.is_some() {
+        return Ok(false);
+    }
     if persons::password(c, person_id).await?.is_none() {
         return Ok(false);
     }

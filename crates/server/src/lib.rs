@@ -21,6 +21,7 @@ pub mod error;
 pub mod flow;
 pub mod hashing;
 pub mod i18n;
+pub mod lifecycle;
 pub mod notify;
 pub mod oidc;
 pub mod ops;

@@ -234,7 +234,8 @@ fn prepare_documents(
 enum Refusal {
     /// No active eID (no password, or neither code device nor app).
     NoEid,
-    /// Blocked: a revoked certificate without a valid successor, or a block request.
+    /// Blocked: a blocked eID, a revoked certificate without a valid successor, or a block
+    /// request.
     Blocked,
 }
 
@@ -256,7 +257,9 @@ impl Refusal {
 /// Whether the person may sign at `now`. A certificate revoked (not superseded) with no
 /// valid one after it is a block: a new certificate is never issued behind it.
 async fn signable(c: &mut impl Db, person_id: &str, now: i64) -> Result<Option<Refusal>, ApiError> {
-    if !apps::block_requests(c, person_id).await?.is_empty() {
+    if persons::blocked(c, person_id).await?.is_some()
+        || !apps::block_requests(c, person_id).await?.is_empty()
+    {
         return Ok(Some(Refusal::Blocked));
     }
     if !crate::ca::eid_active(c, person_id).await? {

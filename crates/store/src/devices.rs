@@ -317,3 +317,20 @@ pub async fn unblock(c: &mut Conn, serial: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Blocks every code device of the person; returns their serials.
+pub async fn block_for_person(c: &mut impl Db, person_id: &str) -> Result<Vec<String>> {
+    let serials = c
+        .fetch_all(
+            "SELECT serial FROM otp_devices WHERE person_id = $1 AND state <> 'blocked' ORDER BY serial",
+            &[person_id.into()],
+            |r| r.text(0),
+        )
+        .await?;
+    c.execute(
+        "UPDATE otp_devices SET state = 'blocked' WHERE person_id = $1",
+        &[person_id.into()],
+    )
+    .await?;
+    Ok(serials)
+}

@@ -476,3 +476,28 @@ pub async fn use_jti(c: &mut Conn, key: &str, expires_at: i64) -> Result<bool> {
     .rows_affected();
     Ok(n == 1)
 }
+
+/// Ends every session of the person and revokes every access and refresh token issued to
+/// them; returns (sessions ended, tokens revoked).
+pub async fn revoke_person(c: &mut impl Db, person_id: &str) -> Result<(u64, u64)> {
+    let sessions = c
+        .execute(
+            "DELETE FROM sessions WHERE person_id = $1",
+            &[person_id.into()],
+        )
+        .await?;
+    let mut tokens = 0;
+    for sql in [
+        "UPDATE access_tokens SET revoked = 1 WHERE person_id = $1 AND revoked = 0",
+        "UPDATE refresh_tokens SET revoked = 1 WHERE person_id = $1 AND revoked = 0",
+    ] {
+        tokens += c.execute(sql, &[person_id.into()]).await?;
+    }
+    // Codes not yet exchanged would mint new tokens: they go too.
+    c.execute(
+        "DELETE FROM auth_codes WHERE person_id = $1",
+        &[person_id.into()],
+    )
+    .await?;
+    Ok((sessions, tokens))
+}

@@ -161,6 +161,11 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 "sign",
                 include_str!("../migrations/sqlite/0007_sign.sql"),
             ),
+            (
+                8,
+                "person block",
+                include_str!("../migrations/sqlite/0008_person_block.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -197,6 +202,11 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 7,
                 "sign",
                 include_str!("../migrations/postgres/0007_sign.sql"),
+            ),
+            (
+                8,
+                "person block",
+                include_str!("../migrations/postgres/0008_person_block.sql"),
             ),
         ],
     };

@@ -196,3 +196,24 @@ pub async fn count(c: &mut Conn) -> Result<i64> {
         .await?;
     Ok(row.try_get("n")?)
 }
+
+/// Blocks the person's eID; false when it was blocked already (the first block stands).
+pub async fn block(c: &mut impl Db, person_id: &str, reason: &str, now: i64) -> Result<bool> {
+    let n = c
+        .execute(
+            "UPDATE persons SET blocked_at = $2, blocked_reason = $3 WHERE id = $1 AND blocked_at IS NULL",
+            &[person_id.into(), now.into(), reason.into()],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// When and why the person's eID was blocked, if it is.
+pub async fn blocked(c: &mut impl Db, person_id: &str) -> Result<Option<(i64, String)>> {
+    c.fetch_optional(
+        "SELECT blocked_at, blocked_reason FROM persons WHERE id = $1 AND blocked_at IS NOT NULL",
+        &[person_id.into()],
+        |r| Ok((r.int(0)?, r.opt_text(1)?.unwrap_or_default())),
+    )
+    .await
+}

@@ -1404,6 +1404,27 @@ impl Fixture {
     }
 }
 
+/// The messages the file transport delivered to the data directory's outbox, oldest
+/// first, waiting up to five seconds for at least `n`.
+pub fn outbox(segl: &Segl, n: usize) -> Vec<Value> {
+    let dir = segl.data_dir().join("outbox");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut msgs: Vec<Value> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
+            .collect();
+        msgs.sort_by_key(|m| (m["created_at"].as_i64(), m["id"].as_str().map(String::from)));
+        if msgs.len() >= n || std::time::Instant::now() > deadline {
+            return msgs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Asserts a refusal for bad input: exit code 2, one line `error: …` naming `needle` on
 /// stderr, nothing on stdout.
 pub fn assert_input_error(out: &Output, what: &str, needle: &str) {
