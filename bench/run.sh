@@ -167,7 +167,7 @@ wait_quiet
     echo "machine mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     echo "machine kernel=$(uname -r)"
     echo "machine disk=$(df -h "$WORK" | awk 'NR==2 {print $1" ("$2")"}')"
-    echo "tools $(rustc --version) / node $(node --version 2>/dev/null) / oidc-provider $(node -p "require('$ROOT/bench/peer/node_modules/oidc-provider/package.json').version" 2>/dev/null) / $(psql --version 2>/dev/null | head -1) / $(openssl version 2>/dev/null)"
+    echo "tools $(rustc --version) / node $(node --version 2>/dev/null) / oidc-provider $(node -p "require('$ROOT/bench/peer/node_modules/oidc-provider/package.json').version" 2>/dev/null) / $(psql --version 2>/dev/null | sed -n 1p) / $(openssl version 2>/dev/null)"
     # BENCH_COMMIT names the commit when the tree is not a git checkout (an exported copy).
     echo "segl commit ${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- crates 2>/dev/null || echo ' (crates/ modified)')}"
     echo "segl argon2 config: $("$SEGL" --data-dir "$WORK/data-config" --json config show 2>/dev/null | jq -c '[.[] | select(.key | startswith("argon2")) | {(.key): .value}] | add' 2>/dev/null || echo '?')"
