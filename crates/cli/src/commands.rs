@@ -187,11 +187,9 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
         }
         state.demo = Some(std::sync::Arc::new(demo));
     }
-    let outbox_dir = cfg
-        .outbox_dir
-        .clone()
-        .unwrap_or_else(|| opened.dir.join("outbox"));
-    segl_server::notify::spawn_file_worker(store.clone(), outbox_dir, now);
+    let notifier = segl_server::notify::Notifier::new(cfg.notify.settings(&opened.dir)?)
+        .map_err(CliError::Input)?;
+    segl_server::notify::spawn_worker(store.clone(), notifier, now);
     // Pushes from the other nodes (PostgreSQL); nothing to listen to on SQLite.
     state.push.start_listener();
     // The CA's certificates and OCSP answers point at the issuer URL now known.
@@ -209,7 +207,8 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
     let push = state.push.clone();
     let app = segl_server::router(state);
 
-    // Housekeeping: expired flows, codes and tokens; signing orders past their retention.
+    // Housekeeping: expired flows, codes and tokens; signing orders past their retention;
+    // eID orders whose activation codes ran out.
     let purge_store = store.clone();
     let sign_retention = cfg.sign.retention_secs;
     tokio::spawn(async move {
@@ -225,6 +224,13 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
             };
             if let Err(e) = purged {
                 tracing::warn!(error = %e, "purging old signing orders failed");
+            }
+            let expired = match purge_store.conn().await {
+                Ok(mut c) => segl_store::orders::expire(&mut *c, now()).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = expired {
+                tracing::warn!(error = %e, "expiring eID orders failed");
             }
         }
     });
@@ -355,18 +361,34 @@ pub enum PersonCmd {
         #[arg(long, default_value = "cli")]
         by: String,
     },
-    /// Start an app activation and print its one-time activation code, to send by letter.
+    /// Start an app activation and print its one-time activation code, to send by letter
+    /// (or, with `--letter-to`, queue the letter and print only its outbox id).
     /// The code opens after the security period (`[policy.app]`) and is usable once
     /// within the completion window; any other pending activation of the person ends.
     ActivationCode {
         /// National identity number.
         #[arg(long)]
         nin: String,
+        /// Send the code by letter to this postal address (2 to 6 lines separated by
+        /// commas): a PDF in the print folder; the code is then not shown.
+        #[arg(long)]
+        letter_to: Option<String>,
     },
 }
 
+/// A `--by` (who did it, for the audit log): 1 to 100 printable characters.
+pub(crate) fn check_by(by: &str) -> Result<String, CliError> {
+    let by = by.trim();
+    if by.is_empty() || by.chars().count() > 100 || by.chars().any(char::is_control) {
+        return Err(CliError::Input(
+            "--by must be 1 to 100 printable characters".into(),
+        ));
+    }
+    Ok(by.to_string())
+}
+
 /// A server-side refusal as the CLI reports it: bad input for a 4xx, a failure otherwise.
-fn api_error(e: segl_server::error::ApiError) -> CliError {
+pub(crate) fn api_error(e: segl_server::error::ApiError) -> CliError {
     let (status, code, detail, _) = e.parts();
     if status.is_client_error() {
         CliError::Input(format!("{code}: {detail}"))
@@ -389,13 +411,13 @@ async fn unblocked_person_by_nin(c: &mut segl_store::Conn, nin: &Nin) -> Result<
 }
 
 /// The person with this number, or a bad-input error saying there is none.
-async fn person_by_nin(c: &mut segl_store::Conn, nin: &Nin) -> Result<Person, CliError> {
+pub(crate) async fn person_by_nin(c: &mut segl_store::Conn, nin: &Nin) -> Result<Person, CliError> {
     persons::by_nin(c, nin.as_str())
         .await?
         .ok_or_else(|| CliError::Input("no person with this national identity number".into()))
 }
 
-fn parse_nin(s: &str) -> Result<Nin, CliError> {
+pub(crate) fn parse_nin(s: &str) -> Result<Nin, CliError> {
     Nin::parse(s).map_err(|e| CliError::Input(format!("invalid national identity number: {e}")))
 }
 
@@ -686,8 +708,12 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
                 }
             }
         }
-        PersonCmd::ActivationCode { nin } => {
+        PersonCmd::ActivationCode { nin, letter_to } => {
             let nin = parse_nin(&nin)?;
+            let letter_to = letter_to
+                .map(|a| segl_server::notify::letter::parse_address(&a))
+                .transpose()
+                .map_err(|e| CliError::Input(format!("--letter-to: {e}")))?;
             let o = open(g).await?;
             let now = now();
             let mut tx = o.store.begin().await?;
@@ -703,6 +729,36 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
             )
             .await
             .map_err(api_error)?;
+            if let Some(address) = &letter_to {
+                let body = segl_server::notify::activation_letter_text(
+                    &started.code,
+                    &segl_server::flow::rfc3339(started.opens_at),
+                    &segl_server::flow::rfc3339(started.expires_at),
+                );
+                let id = segl_server::notify::letter(
+                    &mut tx,
+                    &o.store,
+                    &p,
+                    address,
+                    "app.activation_letter",
+                    &body,
+                    now,
+                )
+                .await
+                .map_err(api_error)?;
+                tx.commit().await.map_err(fail)?;
+                if g.json {
+                    print_json(&json!({
+                        "letter": id,
+                        "opens_at": started.opens_at,
+                        "expires_at": started.expires_at,
+                        "cancelled_pending": started.cancelled,
+                    }));
+                } else {
+                    println!("activation code queued for a letter: outbox message {id}");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             tx.commit().await.map_err(fail)?;
             let (code, opens_at, expires_at, cancelled) = (
                 started.code,
@@ -1354,7 +1410,12 @@ pub async fn config(g: &Global, cmd: ConfigCmd) -> Result<ExitCode, CliError> {
     }
     cfg.validate()?;
     // Secrets are shown as set or not, never their value.
-    for secret in [&mut cfg.pki.master_key, &mut cfg.pki.pkcs11_pin] {
+    for secret in [
+        &mut cfg.pki.master_key,
+        &mut cfg.pki.pkcs11_pin,
+        &mut cfg.notify.smtp.password,
+        &mut cfg.notify.sms_gateway.authorization,
+    ] {
         if secret.is_some() {
             *secret = Some("(set, not shown)".into());
         }

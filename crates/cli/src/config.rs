@@ -35,9 +35,8 @@ pub struct Config {
     pub argon2: Argon2Params,
     /// Limits and lifetimes.
     pub policy: Policy,
-    /// Where the file transport writes SMS, email and letters (default: `outbox` in the
-    /// data directory).
-    pub outbox_dir: Option<PathBuf>,
+    /// Messages to people: transports, retries.
+    pub notify: NotifyConfig,
     /// The CA: key store, names, lifetimes.
     pub pki: PkiConfig,
     /// The signing API's limits.
@@ -124,6 +123,301 @@ impl PkiConfig {
     }
 }
 
+/// `[notify]`: how SMS, email and letters reach people.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Email transport: `file` (development) or `smtp`.
+    pub email: String,
+    /// SMS transport: `file` (development) or `http` (`[notify.sms_gateway]`).
+    pub sms: String,
+    /// Letter transport: `file`, a PDF per letter in `print_dir`.
+    pub letter: String,
+    /// Where the file transport writes SMS and email; default `outbox` in the data
+    /// directory.
+    pub dir: Option<PathBuf>,
+    /// Where letters are written for printing; default `print` in the data directory.
+    pub print_dir: Option<PathBuf>,
+    /// Attempts before a message is given up.
+    pub max_attempts: i64,
+    /// The first pause before a retry, seconds; each further one doubles (up to an hour).
+    pub backoff_base_secs: i64,
+    /// The SMTP server, for `email = "smtp"`.
+    pub smtp: SmtpConfig,
+    /// The HTTP SMS gateway, for `sms = "http"`.
+    pub sms_gateway: SmsGatewayConfig,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        let retry = segl_server::notify::Retry::default();
+        NotifyConfig {
+            email: "file".into(),
+            sms: "file".into(),
+            letter: "file".into(),
+            dir: None,
+            print_dir: None,
+            max_attempts: retry.max_attempts,
+            backoff_base_secs: retry.backoff_base_secs,
+            smtp: SmtpConfig::default(),
+            sms_gateway: SmsGatewayConfig::default(),
+        }
+    }
+}
+
+/// `[notify.smtp]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// Server host name.
+    pub host: Option<String>,
+    /// Server port.
+    pub port: u16,
+    /// `starttls` (required), `tls` (from the first byte) or `none` (loopback hosts only).
+    pub tls: String,
+    /// Login name, if the server wants one.
+    pub username: Option<String>,
+    /// Login password (set it as `SEGL_NOTIFY__SMTP__PASSWORD`, not in the file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The From address, e.g. `segl <noreply@eid.example.no>`.
+    pub from: Option<String>,
+    /// Timeout of each SMTP command, seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: None,
+            port: 587,
+            tls: "starttls".into(),
+            username: None,
+            password: None,
+            from: None,
+            timeout_secs: 20,
+        }
+    }
+}
+
+/// `[notify.sms_gateway]`: a generic HTTP SMS gateway.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsGatewayConfig {
+    /// Where to POST `{to, from, text}`: https, or http to a loopback host.
+    pub url: Option<String>,
+    /// The `Authorization` header's value (set it as
+    /// `SEGL_NOTIFY__SMS_GATEWAY__AUTHORIZATION`, not in the file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
+    /// The sender shown on the phone: up to 11 letters and digits, or a number.
+    pub sender: String,
+    /// Timeout of one request, seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for SmsGatewayConfig {
+    fn default() -> Self {
+        SmsGatewayConfig {
+            url: None,
+            authorization: None,
+            sender: "segl".into(),
+            timeout_secs: 10,
+        }
+    }
+}
+
+/// Whether `host` is this machine (a name or address that never leaves it).
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl NotifyConfig {
+    /// Parses the section into the server's settings, with `data_dir` for the default
+    /// folders; the message names the key.
+    pub fn settings(&self, data_dir: &Path) -> Result<segl_server::notify::Settings, CliError> {
+        use segl_server::notify::{EmailVia, Retry, Settings, SmsVia};
+        let bad = |m: String| CliError::Input(format!("notify.{m}"));
+        let email = match self.email.as_str() {
+            "file" => EmailVia::File,
+            "smtp" => EmailVia::Smtp(self.smtp.settings().map_err(bad)?),
+            other => {
+                return Err(bad(format!(
+                    "email must be 'file' or 'smtp', not '{other}'"
+                )));
+            }
+        };
+        let sms = match self.sms.as_str() {
+            "file" => SmsVia::File,
+            "http" => SmsVia::Http(self.sms_gateway.settings().map_err(bad)?),
+            other => return Err(bad(format!("sms must be 'file' or 'http', not '{other}'"))),
+        };
+        if self.letter != "file" {
+            return Err(bad(format!(
+                "letter must be 'file' (a PDF per letter in print_dir), not '{}'",
+                self.letter
+            )));
+        }
+        for (key, dir) in [("dir", &self.dir), ("print_dir", &self.print_dir)] {
+            if dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+                return Err(bad(format!("{key} must not be empty")));
+            }
+        }
+        if !(1..=50).contains(&self.max_attempts) {
+            return Err(bad("max_attempts must be between 1 and 50".into()));
+        }
+        if !(1..=3600).contains(&self.backoff_base_secs) {
+            return Err(bad("backoff_base_secs must be between 1 and 3600".into()));
+        }
+        // Unused settings of a transport not chosen are still checked when present: a
+        // typo should not wait until someone switches the transport on.
+        if self.email != "smtp" && self.smtp.host.is_some() {
+            self.smtp.settings().map_err(bad)?;
+        }
+        if self.sms != "http" && self.sms_gateway.url.is_some() {
+            self.sms_gateway.settings().map_err(bad)?;
+        }
+        Ok(Settings {
+            email,
+            sms,
+            file_dir: self.dir.clone().unwrap_or_else(|| data_dir.join("outbox")),
+            print_dir: self
+                .print_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("print")),
+            retry: Retry {
+                max_attempts: self.max_attempts,
+                backoff_base_secs: self.backoff_base_secs,
+            },
+        })
+    }
+}
+
+impl SmtpConfig {
+    fn settings(&self) -> Result<segl_server::notify::smtp::SmtpSettings, String> {
+        use segl_server::notify::smtp::{SmtpSettings, SmtpTls, parse_mailbox};
+        let host = self
+            .host
+            .as_deref()
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .ok_or("smtp.host is needed with email = 'smtp'")?;
+        if host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+        {
+            return Err(format!("smtp.host '{host}' is not a host name"));
+        }
+        let tls = SmtpTls::parse(&self.tls).ok_or_else(|| {
+            format!(
+                "smtp.tls must be 'starttls', 'tls' or 'none', not '{}'",
+                self.tls
+            )
+        })?;
+        if tls == SmtpTls::None && !is_loopback(host) {
+            return Err(format!(
+                "smtp.tls = 'none' is allowed only for a server on this host (localhost, 127.0.0.1, ::1), not '{host}': messages hold one-time codes"
+            ));
+        }
+        if self.port == 0 {
+            return Err("smtp.port must be between 1 and 65535".into());
+        }
+        let credentials = match (&self.username, &self.password) {
+            (None, None) => None,
+            (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
+                if tls == SmtpTls::None {
+                    return Err(
+                        "smtp.username needs tls = 'starttls' or 'tls': a password is never sent in clear"
+                            .into(),
+                    );
+                }
+                Some((u.clone(), p.clone()))
+            }
+            (Some(_), None) => {
+                return Err(
+                    "smtp.password is needed with smtp.username (set SEGL_NOTIFY__SMTP__PASSWORD)"
+                        .into(),
+                );
+            }
+            (None, Some(_)) => return Err("smtp.username is needed with smtp.password".into()),
+            _ => return Err("smtp.username and smtp.password must not be empty".into()),
+        };
+        let from = self
+            .from
+            .as_deref()
+            .ok_or("smtp.from is needed with email = 'smtp'")?;
+        let from = parse_mailbox(from).map_err(|e| format!("smtp.from: {e}"))?;
+        if !(1..=60).contains(&self.timeout_secs) {
+            return Err("smtp.timeout_secs must be between 1 and 60".into());
+        }
+        Ok(SmtpSettings {
+            host: host.to_string(),
+            port: self.port,
+            tls,
+            credentials,
+            from,
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+        })
+    }
+}
+
+impl SmsGatewayConfig {
+    fn settings(&self) -> Result<segl_server::notify::sms_gateway::GatewaySettings, String> {
+        let raw = self
+            .url
+            .as_deref()
+            .ok_or("sms_gateway.url is needed with sms = 'http'")?;
+        let url = url::Url::parse(raw).map_err(|e| format!("sms_gateway.url '{raw}': {e}"))?;
+        let host = url.host_str().unwrap_or_default();
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(host) => {}
+            "http" => {
+                return Err(format!(
+                    "sms_gateway.url must be https (http only to this host): '{raw}'"
+                ));
+            }
+            _ => return Err(format!("sms_gateway.url must be an https URL: '{raw}'")),
+        }
+        if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+            return Err(
+                "sms_gateway.url must carry no credentials or fragment (use sms_gateway.authorization)"
+                    .into(),
+            );
+        }
+        if let Some(a) = &self.authorization
+            && (a.trim().is_empty() || a.chars().any(|c| c.is_control()))
+        {
+            return Err("sms_gateway.authorization must be a non-empty header value".into());
+        }
+        let s = &self.sender;
+        let alnum = (1..=11).contains(&s.chars().count())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ')
+            && s.chars().any(|c| c.is_ascii_alphabetic());
+        let number = s
+            .strip_prefix('+')
+            .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()));
+        if !alnum && !number {
+            return Err(format!(
+                "sms_gateway.sender '{s}' must be 1 to 11 letters and digits, or a number like +4791234567"
+            ));
+        }
+        if !(1..=60).contains(&self.timeout_secs) {
+            return Err("sms_gateway.timeout_secs must be between 1 and 60".into());
+        }
+        Ok(segl_server::notify::sms_gateway::GatewaySettings {
+            url,
+            authorization: self.authorization.clone(),
+            sender: s.clone(),
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+        })
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -135,7 +429,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             argon2: Argon2Params::default(),
             policy: Policy::default(),
-            outbox_dir: None,
+            notify: NotifyConfig::default(),
             pki: PkiConfig::default(),
             sign: segl_core::sign::SignPolicy::default(),
         }
@@ -263,6 +557,7 @@ impl Config {
         segl_crypto::password::PasswordHasher::new(self.argon2)
             .map_err(|e| CliError::Input(format!("argon2: {e}")))?;
         self.sign.validate().map_err(CliError::Input)?;
+        self.notify.settings(Path::new("."))?;
         self.pki.validate()
     }
 }
@@ -359,5 +654,104 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().unwrap_err().to_string().contains("listen"));
+    }
+    #[test]
+    fn notify_section_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("segl.toml"),
+            "[notify]\nemail = \"smtp\"\n[notify.smtp]\nhost = \"localhost\"\ntls = \"none\"\nport = 2525\nfrom = \"segl <noreply@example.no>\"\n",
+        )
+        .unwrap();
+        let l = load(dir.path(), None).unwrap();
+        let s = l.config.notify.settings(dir.path()).unwrap();
+        assert!(matches!(s.email, segl_server::notify::EmailVia::Smtp(ref m) if m.port == 2525));
+        assert_eq!(s.print_dir, dir.path().join("print"));
+        assert_eq!(s.file_dir, dir.path().join("outbox"));
+        assert_eq!(l.sources.get("notify.smtp.port"), Some(&Source::File));
+    }
+
+    #[test]
+    fn bad_notify_values_are_named() {
+        let check = |f: &dyn Fn(&mut NotifyConfig), needle: &str| {
+            let mut c = Config::default();
+            f(&mut c.notify);
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        };
+        check(&|n| n.email = "pigeon".into(), "notify.email");
+        check(&|n| n.sms = "smtp".into(), "notify.sms");
+        check(&|n| n.letter = "fax".into(), "notify.letter");
+        check(&|n| n.max_attempts = 0, "notify.max_attempts");
+        check(&|n| n.backoff_base_secs = 0, "notify.backoff_base_secs");
+        check(&|n| n.email = "smtp".into(), "notify.smtp.host");
+        let smtp = |n: &mut NotifyConfig| {
+            n.email = "smtp".into();
+            n.smtp.host = Some("mail.example.no".into());
+            n.smtp.from = Some("noreply@example.no".into());
+        };
+        check(
+            &|n| {
+                smtp(n);
+                n.smtp.tls = "none".into();
+            },
+            "notify.smtp.tls = 'none' is allowed only",
+        );
+        check(
+            &|n| {
+                smtp(n);
+                n.smtp.tls = "ssl".into();
+            },
+            "notify.smtp.tls must be",
+        );
+        check(
+            &|n| {
+                smtp(n);
+                n.smtp.from = Some("nobody".into());
+            },
+            "notify.smtp.from",
+        );
+        check(
+            &|n| {
+                smtp(n);
+                n.smtp.username = Some("segl".into());
+            },
+            "SEGL_NOTIFY__SMTP__PASSWORD",
+        );
+        let http = |n: &mut NotifyConfig| {
+            n.sms = "http".into();
+            n.sms_gateway.url = Some("https://sms.example.no/send".into());
+        };
+        check(
+            &|n| n.sms = "http".into(),
+            "notify.sms_gateway.url is needed",
+        );
+        check(
+            &|n| {
+                http(n);
+                n.sms_gateway.url = Some("http://sms.example.no/send".into());
+            },
+            "must be https",
+        );
+        check(
+            &|n| {
+                http(n);
+                n.sms_gateway.sender = "a very long sender".into();
+            },
+            "notify.sms_gateway.sender",
+        );
+        check(
+            &|n| {
+                http(n);
+                n.sms_gateway.timeout_secs = 0;
+            },
+            "notify.sms_gateway.timeout_secs",
+        );
+        let mut c = Config::default();
+        smtp(&mut c.notify);
+        http(&mut c.notify);
+        c.validate().unwrap();
+        c.notify.sms_gateway.url = Some("http://127.0.0.1:9/send".into());
+        c.validate().unwrap();
     }
 }

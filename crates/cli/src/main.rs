@@ -8,6 +8,9 @@
 mod app;
 mod commands;
 mod config;
+mod maintenance;
+mod order;
+mod outbox;
 mod pki;
 
 use std::path::PathBuf;
@@ -106,9 +109,18 @@ enum Command {
     /// Person certificates: list, issue, revoke.
     #[command(subcommand)]
     Cert(pki::CertCmd),
+    /// Maintenance windows: close ordering on a channel for a while, with a message.
+    #[command(subcommand)]
+    Maintenance(maintenance::MaintenanceCmd),
     /// Check a detached CMS signature, or the signatures in a PDF (`--pdf`), with the chain
     /// and the signer's revocation status.
     Verify(pki::VerifyArgs),
+    /// Messages to people (SMS, email, letter): delivery state and resend.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCmd),
+    /// eID orders: find, review (manual identity check), send new activation codes.
+    #[command(subcommand)]
+    Order(order::OrderCmd),
 }
 
 fn main() -> ExitCode {
@@ -136,6 +148,9 @@ fn main() -> ExitCode {
             Command::Ca(c) => pki::ca(&cli.global, c).await,
             Command::Cert(c) => pki::cert(&cli.global, c).await,
             Command::Verify(a) => pki::verify(&cli.global, a).await,
+            Command::Outbox(c) => outbox::outbox(&cli.global, c).await,
+            Command::Order(c) => order::order(&cli.global, c).await,
+            Command::Maintenance(c) => maintenance::maintenance(&cli.global, c).await,
         }
     });
     match result {

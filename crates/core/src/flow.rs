@@ -26,6 +26,8 @@ pub enum LoginState {
     AppPending,
     /// Waiting for the password.
     Password,
+    /// Waiting for the answers to the control questions (a forgotten password).
+    Questions,
     /// Authenticated; the client gets its code.
     Done,
     /// Ended without authentication; see the failure.
@@ -41,6 +43,7 @@ impl LoginState {
             LoginState::Otp => "otp",
             LoginState::AppPending => "app_pending",
             LoginState::Password => "password",
+            LoginState::Questions => "questions",
             LoginState::Done => "done",
             LoginState::Failed => "failed",
         }
@@ -55,6 +58,9 @@ pub enum Method {
     Otp,
     /// The phone app ("Yes, it's me").
     App,
+    /// The password alone: offered only where one credential is enough (blocking an eID
+    /// whose other credentials are lost).
+    Password,
 }
 
 impl Method {
@@ -63,6 +69,7 @@ impl Method {
         match self {
             Method::Otp => "otp",
             Method::App => "app",
+            Method::Password => "password",
         }
     }
 
@@ -71,6 +78,7 @@ impl Method {
         match s {
             "otp" => Some(Method::Otp),
             "app" => Some(Method::App),
+            "password" => Some(Method::Password),
             _ => None,
         }
     }
@@ -191,6 +199,12 @@ pub enum FlowError {
     /// The person said no in the app.
     #[error("the login was refused in the app")]
     DeniedInApp,
+    /// A control answer was wrong.
+    #[error("the answers to the control questions are not right")]
+    WrongAnswers {
+        /// Attempts left in this flow.
+        remaining: u32,
+    },
     /// The app did not answer in time.
     #[error("the app did not answer in time; try again or choose another method")]
     AppExpired {
@@ -212,6 +226,15 @@ pub enum Purpose {
     /// Signing a relying party's order ([`LoginFlow::order`]): the person proves who they
     /// are, and their approval makes the signatures.
     Sign,
+    /// Logging in to segl's own pages ("My page", a guardian's approval of an order): a
+    /// short session for those pages, no code for any relying party.
+    Portal,
+    /// Blocking one's own eID ("sperre") after losing a credential: any one remaining
+    /// credential is enough (code device, app or password).
+    Block,
+    /// A forgotten password: the code device or the app, and the control questions; or
+    /// the app with its own user verification (PIN or biometrics) alone.
+    PasswordReset,
 }
 
 /// A login flow. Stored as JSON by the store (field `v` versions the record).
@@ -265,6 +288,10 @@ pub struct LoginFlow {
     /// The signing order, for [`Purpose::Sign`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<String>,
+    /// The person's control questions, shown in state `questions` (the server fills them
+    /// in when the flow gets there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub questions: Vec<String>,
 }
 
 /// The request a flow in `app_pending` waits for: what the browser shows beside the app.
@@ -311,6 +338,7 @@ impl LoginFlow {
             sealed_result: None,
             order: None,
             approved_request: None,
+            questions: Vec::new(),
             request,
         };
         // A login_hint with a valid number skips the first page.
@@ -410,6 +438,29 @@ impl LoginFlow {
         if matches!(answer, AppAnswer::Approved(_)) {
             self.approved_request = request;
         }
+        match (answer, self.purpose) {
+            // One credential blocks; the app with its own user verification alone resets a
+            // password, without it the control questions follow.
+            (AppAnswer::Approved(uv), Purpose::Block | Purpose::PasswordReset) => {
+                self.amr = std::iter::once("swk")
+                    .chain(uv.map(|u| u.amr()))
+                    .map(str::to_string)
+                    .collect();
+                if self.purpose == Purpose::Block || uv.is_some() {
+                    if uv.is_some() {
+                        self.amr.push("mfa".into());
+                    }
+                    self.done(now);
+                } else {
+                    self.state = LoginState::Questions;
+                }
+                Ok(())
+            }
+            (answer, _) => self.app_answered_login(answer, now),
+        }
+    }
+
+    fn app_answered_login(&mut self, answer: AppAnswer, now: i64) -> Result<(), FlowError> {
         match answer {
             // The app's own user verification is enough unless the client asked for more
             // (acr_values high): then the password follows, as without it.
@@ -458,7 +509,11 @@ impl LoginFlow {
         match check {
             OtpCheck::Accepted => {
                 self.amr.push("otp".into());
-                self.state = LoginState::Password;
+                match self.purpose {
+                    Purpose::Block => self.done(now),
+                    Purpose::PasswordReset => self.state = LoginState::Questions,
+                    _ => self.state = LoginState::Password,
+                }
                 Ok(())
             }
             OtpCheck::Wrong => Err(self.fail_once(|remaining| FlowError::WrongOtp { remaining })),
@@ -484,6 +539,7 @@ impl LoginFlow {
         match check {
             PasswordCheck::Accepted => {
                 self.amr = match self.method {
+                    Some(Method::Password) => vec!["pwd".to_string()],
                     // The app's user verification, if it had one, stays on record.
                     Some(Method::App) => {
                         let mut amr = std::mem::take(&mut self.amr);
@@ -505,6 +561,29 @@ impl LoginFlow {
                 Err(FlowError::PasswordLocked)
             }
         }
+    }
+
+    /// Whether the flow accepts answers to the control questions now.
+    pub fn expect_answers(&self, now: i64) -> Result<(), FlowError> {
+        self.ensure(LoginState::Questions, now)
+    }
+
+    /// The outcome of the control questions (all right, or not: the server does not say
+    /// which answer was wrong, nor whether the person has questions at all).
+    pub fn answers_checked(&mut self, right: bool, now: i64) -> Result<(), FlowError> {
+        self.expect_answers(now)?;
+        if right {
+            self.amr.extend(["kba".to_string(), "mfa".to_string()]);
+            self.done(now);
+            Ok(())
+        } else {
+            Err(self.fail_once(|remaining| FlowError::WrongAnswers { remaining }))
+        }
+    }
+
+    fn done(&mut self, now: i64) {
+        self.auth_time = Some(now);
+        self.state = LoginState::Done;
     }
 
     /// Ends the flow at the person's or client's wish.
@@ -548,6 +627,7 @@ fn state_for(method: Method) -> LoginState {
     match method {
         Method::Otp => LoginState::Otp,
         Method::App => LoginState::AppPending,
+        Method::Password => LoginState::Password,
     }
 }
 
@@ -587,6 +667,95 @@ mod tests {
         assert_eq!(f.state, LoginState::AppPending);
         assert_eq!(f.state.as_str(), "app_pending");
         f
+    }
+
+    fn purpose_flow(purpose: Purpose, methods: &[Method]) -> LoginFlow {
+        let mut f = flow();
+        f.purpose = purpose;
+        f.methods = methods.to_vec();
+        f.identify("15058500027", 1001).unwrap();
+        f
+    }
+
+    #[test]
+    fn one_credential_blocks() {
+        let all = [Method::Otp, Method::App, Method::Password];
+        let mut f = purpose_flow(Purpose::Block, &all);
+        f.choose_method("otp", 1002).unwrap();
+        f.otp_checked(OtpCheck::Accepted, 1003).unwrap();
+        assert_eq!(
+            (f.state, f.amr.clone()),
+            (LoginState::Done, vec!["otp".into()])
+        );
+        let mut f = purpose_flow(Purpose::Block, &all);
+        f.choose_method("password", 1002).unwrap();
+        assert_eq!(f.state, LoginState::Password);
+        f.password_checked(PasswordCheck::Accepted, 1003).unwrap();
+        assert_eq!(
+            (f.state, f.amr.clone()),
+            (LoginState::Done, vec!["pwd".into()])
+        );
+        let mut f = purpose_flow(Purpose::Block, &all);
+        f.choose_method("app", 1002).unwrap();
+        f.app_answered(AppAnswer::Approved(None), 1003).unwrap();
+        assert_eq!(
+            (f.state, f.amr.clone()),
+            (LoginState::Done, vec!["swk".into()])
+        );
+        // A login never offers the password alone.
+        let mut f = flow();
+        f.identify("15058500027", 1001).unwrap();
+        assert_eq!(
+            f.choose_method("password", 1002),
+            Err(FlowError::UnsupportedMethod)
+        );
+    }
+
+    #[test]
+    fn a_reset_needs_the_questions_unless_the_app_verified_its_user() {
+        let both = [Method::Otp, Method::App];
+        let mut f = purpose_flow(Purpose::PasswordReset, &both);
+        f.choose_method("otp", 1002).unwrap();
+        f.otp_checked(OtpCheck::Accepted, 1003).unwrap();
+        assert_eq!(f.state, LoginState::Questions);
+        assert_eq!(f.state.as_str(), "questions");
+        assert_eq!(
+            f.answers_checked(false, 1004),
+            Err(FlowError::WrongAnswers { remaining: 2 })
+        );
+        assert_eq!(f.state, LoginState::Questions);
+        f.answers_checked(true, 1005).unwrap();
+        assert_eq!(f.state, LoginState::Done);
+        assert_eq!(f.amr, vec!["otp", "kba", "mfa"]);
+        assert_eq!(f.auth_time, Some(1005));
+        // Answers are no step of a login.
+        let mut f = app_flow();
+        assert!(f.answers_checked(true, 1003).is_err());
+        // The app without user verification: the questions follow; with it: done.
+        let mut f = purpose_flow(Purpose::PasswordReset, &both);
+        f.choose_method("app", 1002).unwrap();
+        f.app_answered(AppAnswer::Approved(None), 1003).unwrap();
+        assert_eq!(f.state, LoginState::Questions);
+        let mut f = purpose_flow(Purpose::PasswordReset, &both);
+        f.choose_method("app", 1002).unwrap();
+        f.app_answered(
+            AppAnswer::Approved(Some(crate::app::UserVerification::Pin)),
+            1003,
+        )
+        .unwrap();
+        assert_eq!(f.state, LoginState::Done);
+        assert_eq!(f.amr, vec!["swk", "pin", "mfa"]);
+        // Three wrong answers end it.
+        let mut f = purpose_flow(Purpose::PasswordReset, &both);
+        f.choose_method("otp", 1002).unwrap();
+        f.otp_checked(OtpCheck::Accepted, 1003).unwrap();
+        let _ = f.answers_checked(false, 1004);
+        let _ = f.answers_checked(false, 1005);
+        assert_eq!(
+            f.answers_checked(false, 1006),
+            Err(FlowError::TooManyAttempts)
+        );
+        assert_eq!(f.state, LoginState::Failed);
     }
 
     #[test]

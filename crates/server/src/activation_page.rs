@@ -13,7 +13,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum_extra::extract::CookieJar;
 use segl_core::flow::{LoginFlow, LoginState, Method, Purpose};
-use segl_core::oidc::{ACR_HIGH, AuthRequest};
 use segl_store::apps::ActivationMethod;
 use segl_store::db::Db;
 use segl_store::persons;
@@ -38,33 +37,14 @@ pub fn routes() -> Router<AppState> {
 /// Starts the flow and sends the browser to the login pages, with the code device only:
 /// the app cannot vouch for a new app here (that is the old phone's own path).
 async fn start(State(st): State<AppState>, jar: CookieJar, headers: HeaderMap) -> Response {
-    let langs = pages::langs_from(None, &headers);
-    let lang = Lang::pick(langs.iter().map(String::as_str)).unwrap_or(Lang::Nb);
-    let now = st.now();
-    let policy = &st.settings.policy;
-    let request = AuthRequest::internal(
-        ACTIVATION_CLIENT.into(),
-        lang.t().activate_title.into(),
-        format!("{}/app/activate", st.settings.issuer),
-        ACR_HIGH,
-        None,
-        langs.clone(),
-    );
-    let mut flow = match LoginFlow::new(
-        request,
-        None,
-        now,
-        policy.flow_ttl_secs,
-        policy.flow_max_failures,
-    ) {
-        Ok(f) => f,
-        Err(e) => return pages::error_page(StatusCode::BAD_REQUEST, &e.to_string(), &langs),
+    let what = crate::flow::Internal {
+        client: ACTIVATION_CLIENT,
+        title: crate::portal::lang(&headers).t().activate_title.into(),
+        return_to: "/app/activate".into(),
+        purpose: Purpose::AppActivation,
+        methods: vec![Method::Otp],
     };
-    flow.purpose = Purpose::AppActivation;
-    flow.methods = vec![Method::Otp];
-    crate::flow::start_in_browser(&st, &jar, &flow, None)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    crate::flow::start_internal(&st, &jar, &headers, what).await
 }
 
 /// Ends an activation flow whose person has just authenticated: starts the activation

@@ -590,9 +590,10 @@ pub async fn start_activation(
     )
     .await?;
     let timing = policy.activation();
-    let opens_at = match method {
-        M::OldDevice => now,
-        _ => now + timing.security_period_secs,
+    let opens_at = if method.skips_security_period() {
+        now
+    } else {
+        now + timing.security_period_secs
     };
     let expires_at = opens_at + timing.completion_window_secs;
     audit::append(
@@ -611,8 +612,9 @@ pub async fn start_activation(
         M::SmsAndEmail => "med koder på SMS og e-post",
         M::OldDevice => "fra den gamle telefonen",
         M::Letter => "med kode i brev",
+        M::Order => "ved aktivering av ny eID",
     };
-    let opens = (method != M::OldDevice).then(|| rfc3339(opens_at));
+    let opens = (!method.skips_security_period()).then(|| rfc3339(opens_at));
     crate::notify::sms(
         c,
         store,
@@ -672,7 +674,7 @@ pub async fn password_change_allowed(
     let Some(a) = apps::pending_activation(c, person_id).await? else {
         return Ok(());
     };
-    let from_old = a.method == apps::ActivationMethod::OldDevice;
+    let from_old = a.method.skips_security_period();
     match activation_phase(&policy.activation(), a.started_at, now, from_old) {
         ActivationPhase::Expired => Ok(()),
         ActivationPhase::Waiting { .. } | ActivationPhase::Open { .. } => Err(ApiError::problem(

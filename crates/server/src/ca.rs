@@ -689,15 +689,24 @@ pub async fn eid_active(c: &mut impl Db, person_id: &str) -> Result<bool, StoreE
 }
 
 /// Whether the person's latest certificate was revoked for a reason other than being
-/// superseded: a block, which no automatic issuance may undo (only `segl cert issue`).
+/// superseded: a block, which no automatic issuance may undo (only `segl cert issue`, or a
+/// new order's identity check and activation after the revocation).
 pub async fn blocked_by_revocation(c: &mut impl Db, person_id: &str) -> Result<bool, StoreError> {
-    Ok(rows::latest_for_person(c, person_id)
+    let Some(cert) = rows::latest_for_person(c, person_id).await? else {
+        return Ok(false);
+    };
+    let Some(revoked_at) = cert.revoked_at else {
+        return Ok(false);
+    };
+    if cert.reason.as_deref().and_then(RevocationReason::parse)
+        == Some(RevocationReason::Superseded)
+    {
+        return Ok(false);
+    }
+    let renewed = segl_store::orders::last_activation(c, person_id)
         .await?
-        .is_some_and(|cert| {
-            cert.revoked_at.is_some()
-                && cert.reason.as_deref().and_then(RevocationReason::parse)
-                    != Some(RevocationReason::Superseded)
-        }))
+        .is_some_and(|t| t >= revoked_at);
+    Ok(!renewed)
 }
 
 /// Given name(s) and surname from a full name: the last word is the surname.

@@ -29,6 +29,15 @@ pub enum ApiError {
         /// What a person reads.
         detail: String,
     },
+    /// Ordering is closed by a maintenance window: 503, problem code `maintenance`, the
+    /// window's message as detail and `Retry-After` until ordering opens again.
+    #[error("{message}")]
+    Maintenance {
+        /// The window's message.
+        message: String,
+        /// Seconds until ordering opens again.
+        retry_after: u64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -68,6 +77,9 @@ impl ApiError {
                     F::WrongPassword { remaining } => {
                         (StatusCode::UNAUTHORIZED, "wrong_password", Some(*remaining))
                     }
+                    F::WrongAnswers { remaining } => {
+                        (StatusCode::UNAUTHORIZED, "wrong_answers", Some(*remaining))
+                    }
                     F::DeviceBlocked => (StatusCode::LOCKED, "device_blocked", None),
                     F::PasswordLocked => (StatusCode::LOCKED, "password_locked", None),
                     F::TooManyAttempts => {
@@ -88,6 +100,12 @@ impl ApiError {
                 code,
                 detail,
             } => (*status, code, detail.clone(), None),
+            ApiError::Maintenance { message, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "maintenance",
+                message.clone(),
+                None,
+            ),
             ApiError::Store(StoreError::Conflict) => (
                 StatusCode::CONFLICT,
                 "concurrent_update",
@@ -146,7 +164,12 @@ fn title(status: StatusCode) -> &'static str {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, detail, remaining) = self.parts();
-        problem_response(status, code, &detail, remaining)
+        let mut resp = problem_response(status, code, &detail, remaining);
+        if let ApiError::Maintenance { retry_after, .. } = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        resp
     }
 }
 

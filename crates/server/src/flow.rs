@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/flows/{id}/method", post(api_method))
         .route("/api/v1/flows/{id}/otp", post(api_otp))
         .route("/api/v1/flows/{id}/password", post(api_password))
+        .route("/api/v1/flows/{id}/answers", post(api_answers))
         .route("/api/v1/flows/{id}/cancel", post(api_cancel))
         .route("/api/v1/flows/{id}/app", post(api_app))
         .route(
@@ -60,6 +61,8 @@ pub enum Step {
     Otp(String),
     /// Password.
     Password(String),
+    /// Answers to the control questions, in their order.
+    Answers(Vec<String>),
     /// Collect the app's answer (still waiting, approved, denied or lapsed).
     AppCollect,
     /// Give up.
@@ -93,6 +96,9 @@ pub fn view(row: &FlowRow, flow: &LoginFlow) -> Value {
     });
     if let Some(r) = &flow.redirect_to {
         v["redirect_to"] = json!(r);
+    }
+    if flow.state == LoginState::Questions {
+        v["questions"] = json!(flow.questions);
     }
     if let Some(f) = flow.failure {
         v["error"] = json!({"code": f.as_str(), "message": failure_message(f)});
@@ -139,6 +145,59 @@ fn decode(row: &FlowRow) -> Result<LoginFlow, ApiError> {
         ));
     }
     serde_json::from_str(&row.data).map_err(|e| ApiError::Store(StoreError::Corrupt(e.to_string())))
+}
+
+/// A flow segl starts for one of its own pages (activating the app, My page, blocking, a
+/// forgotten password): no relying party, the level high, its purpose and methods.
+pub(crate) struct Internal {
+    /// The flows' pseudo client id (`segl:…`): never a registered client, never in a token.
+    pub client: &'static str,
+    /// What the login pages show as the service's name.
+    pub title: String,
+    /// The page (a path on segl) the flow returns to.
+    pub return_to: String,
+    /// What the authentication is for.
+    pub purpose: Purpose,
+    /// The methods offered.
+    pub methods: Vec<segl_core::flow::Method>,
+}
+
+/// Starts an [`Internal`] flow (in the browser's languages) and sends the browser to the
+/// login pages.
+pub(crate) async fn start_internal(
+    st: &AppState,
+    jar: &CookieJar,
+    headers: &HeaderMap,
+    what: Internal,
+) -> Response {
+    let langs = crate::pages::langs_from(None, headers);
+    let now = st.now();
+    let policy = &st.settings.policy;
+    let request = segl_core::oidc::AuthRequest::internal(
+        what.client.into(),
+        what.title,
+        format!("{}{}", st.settings.issuer, what.return_to),
+        segl_core::oidc::ACR_HIGH,
+        None,
+        langs.clone(),
+    );
+    let mut flow = match LoginFlow::new(
+        request,
+        None,
+        now,
+        policy.flow_ttl_secs,
+        policy.flow_max_failures,
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            return crate::pages::error_page(StatusCode::BAD_REQUEST, &e.to_string(), &langs);
+        }
+    };
+    flow.purpose = what.purpose;
+    flow.methods = what.methods;
+    start_in_browser(st, jar, &flow, None)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Stores a new flow bound to this browser (which gets its browser cookie if it has none)
@@ -251,6 +310,9 @@ pub async fn run_step(
     // and must not hold the database's write lock.
     let password_check = match &step {
         Step::Password(pw) => Some(check_password(st, id, browser, csrf, pw, now).await?),
+        Step::Answers(answers) => {
+            Some(crate::self_service::check_answers(st, id, browser, csrf, answers, now).await?)
+        }
         _ => None,
     };
     // Moving between the first steps is only the flow's progress: a power cut may take it
@@ -352,6 +414,15 @@ async fn apply_step(
             }
             None => Err(FlowError::InvalidState("password")),
         },
+        Step::Answers(_) => match password_check {
+            Some((check, person_id)) => {
+                let r = crate::self_service::answers_step(tx, &mut flow, check, &person_id, now)
+                    .await?;
+                known_person = Some(person_id).filter(|p| !p.is_empty());
+                r
+            }
+            None => Err(FlowError::InvalidState("questions")),
+        },
         Step::AppCollect => crate::app_login::collect(tx, &mut flow, now).await?,
         Step::Cancel => flow.cancel(now),
     };
@@ -362,6 +433,9 @@ async fn apply_step(
         for app_id in segl_store::apps::cancel_for_flow(tx, &row.id, now).await? {
             pushes.push(crate::push::app_key(&app_id));
         }
+    }
+    if flow.state == LoginState::Questions && flow.questions.is_empty() {
+        flow.questions = crate::self_service::questions_of(tx, &flow).await?;
     }
     if flow.needs_app_request()
         && let Some(app_id) =
@@ -391,7 +465,9 @@ async fn apply_step(
             // 4.1.2.1).
             Purpose::Login => flow.redirect_to = Some(denied_url(st, &flow)),
             Purpose::Sign => crate::sign::flow_failed(tx, &row.id, &mut flow, now).await?,
-            Purpose::AppActivation => {}
+            // The page the person came from says what failed.
+            Purpose::Portal => flow.redirect_to = Some(flow.request.redirect_uri.clone()),
+            Purpose::AppActivation | Purpose::Block | Purpose::PasswordReset => {}
         }
     }
     if flow.state == LoginState::Failed && !before.contains("\"state\":\"failed\"") {
@@ -770,6 +846,16 @@ async fn finish(
             crate::sign::approved(c, flow_id, flow, &person, now).await?;
             return Ok(None);
         }
+        Purpose::Portal => {
+            return crate::portal::finish(st, c, flow, &person, now)
+                .await
+                .map(Some);
+        }
+        // Nothing happens yet: the person confirms on the next page.
+        Purpose::Block | Purpose::PasswordReset => {
+            crate::self_service::finish(flow_id, flow);
+            return Ok(None);
+        }
         Purpose::Login => {}
     }
     let auth_time = flow.auth_time.unwrap_or(now);
@@ -893,6 +979,10 @@ struct PasswordBody {
     password: String,
 }
 #[derive(Deserialize)]
+struct AnswersBody {
+    answers: Vec<String>,
+}
+#[derive(Deserialize)]
 struct Empty {}
 
 macro_rules! api_step {
@@ -921,5 +1011,6 @@ api_step!(api_identify, NinBody, |b| Step::Identify(b.nin));
 api_step!(api_method, MethodBody, |b| Step::Method(b.method));
 api_step!(api_otp, OtpBody, |b| Step::Otp(b.otp));
 api_step!(api_password, PasswordBody, |b| Step::Password(b.password));
+api_step!(api_answers, AnswersBody, |b| Step::Answers(b.answers));
 api_step!(api_cancel, Empty, |_b| Step::Cancel);
 api_step!(api_app, Empty, |_b| Step::AppCollect);

@@ -7,6 +7,11 @@
 //! - [`demo`]: the demo relying party at `/demo` (only with `--demo`).
 //! - [`error`]: one error type, rendered as problem+json, OAuth errors or an HTML page.
 //! - [`ops`]: `/healthz`, `/metrics` and security headers.
+//! - [`order`], [`order_page`]: ordering an eID (API, support's decisions, a guardian's
+//!   approval, activation) and its pages.
+//! - [`portal`]: the login to segl's own pages; [`my_page`]: "My page".
+//! - [`self_service`]: blocking one's own eID and a forgotten password.
+//! - [`lifecycle`]: blocking; [`maintenance`]: maintenance windows; [`notify`]: messages.
 //!
 //! Handlers are thin: they parse, call `segl_core` for the rules and `segl_store` for the
 //! data, in one transaction per step.
@@ -22,12 +27,18 @@ pub mod flow;
 pub mod hashing;
 pub mod i18n;
 pub mod lifecycle;
+pub mod maintenance;
+pub mod my_page;
 pub mod notify;
 pub mod oidc;
 pub mod ops;
+pub mod order;
+pub mod order_page;
 pub mod pages;
 pub mod pki_http;
+pub mod portal;
 pub mod push;
+pub mod self_service;
 pub mod sign;
 
 use std::sync::Arc;
@@ -77,6 +88,8 @@ pub struct AppState {
     pub push: push::Hub,
     /// The CA's published side (OCSP, CRLs), when serving.
     pub pki: Option<Arc<pki_http::PkiService>>,
+    /// Maintenance windows as this node last read them (the pages' banner).
+    pub maintenance: Arc<maintenance::Cache>,
 }
 
 impl AppState {
@@ -99,6 +112,7 @@ impl AppState {
             demo: None,
             clock: Arc::new(system_now),
             pki: None,
+            maintenance: Arc::default(),
         }
     }
 
@@ -122,12 +136,22 @@ pub fn router(state: AppState) -> Router {
         .merge(flow::routes())
         .merge(app_api::routes())
         .merge(activation_page::routes())
+        .merge(my_page::routes())
         .merge(sign::routes(&state.settings.sign))
+        .merge(order::routes())
+        .merge(order_page::routes())
+        .merge(self_service::routes())
         .merge(pages::routes())
+        .merge(maintenance::routes())
         .merge(ops::routes());
     if state.demo.is_some() {
         app = app.merge(demo::routes());
     }
+    // Every page shows the maintenance windows; the layer hands them to the templates.
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        maintenance::layer,
+    ));
     // The PKI's published side is read by machines at high rates: it skips the pages' and
     // APIs' layers (a span and a timer per request cost a third of an OCSP answer).
     let pki = pki_http::layers(pki_http::routes()).with_state(state.clone());

@@ -72,6 +72,8 @@ struct LoginPage<'a> {
     verification_code: &'a str,
     app_expires_unix: i64,
     offers_app: bool,
+    offers_password: bool,
+    questions: Vec<String>,
     /// A signing order's text and documents' names, for a sign flow.
     sign: Option<(String, Vec<String>)>,
 }
@@ -181,6 +183,7 @@ fn error_text(t: &Texts, e: &ApiError) -> String {
             FlowError::InvalidNin(n) => format!("{}: {n}", t.err_nin),
             FlowError::AppExpired { .. } => t.err_app_expired.into(),
             FlowError::DeniedInApp => t.err_denied_in_app.into(),
+            FlowError::WrongAnswers { .. } => t.err_wrong_answers.into(),
             _ => t.err_other.into(),
         },
         other => other.parts().2,
@@ -235,6 +238,8 @@ fn render_flow(
             .map_or("", |a| a.verification_code.as_str()),
         app_expires_unix: flow.app.as_ref().map_or(0, |a| a.expires_at),
         offers_app: flow.methods.contains(&segl_core::flow::Method::App),
+        offers_password: flow.methods.contains(&segl_core::flow::Method::Password),
+        questions: flow.questions.clone(),
         sign,
     };
     html(status, page.render())
@@ -318,6 +323,9 @@ struct StepForm {
     method: Option<String>,
     otp: Option<String>,
     password: Option<String>,
+    answer0: Option<String>,
+    answer1: Option<String>,
+    answer2: Option<String>,
 }
 
 async fn login_post(
@@ -333,6 +341,12 @@ async fn login_post(
         "choose-another" => Step::ChooseAnother,
         "otp" => Step::Otp(form.otp.unwrap_or_default()),
         "password" => Step::Password(form.password.unwrap_or_default()),
+        "answers" => Step::Answers(
+            [form.answer0, form.answer1, form.answer2]
+                .into_iter()
+                .flatten()
+                .collect(),
+        ),
         "app" => Step::AppCollect,
         "cancel" => Step::Cancel,
         _ => return StatusCode::NOT_FOUND.into_response(),

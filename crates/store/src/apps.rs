@@ -494,6 +494,9 @@ pub enum ActivationMethod {
     OldDevice,
     /// With a one-time activation code sent by letter (issued by the operator or support).
     Letter,
+    /// At the activation of a new eID order, right after its identity check and codes:
+    /// no security period (there is no earlier app to take over).
+    Order,
 }
 
 impl ActivationMethod {
@@ -504,7 +507,14 @@ impl ActivationMethod {
             ActivationMethod::SmsAndEmail => "sms_email",
             ActivationMethod::OldDevice => "old_device",
             ActivationMethod::Letter => "letter",
+            ActivationMethod::Order => "order",
         }
+    }
+
+    /// Whether the activation may complete at once: approved from the old phone, or part
+    /// of a new eID's activation. Every other activation waits the security period.
+    pub fn skips_security_period(self) -> bool {
+        matches!(self, ActivationMethod::OldDevice | ActivationMethod::Order)
     }
 
     fn parse(s: &str) -> Result<ActivationMethod> {
@@ -513,6 +523,7 @@ impl ActivationMethod {
             "sms_email" => ActivationMethod::SmsAndEmail,
             "old_device" => ActivationMethod::OldDevice,
             "letter" => ActivationMethod::Letter,
+            "order" => ActivationMethod::Order,
             other => return Err(StoreError::Corrupt(format!("activation method {other:?}"))),
         })
     }
@@ -657,7 +668,7 @@ pub async fn check_code(
     if a.state != "pending" {
         return Ok(CodeCheck::Ended);
     }
-    let from_old = a.method == ActivationMethod::OldDevice;
+    let from_old = a.method.skips_security_period();
     match activation_phase(policy, a.started_at, now, from_old) {
         ActivationPhase::Waiting { opens_at } => return Ok(CodeCheck::NotYet { opens_at }),
         ActivationPhase::Expired => return Ok(CodeCheck::Ended),

@@ -221,3 +221,44 @@ pub async fn latest(c: &mut Conn, limit: i64) -> Result<Vec<Entry>> {
     .await?;
     rows.iter().map(entry).collect()
 }
+
+/// A person's entries of the given events, newest first: at most `limit`, and only those
+/// before the entry `before` (a `seq`) when given, so a page of history links to the next
+/// with the last `seq` it shows (My page).
+pub async fn for_subject(
+    c: &mut impl crate::db::Db,
+    subject: &str,
+    events: &[&str],
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Entry>> {
+    use crate::db::Arg;
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args: Vec<Arg<'_>> = vec![
+        subject.into(),
+        before.unwrap_or(i64::MAX).into(),
+        limit.into(),
+    ];
+    let marks: Vec<String> = (0..events.len()).map(|i| format!("${}", i + 4)).collect();
+    args.extend(events.iter().map(|e| Arg::Text(e)));
+    let sql = format!(
+        "SELECT seq, ts, event, subject, client_id, data, prev_hash, hash FROM audit_log \
+         WHERE subject = $1 AND seq < $2 AND event IN ({}) ORDER BY seq DESC LIMIT $3",
+        marks.join(", ")
+    );
+    c.fetch_all(&sql, &args, |r| {
+        Ok(Entry {
+            seq: r.int(0)?,
+            ts: r.int(1)?,
+            event: r.text(2)?,
+            subject: r.opt_text(3)?,
+            client_id: r.opt_text(4)?,
+            data: r.text(5)?,
+            prev_hash: r.text(6)?,
+            hash: r.text(7)?,
+        })
+    })
+    .await
+}

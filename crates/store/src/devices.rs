@@ -186,23 +186,27 @@ pub async fn by_serial(c: &mut impl Db, serial: &str) -> Result<Option<Device>> 
     .await
 }
 
-/// The person's device (the newest assigned one).
+/// The person's device: an active one before a blocked one (after a block and a new
+/// order the blocked device stays on record, and the new one is used), then the newest.
 pub async fn for_person(c: &mut impl Db, person_id: &str) -> Result<Option<Device>> {
     c.fetch_optional(
-        device_select!("WHERE person_id = $1 ORDER BY imported_at DESC, serial LIMIT 1"),
+        device_select!(
+            "WHERE person_id = $1 \
+             ORDER BY CASE WHEN state = 'active' THEN 0 ELSE 1 END, imported_at DESC, serial LIMIT 1"
+        ),
         &[person_id.into()],
         device,
     )
     .await
 }
 
-/// The device of the person with this national identity number (the newest assigned one):
-/// [`for_person`] without looking the person up first.
+/// The device of the person with this national identity number, chosen as by
+/// [`for_person`], without looking the person up first.
 pub async fn for_nin(c: &mut impl Db, nin: &str) -> Result<Option<Device>> {
     c.fetch_optional(
         device_select!(
             "WHERE person_id = (SELECT id FROM persons WHERE nin = $1) \
-             ORDER BY imported_at DESC, serial LIMIT 1"
+             ORDER BY CASE WHEN state = 'active' THEN 0 ELSE 1 END, imported_at DESC, serial LIMIT 1"
         ),
         &[nin.into()],
         device,
@@ -229,17 +233,30 @@ pub async fn list(c: &mut impl Db, person_id: Option<&str>) -> Result<Vec<Device
 }
 
 /// Assigns a device to a person.
-pub async fn assign(c: &mut Conn, serial: &str, person_id: &str) -> Result<()> {
-    let n = sqlx::query("UPDATE otp_devices SET person_id = $2 WHERE serial = $1")
-        .bind(serial)
-        .bind(person_id)
-        .execute(c)
-        .await?
-        .rows_affected();
+pub async fn assign(c: &mut impl Db, serial: &str, person_id: &str) -> Result<()> {
+    let n = c
+        .execute(
+            "UPDATE otp_devices SET person_id = $2 WHERE serial = $1",
+            &[serial.into(), person_id.into()],
+        )
+        .await?;
     if n == 0 {
         return Err(StoreError::NotFound(format!("code device {serial}")));
     }
     Ok(())
+}
+
+/// The first code device in stock (imported, not assigned, not blocked), by serial: the
+/// one an order for a code device reserves.
+pub async fn first_free(c: &mut impl Db) -> Result<Option<String>> {
+    c.fetch_optional(
+        "SELECT serial FROM otp_devices WHERE person_id IS NULL AND state = 'active' \
+         AND serial NOT IN (SELECT device_serial FROM orders WHERE device_serial IS NOT NULL \
+         AND state IN ('approved', 'activated')) ORDER BY serial LIMIT 1",
+        &[],
+        |r| r.text(0),
+    )
+    .await
 }
 
 /// Records an accepted code: HOTP moves the counter past it, TOTP remembers the step and

@@ -15,10 +15,13 @@
 pub mod apps;
 pub mod audit;
 pub mod clients;
+pub mod contact;
 pub mod db;
 pub mod devices;
 pub mod flows;
 pub mod grants;
+pub mod maintenance;
+pub mod orders;
 pub mod outbox;
 pub mod persons;
 pub mod pki;
@@ -166,6 +169,26 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 "person block",
                 include_str!("../migrations/sqlite/0008_person_block.sql"),
             ),
+            (
+                9,
+                "maintenance",
+                include_str!("../migrations/sqlite/0009_maintenance.sql"),
+            ),
+            (
+                10,
+                "outbox delivery",
+                include_str!("../migrations/sqlite/0010_outbox_delivery.sql"),
+            ),
+            (
+                11,
+                "orders",
+                include_str!("../migrations/sqlite/0011_orders.sql"),
+            ),
+            (
+                12,
+                "contact change",
+                include_str!("../migrations/sqlite/0012_contact_change.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -207,6 +230,26 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 8,
                 "person block",
                 include_str!("../migrations/postgres/0008_person_block.sql"),
+            ),
+            (
+                9,
+                "maintenance",
+                include_str!("../migrations/postgres/0009_maintenance.sql"),
+            ),
+            (
+                10,
+                "outbox delivery",
+                include_str!("../migrations/postgres/0010_outbox_delivery.sql"),
+            ),
+            (
+                11,
+                "orders",
+                include_str!("../migrations/postgres/0011_orders.sql"),
+            ),
+            (
+                12,
+                "contact change",
+                include_str!("../migrations/postgres/0012_contact_change.sql"),
             ),
         ],
     };

@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::db::{Db, Get};
-use crate::{Conn, Result, StoreError, map_unique};
+use crate::{Conn, Result, StoreError};
 
 /// A person as stored. The national identity number is personal data: it leaves the
 /// store only where a caller needs it (the `nin` claim, support look-ups).
@@ -71,22 +71,28 @@ fn person(r: &dyn Get) -> Result<Person> {
 }
 
 /// Adds a person; a number already present is [`StoreError::Duplicate`].
-pub async fn insert(c: &mut Conn, p: &Person) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO persons (id, sub, nin, name, birthdate, phone, email, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&p.id)
-    .bind(&p.sub)
-    .bind(&p.nin)
-    .bind(&p.name)
-    .bind(&p.birthdate)
-    .bind(&p.phone)
-    .bind(&p.email)
-    .bind(p.created_at)
-    .execute(c)
-    .await
-    .map_err(|e| map_unique(e, "a person with this national identity number"))?;
+pub async fn insert(c: &mut impl Db, p: &Person) -> Result<()> {
+    let n = c
+        .execute(
+            "INSERT INTO persons (id, sub, nin, name, birthdate, phone, email, created_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (SELECT 1 FROM persons WHERE nin = $3)",
+            &[
+                p.id.as_str().into(),
+                p.sub.as_str().into(),
+                p.nin.as_str().into(),
+                p.name.as_str().into(),
+                p.birthdate.as_str().into(),
+                (&p.phone).into(),
+                (&p.email).into(),
+                p.created_at.into(),
+            ],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::Duplicate(
+            "a person with this national identity number".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -116,15 +122,12 @@ pub struct PasswordRecord {
 }
 
 /// Sets (or replaces) a password and clears failures and lock.
-pub async fn set_password(c: &mut Conn, person_id: &str, phc: &str, now: i64) -> Result<()> {
-    sqlx::query(
+pub async fn set_password(c: &mut impl Db, person_id: &str, phc: &str, now: i64) -> Result<()> {
+    c.execute(
         "INSERT INTO passwords (person_id, phc, failures, locked, changed_at) VALUES ($1, $2, 0, 0, $3) \
          ON CONFLICT (person_id) DO UPDATE SET phc = $2, failures = 0, locked = 0, changed_at = $3",
+        &[person_id.into(), phc.into(), now.into()],
     )
-    .bind(person_id)
-    .bind(phc)
-    .bind(now)
-    .execute(c)
     .await?;
     Ok(())
 }
@@ -208,6 +211,17 @@ pub async fn block(c: &mut impl Db, person_id: &str, reason: &str, now: i64) -> 
     Ok(n == 1)
 }
 
+/// Lifts a block (after a new identity check and activation); false when not blocked.
+pub async fn unblock(c: &mut impl Db, person_id: &str) -> Result<bool> {
+    let n = c
+        .execute(
+            "UPDATE persons SET blocked_at = NULL, blocked_reason = NULL WHERE id = $1 AND blocked_at IS NOT NULL",
+            &[person_id.into()],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 /// When and why the person's eID was blocked, if it is.
 pub async fn blocked(c: &mut impl Db, person_id: &str) -> Result<Option<(i64, String)>> {
     c.fetch_optional(
@@ -216,4 +230,26 @@ pub async fn blocked(c: &mut impl Db, person_id: &str) -> Result<Option<(i64, St
         |r| Ok((r.int(0)?, r.opt_text(1)?.unwrap_or_default())),
     )
     .await
+}
+
+/// Replaces the person's mobile number (checked by the caller); false for an unknown person.
+pub async fn set_phone(c: &mut impl Db, person_id: &str, phone: Option<&str>) -> Result<bool> {
+    let n = c
+        .execute(
+            "UPDATE persons SET phone = $2 WHERE id = $1",
+            &[person_id.into(), phone.into()],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Replaces the person's email address (checked by the caller); false for an unknown person.
+pub async fn set_email(c: &mut impl Db, person_id: &str, email: Option<&str>) -> Result<bool> {
+    let n = c
+        .execute(
+            "UPDATE persons SET email = $2 WHERE id = $1",
+            &[person_id.into(), email.into()],
+        )
+        .await?;
+    Ok(n == 1)
 }

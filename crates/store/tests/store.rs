@@ -1347,3 +1347,112 @@ async fn a_body_that_waits_for_other_io_is_refused_on_the_sqlite_writer() {
         db.close().await;
     }
 }
+
+fn order(number: &str, state: &str) -> segl_store::orders::Order {
+    segl_store::orders::Order {
+        id: uuid::Uuid::now_v7().to_string(),
+        number: number.into(),
+        nin: "15058500027".into(),
+        name: "Kari Nordmann".into(),
+        phone: Some("+4741234567".into()),
+        email: None,
+        address: vec!["Storgata 1".into(), "0155 Oslo".into()],
+        kind: "card".into(),
+        delivery: "letter".into(),
+        guardian_nin: None,
+        state: state.into(),
+        reason: None,
+        evidence: "manual".into(),
+        evidence_summary: None,
+        decided_by: None,
+        guardian_person_id: None,
+        guardian_decided_at: None,
+        person_id: None,
+        code_expires_at: None,
+        code_failures: 0,
+        device_serial: None,
+        created_at: 100,
+        updated_at: 100,
+        activated_at: None,
+    }
+}
+
+#[tokio::test]
+async fn orders_move_once_and_expire_with_their_codes() {
+    use segl_store::orders::{self, CodeHashes, Transition};
+    for db in backends().await {
+        let mut tx = db.store.begin().await.unwrap();
+        let p = person("15058500027");
+        persons::insert(&mut tx, &p).await.unwrap();
+        let o = order("123456789015", "pending_review");
+        orders::insert(&mut tx, &o).await.unwrap();
+        // The same number twice: refused.
+        let err = orders::insert(&mut tx, &order("123456789015", "pending_review"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Duplicate(_)), "{err:?}");
+        assert!(
+            orders::open_for_nin(&mut tx, &o.nin, 200)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let approve = Transition {
+            from: "pending_review",
+            to: "approved",
+            reason: None,
+            decided_by: Some("agent"),
+        };
+        assert!(
+            orders::transition(&mut tx, &o.id, &approve, 200)
+                .await
+                .unwrap()
+        );
+        // Two agents deciding at once: the second finds it moved.
+        assert!(
+            !orders::transition(&mut tx, &o.id, &approve, 201)
+                .await
+                .unwrap()
+        );
+        let codes = CodeHashes {
+            code: "h1".into(),
+            second: None,
+        };
+        orders::set_codes(&mut tx, &o.id, &p.id, &codes, 1000, Some("600000001"), 200)
+            .await
+            .unwrap();
+        assert_eq!(
+            orders::codes(&mut tx, &o.id).await.unwrap().unwrap().code,
+            "h1"
+        );
+        assert_eq!(orders::code_failed(&mut tx, &o.id).await.unwrap(), 1);
+        // Open while its codes work; not open once they ran out, and then expired.
+        assert!(
+            orders::open_for_nin(&mut tx, &o.nin, 999)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            orders::open_for_nin(&mut tx, &o.nin, 1000)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(orders::expire(&mut tx, 999).await.unwrap(), 0);
+        assert_eq!(orders::expire(&mut tx, 1000).await.unwrap(), 1);
+        let got = orders::by_number(&mut tx, "123456789015")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.state, "expired");
+        assert!(
+            orders::codes(&mut tx, &o.id).await.unwrap().is_none(),
+            "codes forgotten"
+        );
+        assert!(!orders::activated(&mut tx, &o.id, 1001).await.unwrap());
+        assert_eq!(orders::last_activation(&mut tx, &p.id).await.unwrap(), None);
+        tx.commit().await.unwrap();
+        db.close().await;
+    }
+}

@@ -42,9 +42,12 @@ use sha1::Sha1;
 use url::Url;
 
 mod openssl;
+mod orders;
 // Like the rest of this module, not used by every test binary.
 #[allow(unused_imports)]
 pub use openssl::*;
+#[allow(unused_imports)]
+pub use orders::*;
 
 /// How long a server may take to say it is listening.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
