@@ -9,53 +9,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::Command;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use openidconnect::Nonce;
 use serde_json::{Value, json};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// The repository root, if Chromium and the npm packages are there (otherwise skipped with
-/// the reason, or a failure in CI).
-fn browser_prerequisites() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    if !Path::new(CHROMIUM).exists() {
-        skip(
-            "the browser test",
-            "/usr/bin/chromium is missing (apt-get install chromium chromium-driver)",
-        );
-        return None;
-    }
-    if !root
-        .join("tests/browser/node_modules/playwright-core")
-        .exists()
-    {
-        skip(
-            "the browser test",
-            "tests/browser/node_modules is missing (run: npm ci --prefix tests/browser)",
-        );
-        return None;
-    }
-    Some(root)
-}
-
-/// A temporary folder for failure screenshots (kept when the test fails).
-fn screenshot_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("segl-browser-")
-        .tempdir()
-        .expect("temp dir")
-}
-
 #[test]
 fn demo_login_in_chromium() {
-    let Some(root) = browser_prerequisites() else {
+    let Some(root) = browser_prerequisites("the browser test") else {
         return;
     };
     let segl = Segl::new(Backend::Sqlite);
@@ -91,66 +55,9 @@ const APP_NAME: &str = "Nora Appelsen";
 /// How long the whole script may take (two logins; each waits at most 30 s for the app).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(150);
 
-/// `node SCRIPT`, killed on drop, with its stdout as lines on a channel and its stderr
-/// collected.
-struct NodeScript {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl NodeScript {
-    fn spawn(root: &Path, script: &str, env: &[(&str, &std::ffi::OsStr)]) -> NodeScript {
-        let mut child = Command::new("node")
-            .arg(root.join(script))
-            .envs(env.iter().copied())
-            .current_dir(root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot run node");
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().expect("stderr");
-        let buf = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = err.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                buf.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
-            }
-        });
-        NodeScript {
-            child,
-            lines,
-            stderr,
-        }
-    }
-}
-
-impl Drop for NodeScript {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn app_login_in_chromium() {
-    let Some(root) = browser_prerequisites() else {
+    let Some(root) = browser_prerequisites("the browser test") else {
         return;
     };
     let segl = Segl::new(Backend::Sqlite);

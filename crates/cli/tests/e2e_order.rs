@@ -461,6 +461,13 @@ async fn a_guardian_approves_a_minors_order(backend: Backend) {
     let r = post_json(&fx.server, "/api/v1/orders", &other).await;
     assert_eq!(r.json()["state"], "awaiting_guardian");
     let orphan = r.json()["number"].as_str().unwrap().to_string();
+    // That guardian cannot log in to approve: no credential of theirs is accepted.
+    let mut nb = Browser::new(&fx.server);
+    let flow = nb.open_flow("/order/guardian", "the guardian page").await;
+    let flow = nb.identify(&flow, &nin_born(1970, 1, 1, 0)).await;
+    let r = nb.step(&flow, "otp", json!({"otp": "123456"})).await;
+    assert_problem(&r, 401, "wrong_otp");
+    assert!(!nb.cookies.contains_key("segl_portal"));
 
     // The guardian's page asks for a login first, then lists the order.
     let mut b = Browser::new(&fx.server);

@@ -58,6 +58,9 @@ struct OrderPage<'a> {
     csrf: &'a str,
     f: &'a OrderFields,
     error: String,
+    /// The error's language: the API's messages are English (WCAG 3.1.2, language of
+    /// parts), the page's own are in the page's language.
+    error_lang: &'a str,
     field: &'a str,
 }
 
@@ -97,6 +100,8 @@ struct ActivatePage<'a> {
     number: &'a str,
     questions: [&'a str; 3],
     error: String,
+    /// As [`OrderPage::error_lang`].
+    error_lang: &'a str,
     field: &'a str,
     done: Option<(String, String)>,
 }
@@ -180,6 +185,7 @@ async fn order_form(State(st): State<AppState>, jar: CookieJar, headers: HeaderM
             csrf: &csrf,
             f: &f,
             error: String::new(),
+            error_lang: "en",
             field: "",
         },
         cookie,
@@ -202,6 +208,11 @@ async fn order_post(
                 t: lang.t(),
                 csrf: &csrf,
                 f: &f,
+                error_lang: if field == "password2" {
+                    lang.tag()
+                } else {
+                    "en"
+                },
                 error,
                 field,
             },
@@ -266,6 +277,7 @@ async fn activate_form(State(st): State<AppState>, jar: CookieJar, headers: Head
             number: "",
             questions: ["", "", ""],
             error: String::new(),
+            error_lang: "en",
             field: "",
             done: None,
         },
@@ -290,6 +302,11 @@ async fn activate_post(
                 csrf: &csrf,
                 number: &f.number,
                 questions: [&f.q0, &f.q1, &f.q2],
+                error_lang: if field == "password2" {
+                    lang.tag()
+                } else {
+                    "en"
+                },
                 error,
                 field,
                 done: None,
@@ -341,6 +358,7 @@ async fn activate_post(
                     number: "",
                     questions: ["", "", ""],
                     error: String::new(),
+                    error_lang: "en",
                     field: "",
                     done: Some(done),
                 },

@@ -10,6 +10,8 @@
 //! - [`Fixture`]: a running server with one person, one code device and one client.
 //! - [`AppFx`], [`ActivatedApp`], [`Watch`], [`collect_app`]: the reference app (`segl app …`).
 //! - [`openssl_present`], [`openssl`]: the `openssl` tool (in `openssl.rs`).
+//! - [`browser_prerequisites`], [`NodeScript`]: Chromium and the node scripts of
+//!   `tests/browser` (in `chromium.rs`).
 //!
 //! Each test binary uses a different part of this module, hence the `dead_code` and
 //! `unused_macros` allowances.
@@ -41,9 +43,12 @@ use serde_json::{Value, json};
 use sha1::Sha1;
 use url::Url;
 
+mod chromium;
 mod openssl;
 mod orders;
 // Like the rest of this module, not used by every test binary.
+#[allow(unused_imports)]
+pub use chromium::*;
 #[allow(unused_imports)]
 pub use openssl::*;
 #[allow(unused_imports)]
