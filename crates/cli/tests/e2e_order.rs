@@ -129,6 +129,20 @@ async fn an_adult_with_a_passport_orders_and_activates(backend: Backend) {
             .unwrap()
             .contains("already has an eID")
     );
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "segl_orders_total 2",
+        "segl_orders_approved_total 1",
+        "segl_orders_rejected_total 1",
+        "segl_orders_activated_total 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 }
 
 async fn bad_orders_are_refused_and_store_nothing(backend: Backend) {

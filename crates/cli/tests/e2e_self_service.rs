@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 backend_tests!(
     a_person_blocks_their_own_eid_with_one_credential,
     a_forgotten_password_is_reset_with_the_code_device_and_control_questions,
+    the_app_with_its_pin_alone_resets_a_password,
 );
 
 const URLENC: &str = "application/x-www-form-urlencoded";
@@ -339,4 +340,81 @@ async fn a_forgotten_password_is_reset_with_the_code_device_and_control_question
     assert_problem(&r, 401, "wrong_password");
     let flow = b.flow(flow["id"].as_str().unwrap()).await;
     b.password_ok(&flow, "Ny-Sommer-Fjell-2031").await;
+}
+
+/// `segl app approve` of the one waiting request, with the app's PIN on stdin.
+fn approve_in_app(fx: &AppFx, uv: &str) -> Value {
+    let args = [
+        "app",
+        "approve",
+        "--wait",
+        "20",
+        "--uv",
+        uv,
+        "--vault",
+        fx.app.vault(),
+        "--json",
+    ];
+    let out = fx.segl.cmd_stdin(&args, Some(&format!("{APP_PIN}\n")));
+    assert_success(&out, &args);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn the_app_with_its_pin_alone_resets_a_password(backend: Backend) {
+    let fx = AppFx::new(backend, "", false);
+    // Without user verification the control questions follow; this person set none, so
+    // no answers are right (and the flow does not say that there are none to answer).
+    let mut b = Browser::new(&fx.server);
+    let flow = start(&mut b, "/password/reset", APP_NIN).await;
+    let flow = b
+        .step(&flow, "method", json!({"method": "app"}))
+        .await
+        .json();
+    assert_eq!(flow["state"], "app_pending", "{flow}");
+    approve_in_app(&fx, "none");
+    let r = b.step(&flow, "app", json!({})).await;
+    let flow = r.json();
+    assert_eq!(flow["state"], "questions", "{flow}");
+    assert_eq!(flow["questions"], json!([]), "{flow}");
+    let r = b.step(&flow, "answers", json!({"answers": []})).await;
+    assert_problem(&r, 401, "wrong_answers");
+
+    // With the PIN: done at once, and the new password is set.
+    let mut b = Browser::new(&fx.server);
+    let flow = start(&mut b, "/password/reset", APP_NIN).await;
+    let flow = b
+        .step(&flow, "method", json!({"method": "app"}))
+        .await
+        .json();
+    let answered = approve_in_app(&fx, "pin");
+    assert_eq!(answered["result"]["state"], "approved", "{answered}");
+    let r = b.step(&flow, "app", json!({})).await;
+    let done = r.json();
+    assert_eq!(done["state"], "done", "{done}");
+    let page_url = done["redirect_to"].as_str().unwrap().to_string();
+    let csrf = csrf_of(&b.get(&page_url).await.body);
+    let r = b
+        .post_raw(
+            &page_url,
+            URLENC,
+            form(&[
+                ("csrf_token", &csrf),
+                ("password", "Appen-Er-Nok-2027"),
+                ("password2", "Appen-Er-Nok-2027"),
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    let entry = fx
+        .segl
+        .audit()
+        .into_iter()
+        .find(|e| e["event"] == "password.reset")
+        .expect("audited");
+    assert_eq!(
+        entry["data"]["amr"],
+        json!(["swk", "pin", "mfa"]),
+        "{entry}"
+    );
 }

@@ -7,8 +7,8 @@
 //! - [`demo`]: the demo relying party at `/demo` (only with `--demo`).
 //! - [`error`]: one error type, rendered as problem+json, OAuth errors or an HTML page.
 //! - [`ops`]: `/healthz`, `/metrics` and security headers.
-//! - [`order`], [`order_page`]: ordering an eID (API, support's decisions, a guardian's
-//!   approval, activation) and its pages.
+//! - [`order`], [`order_page`], [`identity`]: ordering an eID (API, identity verifiers,
+//!   support's decisions, a guardian's approval, activation) and its pages.
 //! - [`portal`]: the login to segl's own pages; [`my_page`]: "My page".
 //! - [`self_service`]: blocking one's own eID and a forgotten password.
 //! - [`lifecycle`]: blocking; [`maintenance`]: maintenance windows; [`notify`]: messages.
@@ -26,6 +26,7 @@ pub mod error;
 pub mod flow;
 pub mod hashing;
 pub mod i18n;
+pub mod identity;
 pub mod lifecycle;
 pub mod maintenance;
 pub mod my_page;
@@ -88,6 +89,8 @@ pub struct AppState {
     pub push: push::Hub,
     /// The CA's published side (OCSP, CRLs), when serving.
     pub pki: Option<Arc<pki_http::PkiService>>,
+    /// The identity verifiers of eID orders, tried in order (see [`identity`]).
+    pub verifiers: Arc<[Arc<dyn identity::IdentityVerifier>]>,
     /// Maintenance windows as this node last read them (the pages' banner).
     pub maintenance: Arc<maintenance::Cache>,
 }
@@ -112,6 +115,7 @@ impl AppState {
             demo: None,
             clock: Arc::new(system_now),
             pki: None,
+            verifiers: identity::built_in().into(),
             maintenance: Arc::default(),
         }
     }

@@ -45,6 +45,16 @@ pub struct Metrics {
     pub sign_completed: Counter,
     /// Signing orders that ended without signatures.
     pub sign_failed: Counter,
+    /// eID orders taken (stored; refused forms are not counted).
+    pub orders: Counter,
+    /// eID orders approved (by the MRZ check, support or after a guardian).
+    pub orders_approved: Counter,
+    /// eID orders rejected (document mismatch, support, already an eID).
+    pub orders_rejected: Counter,
+    /// eID orders activated.
+    pub orders_activated: Counter,
+    /// Self-service blocks and password resets completed.
+    pub self_service: Counter,
     /// Open push streams (apps and browsers waiting) on this node.
     pub push_streams: prometheus_client::metrics::gauge::Gauge,
 }
@@ -96,6 +106,15 @@ impl Metrics {
                 &mut registry,
                 "sign_orders_failed",
                 "Signing orders that ended without signatures",
+            ),
+            orders: m(&mut registry, "orders", "eID orders taken"),
+            orders_approved: m(&mut registry, "orders_approved", "eID orders approved"),
+            orders_rejected: m(&mut registry, "orders_rejected", "eID orders rejected"),
+            orders_activated: m(&mut registry, "orders_activated", "eID orders activated"),
+            self_service: m(
+                &mut registry,
+                "self_service",
+                "Self-service blocks and password resets completed",
             ),
             push_streams: {
                 let g = prometheus_client::metrics::gauge::Gauge::default();

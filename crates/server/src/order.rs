@@ -16,10 +16,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
 use segl_core::maintenance::Channel;
-use segl_core::mrz::Mrz;
 use segl_core::nin::Nin;
 use segl_core::order::{
-    self as rules, AgeRule, Delivery, Evidence, OrderForm, OrderKind, OrderNumber, OrderState,
+    self as rules, AgeRule, Delivery, OrderForm, OrderKind, OrderNumber, OrderState,
 };
 use segl_crypto::random::{activation_code, ct_eq, random_digits};
 use segl_store::audit::{self, Event};
@@ -36,6 +35,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::flow::{ApiJson, rfc3339};
 use crate::i18n::Texts;
+use crate::identity::Verdict;
 use crate::{pages, portal};
 
 /// How long codes sent by letter work: post takes days.
@@ -107,6 +107,17 @@ async fn submit_api(State(st): State<AppState>, ApiJson(form): ApiJson<OrderForm
 /// the age rules; stores it (unless refused outright); approves it at once when the MRZ
 /// matches an adult's order.
 pub async fn submit(st: &AppState, form: OrderForm) -> Result<Submitted, ApiError> {
+    let out = submit_in_store(st, form).await?;
+    st.metrics.orders.inc();
+    match out.state {
+        OrderState::Approved => st.metrics.orders_approved.inc(),
+        OrderState::Rejected => st.metrics.orders_rejected.inc(),
+        _ => 0,
+    };
+    Ok(out)
+}
+
+async fn submit_in_store(st: &AppState, form: OrderForm) -> Result<Submitted, ApiError> {
     let now = st.now();
     let today = today(now);
     let v = rules::validate(&form, today)
@@ -122,28 +133,31 @@ pub async fn submit(st: &AppState, form: OrderForm) -> Result<Submitted, ApiErro
         crate::notify::letter::parse_address(&envelope.join("\n"))
             .map_err(|e| bad("invalid_address", format!("address: {e}")))?;
     }
-    // A document that does not parse is bad input (nothing stored); one that parses but
-    // does not fit the order is a rejection the person sees, and support too.
-    let (evidence, summary, mismatch) = match &v.evidence {
-        Evidence::Mrz(text) => {
-            let mrz = Mrz::parse(text, today).map_err(|e| bad("invalid_mrz", e.to_string()))?;
-            let mismatch = mrz
-                .check_against(&v.name, v.nin.birth_date(), today)
-                .err()
-                .map(|m| m.to_string())
-                .or_else(|| personal_number_differs(&mrz, &v.nin));
-            ("mrz", Some(summary_of(&mrz)), mismatch)
-        }
-        Evidence::Manual => ("manual", None, None),
+    // Evidence that is bad input refuses the order (nothing stored); evidence that does
+    // not fit it is a rejection the person sees, and support too.
+    let verifier = st
+        .verifiers
+        .iter()
+        .find(|x| x.accepts(&v.evidence))
+        .ok_or_else(|| {
+            bad(
+                "unsupported_evidence",
+                "evidence: no identity verifier takes this kind of evidence",
+            )
+        })?;
+    let evidence = verifier.name();
+    let (verified, summary, mismatch) = match verifier.verify(&v, today).await? {
+        Verdict::Verified { summary } => (true, Some(summary), None),
+        Verdict::Mismatch { reason, summary } => (false, summary, Some(reason)),
+        Verdict::NeedsReview => (false, None, None),
     };
-    let (state, reason) = match (&mismatch, v.age_rule, evidence) {
-        (Some(m), _, _) => (OrderState::Rejected, Some(m.clone())),
-        (None, AgeRule::NeedsGuardian, _) => (OrderState::AwaitingGuardian, None),
-        (None, _, "manual") => (OrderState::PendingReview, None),
-        // Approved below, in the same transaction.
-        (None, _, _) => (OrderState::PendingReview, None),
+    let state = match (&mismatch, v.age_rule, verified) {
+        (Some(_), _, _) => OrderState::Rejected,
+        (None, AgeRule::NeedsGuardian, _) => OrderState::AwaitingGuardian,
+        // A verified adult's order is approved below, in the same transaction.
+        (None, _, _) => OrderState::PendingReview,
     };
-    let approve_now = mismatch.is_none() && v.age_rule == AgeRule::Adult && evidence == "mrz";
+    let approve_now = verified && v.age_rule == AgeRule::Adult;
     let number = OrderNumber::from_body(&random_digits(rules::ORDER_NUMBER_DIGITS - 1))
         .ok_or_else(|| ApiError::Internal("an order number of 11 random digits".into()))?;
     let order = Order {
@@ -158,10 +172,11 @@ pub async fn submit(st: &AppState, form: OrderForm) -> Result<Submitted, ApiErro
         delivery: v.delivery.as_str().into(),
         guardian_nin: v.guardian.as_ref().map(|g| g.as_str().to_string()),
         state: state.as_str().into(),
-        reason,
+        reason: mismatch.clone(),
         evidence: evidence.into(),
         evidence_summary: summary,
-        decided_by: mismatch.as_ref().map(|_| "mrz".to_string()),
+        identity_verified: verified,
+        decided_by: mismatch.as_ref().map(|_| evidence.to_string()),
         guardian_person_id: None,
         guardian_decided_at: None,
         person_id: None,
@@ -193,7 +208,7 @@ pub async fn submit(st: &AppState, form: OrderForm) -> Result<Submitted, ApiErro
                     reason: order.reason.clone(),
                 };
                 if approve_now {
-                    match approve_in(&mut tx, &store, &order, "mrz", now).await? {
+                    match approve_in(&mut tx, &store, &order, evidence, now).await? {
                         Approval::Approved => out.state = OrderState::Approved,
                         Approval::Rejected(r) => {
                             out.state = OrderState::Rejected;
@@ -206,31 +221,6 @@ pub async fn submit(st: &AppState, form: OrderForm) -> Result<Submitted, ApiErro
             })
         })
         .await
-}
-
-/// A Norwegian passport carries the holder's national identity number as its personal
-/// number: when it is there, it must be the order's.
-fn personal_number_differs(mrz: &Mrz, nin: &Nin) -> Option<String> {
-    let personal = mrz.optional_data();
-    (mrz.issuing_state() == "NOR"
-        && personal.len() == 11
-        && personal.bytes().all(|b| b.is_ascii_digit())
-        && personal != nin.as_str())
-    .then(|| "the national identity number in the document is not the one in the order".into())
-}
-
-/// What support sees of the document: type, issuer, the number's last three characters,
-/// expiry. Not the whole number.
-fn summary_of(mrz: &Mrz) -> String {
-    let n = mrz.document_number();
-    let tail = &n[n.len().saturating_sub(3)..];
-    format!(
-        "{} {} …{} valid to {}",
-        mrz.document_code(),
-        mrz.issuing_state(),
-        tail,
-        mrz.expiry_date()
-    )
 }
 
 async fn audit_order(
@@ -724,6 +714,7 @@ fn check_questions(qs: &[QuestionAnswer]) -> Result<(), ApiError> {
 /// assigned, and an `app` order gets an activation code for the app, open at once.
 pub async fn activate(st: &AppState, number: &str, body: ActivateBody) -> Result<Value, ApiError> {
     let out = activate_in_store(st, number, body).await?;
+    st.metrics.orders_activated.inc();
     // A code device makes the eID active now: its certificate follows (an app's comes with
     // the app's activation). A failure here leaves the eID usable for login; the next
     // issuance (`segl cert issue`, or My page) makes it.
@@ -1149,7 +1140,7 @@ pub async fn guardian_decide(
                     .await?;
                     return Ok(OrderState::Refused);
                 }
-                if o.evidence == "mrz" {
+                if o.identity_verified {
                     return Ok(
                         match approve_in(&mut tx, &store, &o, "guardian", now).await? {
                             Approval::Approved => OrderState::Approved,

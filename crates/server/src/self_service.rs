@@ -424,12 +424,15 @@ async fn block_post(
     )
     .await
     {
-        Ok(_) => pages::message_page(
-            StatusCode::OK,
-            lang,
-            lang.t().block_done_title,
-            lang.t().block_done_text,
-        ),
+        Ok(_) => {
+            st.metrics.self_service.inc();
+            pages::message_page(
+                StatusCode::OK,
+                lang,
+                lang.t().block_done_title,
+                lang.t().block_done_text,
+            )
+        }
         Err(e) => problem_page(&e, &headers),
     }
 }
@@ -603,12 +606,15 @@ async fn reset_post(
         })
         .await;
     match done {
-        Ok(()) => pages::message_page(
-            StatusCode::OK,
-            lang,
-            lang.t().reset_done_title,
-            lang.t().reset_done_text,
-        ),
+        Ok(()) => {
+            st.metrics.self_service.inc();
+            pages::message_page(
+                StatusCode::OK,
+                lang,
+                lang.t().reset_done_title,
+                lang.t().reset_done_text,
+            )
+        }
         Err(e) => problem_page(&e, &headers),
     }
 }

@@ -41,6 +41,9 @@ pub struct Order {
     pub evidence: String,
     /// What the document check saw, without the document number in full.
     pub evidence_summary: Option<String>,
+    /// Whether the identity verifier checked the identity (a guardian's approval then
+    /// approves the order; otherwise support reviews it).
+    pub identity_verified: bool,
     /// Who decided (support agent, `guardian`, `mrz`).
     pub decided_by: Option<String>,
     /// The guardian who approved or refused.
@@ -75,7 +78,7 @@ pub struct CodeHashes {
 const COLS: &str = "id, number, nin, name, phone, email, address, kind, delivery, guardian_nin, \
      state, reason, evidence, evidence_summary, decided_by, guardian_person_id, \
      guardian_decided_at, person_id, code_expires_at, code_failures, device_serial, created_at, \
-     updated_at, activated_at";
+     updated_at, activated_at, identity_verified";
 
 fn row(r: &dyn Get) -> Result<Order> {
     Ok(Order {
@@ -106,6 +109,7 @@ fn row(r: &dyn Get) -> Result<Order> {
         created_at: r.int(21)?,
         updated_at: r.int(22)?,
         activated_at: r.opt_int(23)?,
+        identity_verified: r.int(24)? != 0,
     })
 }
 
@@ -116,8 +120,9 @@ pub async fn insert(c: &mut impl Db, o: &Order) -> Result<()> {
     let n = c
         .execute(
             "INSERT INTO orders (id, number, nin, name, phone, email, address, kind, delivery, \
-             guardian_nin, state, reason, evidence, evidence_summary, decided_by, created_at, updated_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16 \
+             guardian_nin, state, reason, evidence, evidence_summary, decided_by, created_at, updated_at, \
+             identity_verified) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17 \
              WHERE NOT EXISTS (SELECT 1 FROM orders WHERE number = $2)",
             &[
                 o.id.as_str().into(),
@@ -136,6 +141,7 @@ pub async fn insert(c: &mut impl Db, o: &Order) -> Result<()> {
                 o.evidence_summary.as_deref().into(),
                 o.decided_by.as_deref().into(),
                 o.created_at.into(),
+                i64::from(o.identity_verified).into(),
             ],
         )
         .await?;

@@ -1364,6 +1364,7 @@ fn order(number: &str, state: &str) -> segl_store::orders::Order {
         reason: None,
         evidence: "manual".into(),
         evidence_summary: None,
+        identity_verified: false,
         decided_by: None,
         guardian_person_id: None,
         guardian_decided_at: None,

@@ -17,6 +17,7 @@ CREATE TABLE orders (
     reason              TEXT,
     evidence            TEXT NOT NULL,
     evidence_summary    TEXT,
+    identity_verified   BIGINT NOT NULL DEFAULT 0,
     decided_by          TEXT,
     guardian_person_id  TEXT REFERENCES persons(id),
     guardian_decided_at BIGINT,
