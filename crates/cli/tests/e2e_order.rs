@@ -624,6 +624,11 @@ async fn the_order_pages_work_without_javascript(backend: Backend) {
     assert_eq!(r.status.as_u16(), 400);
     assert!(r.body.contains("id=\"nin-error\""), "{}", r.body);
     assert!(r.body.contains("Siv Berg"), "the name is kept");
+    assert!(
+        r.body.contains("Fødselsnummeret er ikke gyldig."),
+        "in the page's language: {}",
+        r.body
+    );
     assert_eq!(segl.json(&["order", "list", "--json"]), json!([]));
     let r = b.post_raw("/order", enc, fields(&csrf, &nin), None).await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.body);

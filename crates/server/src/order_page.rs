@@ -142,6 +142,42 @@ fn token_ok(jar: &CookieJar, sent: &str) -> bool {
         .is_some_and(|c| c.value().len() >= 32 && ct_eq(c.value().as_bytes(), sent.as_bytes()))
 }
 
+/// The page's own words for a problem, where it has them: the API's `detail` is English
+/// (and shown as such, marked `lang="en"`, when the page has no words for it).
+fn localized(t: &Texts, code: &str) -> Option<&'static str> {
+    Some(match code {
+        "invalid_nin" => t.order_err_nin,
+        "too_young" => t.order_err_too_young,
+        "guardian_required" => t.order_err_guardian_required,
+        "invalid_guardian" | "invalid_guardian_nin" => t.order_err_guardian,
+        "invalid_name" => t.order_err_name,
+        "invalid_phone" => t.order_err_phone,
+        "invalid_email" => t.order_err_email,
+        "invalid_address" => t.order_err_address,
+        "invalid_mrz" => t.order_err_mrz,
+        "order_open" => t.order_err_open,
+        "invalid_order_number" => t.order_err_number,
+        "order_not_found" => t.order_err_not_found,
+        "order_not_approved" => t.order_err_not_approved,
+        "wrong_code" => t.order_err_code,
+        "codes_locked" => t.order_err_codes_locked,
+        "codes_expired" => t.order_err_codes_expired,
+        "invalid_password" => t.order_err_password,
+        "invalid_questions" => t.order_err_questions,
+        "form_expired" => t.order_err_form,
+        _ => return None,
+    })
+}
+
+/// The message for a refusal, and its language: the page's words in bokmål and nynorsk,
+/// the API's precise English otherwise.
+fn message_for(lang: crate::i18n::Lang, code: &str, detail: String) -> (String, &'static str) {
+    match localized(lang.t(), code) {
+        Some(m) if lang != crate::i18n::Lang::En => (m.to_string(), lang.tag()),
+        _ => (detail, "en"),
+    }
+}
+
 /// The form field a problem is about.
 fn field_of(code: &str, detail: &str) -> &'static str {
     match code {
@@ -199,7 +235,7 @@ async fn order_post(
     Form(f): Form<OrderFields>,
 ) -> Response {
     let lang = crate::portal::lang(&headers);
-    let again = |status: StatusCode, error: String, field: &str| {
+    let again = |status: StatusCode, (error, error_lang): (String, &str), field: &str| {
         let (csrf, cookie) = form_token(&st, &jar);
         render(
             status,
@@ -208,11 +244,7 @@ async fn order_post(
                 t: lang.t(),
                 csrf: &csrf,
                 f: &f,
-                error_lang: if field == "password2" {
-                    lang.tag()
-                } else {
-                    "en"
-                },
+                error_lang,
                 error,
                 field,
             },
@@ -222,7 +254,11 @@ async fn order_post(
     if !token_ok(&jar, &f.csrf) {
         return again(
             StatusCode::FORBIDDEN,
-            "the form has expired: send it again".into(),
+            message_for(
+                lang,
+                "form_expired",
+                "the form has expired: send it again".into(),
+            ),
             "form",
         );
     }
@@ -260,7 +296,8 @@ async fn order_post(
         }
         Err(e) => {
             let (status, code, detail, _) = e.parts();
-            again(status, detail.clone(), field_of(code, &detail))
+            let field = field_of(code, &detail);
+            again(status, message_for(lang, code, detail), field)
         }
     }
 }
@@ -292,7 +329,7 @@ async fn activate_post(
     Form(f): Form<ActivateFields>,
 ) -> Response {
     let lang = crate::portal::lang(&headers);
-    let again = |status: StatusCode, error: String, field: &str| {
+    let again = |status: StatusCode, (error, error_lang): (String, &str), field: &str| {
         let (csrf, cookie) = form_token(&st, &jar);
         render(
             status,
@@ -302,11 +339,7 @@ async fn activate_post(
                 csrf: &csrf,
                 number: &f.number,
                 questions: [&f.q0, &f.q1, &f.q2],
-                error_lang: if field == "password2" {
-                    lang.tag()
-                } else {
-                    "en"
-                },
+                error_lang,
                 error,
                 field,
                 done: None,
@@ -317,14 +350,18 @@ async fn activate_post(
     if !token_ok(&jar, &f.csrf) {
         return again(
             StatusCode::FORBIDDEN,
-            "the form has expired: send it again".into(),
+            message_for(
+                lang,
+                "form_expired",
+                "the form has expired: send it again".into(),
+            ),
             "form",
         );
     }
     if f.password != f.password2 {
         return again(
             StatusCode::BAD_REQUEST,
-            lang.t().reset_mismatch.into(),
+            (lang.t().reset_mismatch.into(), lang.tag()),
             "password2",
         );
     }
@@ -367,7 +404,8 @@ async fn activate_post(
         }
         Err(e) => {
             let (status, code, detail, _) = e.parts();
-            again(status, detail.clone(), field_of(code, &detail))
+            let field = field_of(code, &detail);
+            again(status, message_for(lang, code, detail), field)
         }
     }
 }
