@@ -866,6 +866,14 @@ async fn activate_in_store(
                     )));
                 }
                 persons::unblock(&mut tx, &person_id).await?;
+                // The codes reached the order's phone and email: from now on they are the
+                // person's (an earlier person record may hold old ones).
+                if let Some(phone) = &o.phone {
+                    persons::set_phone(&mut tx, &person_id, Some(phone)).await?;
+                }
+                if let Some(email) = &o.email {
+                    persons::set_email(&mut tx, &person_id, Some(email)).await?;
+                }
                 persons::set_password(&mut tx, &person_id, &pw_phc, now).await?;
                 orders::set_questions(&mut tx, &person_id, &questions, now).await?;
                 let mut out = json!({"number": o.number, "state": "activated", "kind": o.kind, "person_id": person_id});
