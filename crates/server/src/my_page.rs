@@ -143,6 +143,25 @@ async fn check_post(
     })
 }
 
+/// A form of My page: every one carries the CSRF token.
+trait Posted {
+    fn csrf(&self) -> Option<&str>;
+}
+
+/// A post's form and context: a form that does not parse is 400, then [`check_post`].
+async fn posted<T: Posted>(
+    st: &AppState,
+    jar: &CookieJar,
+    headers: &HeaderMap,
+    form: Result<Form<T>, FormRejection>,
+) -> Result<(T, Ctx), Response> {
+    let Ok(Form(f)) = form else {
+        return Err(bad_form(lang_of(None, jar, headers)));
+    };
+    let ctx = check_post(st, jar, headers, f.csrf()).await?;
+    Ok((f, ctx))
+}
+
 // ---------------------------------------------------------------------------------------
 // Pages
 // ---------------------------------------------------------------------------------------
@@ -664,6 +683,12 @@ struct ContactForm {
     code: Option<String>,
 }
 
+impl Posted for ContactForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
 /// Why an email address was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum EmailError {
@@ -767,11 +792,8 @@ async fn contact_start(
     headers: HeaderMap,
     form: Result<Form<ContactForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = form else {
-        return bad_form(lang_of(None, &jar, &headers));
-    };
-    let ctx = match check_post(&st, &jar, &headers, f.csrf_token.as_deref()).await {
-        Ok(c) => c,
+    let (f, ctx) = match posted(&st, &jar, &headers, form).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let m = ctx.lang.my();
@@ -901,11 +923,8 @@ async fn contact_confirm(
     headers: HeaderMap,
     form: Result<Form<ContactForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = form else {
-        return bad_form(lang_of(None, &jar, &headers));
-    };
-    let ctx = match check_post(&st, &jar, &headers, f.csrf_token.as_deref()).await {
-        Ok(c) => c,
+    let (f, ctx) = match posted(&st, &jar, &headers, form).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let m = ctx.lang.my();
@@ -1062,6 +1081,12 @@ struct PlainForm {
     csrf_token: Option<String>,
 }
 
+impl Posted for PlainForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
 /// `POST /my/app/deactivate`: deactivates the person's active app, as the app's own
 /// "deactivate" does; the app hears it at once if connected.
 async fn app_deactivate(
@@ -1070,11 +1095,8 @@ async fn app_deactivate(
     headers: HeaderMap,
     form: Result<Form<PlainForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = form else {
-        return bad_form(lang_of(None, &jar, &headers));
-    };
-    let ctx = match check_post(&st, &jar, &headers, f.csrf_token.as_deref()).await {
-        Ok(c) => c,
+    let (_, ctx) = match posted(&st, &jar, &headers, form).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     match deactivate_app(&st, &ctx.session.person_id).await {
@@ -1141,11 +1163,8 @@ async fn renew(
     headers: HeaderMap,
     form: Result<Form<PlainForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = form else {
-        return bad_form(lang_of(None, &jar, &headers));
-    };
-    let ctx = match check_post(&st, &jar, &headers, f.csrf_token.as_deref()).await {
-        Ok(c) => c,
+    let (_, ctx) = match posted(&st, &jar, &headers, form).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let m = ctx.lang.my();
@@ -1274,6 +1293,12 @@ struct BlockForm {
     reason: Option<String>,
 }
 
+impl Posted for BlockForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
 /// The reasons a person may give (a death is recorded by support, not by the holder).
 fn self_reason(s: &str) -> Option<BlockReason> {
     match BlockReason::parse(s)? {
@@ -1298,11 +1323,8 @@ async fn block_ask(
     headers: HeaderMap,
     form: Result<Form<BlockForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = form else {
-        return bad_form(lang_of(None, &jar, &headers));
-    };
-    let ctx = match check_post(&st, &jar, &headers, f.csrf_token.as_deref()).await {
-        Ok(c) => c,
+    let (f, ctx) = match posted(&st, &jar, &headers, form).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     match f.reason.as_deref().and_then(self_reason) {
@@ -1328,11 +1350,8 @@ async fn block_confirm(
     headers: HeaderMap,
     form: Result<Form<BlockForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = form else {
-        return bad_form(lang_of(None, &jar, &headers));
-    };
-    let ctx = match check_post(&st, &jar, &headers, f.csrf_token.as_deref()).await {
-        Ok(c) => c,
+    let (f, ctx) = match posted(&st, &jar, &headers, form).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let Some(reason) = f.reason.as_deref().and_then(self_reason) else {
@@ -1411,11 +1430,8 @@ async fn logout(
     headers: HeaderMap,
     form: Result<Form<PlainForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = form else {
-        return bad_form(lang_of(None, &jar, &headers));
-    };
-    let ctx = match check_post(&st, &jar, &headers, f.csrf_token.as_deref()).await {
-        Ok(c) => c,
+    let (_, ctx) = match posted(&st, &jar, &headers, form).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let cookie = match portal::logout(&st, &ctx.session).await {

@@ -336,16 +336,31 @@ async fn block_page(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    match confirmed(&st, &jar, &id, Purpose::Block).await {
+    confirm_page(&st, &jar, &headers, &id, Purpose::Block).await
+}
+
+/// The confirmation page of a finished block or reset flow, as it first shows.
+async fn confirm_page(
+    st: &AppState,
+    jar: &CookieJar,
+    headers: &HeaderMap,
+    id: &str,
+    purpose: Purpose,
+) -> Response {
+    let (kind, action) = match purpose {
+        Purpose::Block => ("block", format!("/block/{id}")),
+        _ => ("reset", format!("/password/reset/{id}")),
+    };
+    match confirmed(st, jar, id, purpose).await {
         Ok((row, flow, person)) => {
-            let lang = lang_of(&flow, &headers);
+            let lang = lang_of(&flow, headers);
             html(
                 StatusCode::OK,
                 &ConfirmPage {
                     lang: lang.tag(),
                     t: lang.t(),
-                    kind: "block",
-                    action: format!("/block/{id}"),
+                    kind,
+                    action,
                     csrf: &row.csrf,
                     name: &person.name,
                     error: "",
@@ -353,7 +368,7 @@ async fn block_page(
                 },
             )
         }
-        Err(e) => problem_page(&e, &headers),
+        Err(e) => problem_page(&e, headers),
     }
 }
 
@@ -443,25 +458,7 @@ async fn reset_page(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    match confirmed(&st, &jar, &id, Purpose::PasswordReset).await {
-        Ok((row, flow, person)) => {
-            let lang = lang_of(&flow, &headers);
-            html(
-                StatusCode::OK,
-                &ConfirmPage {
-                    lang: lang.tag(),
-                    t: lang.t(),
-                    kind: "reset",
-                    action: format!("/password/reset/{id}"),
-                    csrf: &row.csrf,
-                    name: &person.name,
-                    error: "",
-                    field: "",
-                },
-            )
-        }
-        Err(e) => problem_page(&e, &headers),
-    }
+    confirm_page(&st, &jar, &headers, &id, Purpose::PasswordReset).await
 }
 
 #[derive(Default, Deserialize)]
