@@ -327,11 +327,18 @@ pub enum PersonCmd {
     /// Show a person (no secrets).
     Show {
         /// National identity number.
-        #[arg(long, required_unless_present = "app_id", conflicts_with = "app_id")]
+        #[arg(
+            long,
+            required_unless_present_any = ["app_id", "order"],
+            conflicts_with_all = ["app_id", "order"]
+        )]
         nin: Option<String>,
         /// Or the app ID the person's app shows (support asks for it on the phone).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "order")]
         app_id: Option<String>,
+        /// Or the number of an approved eID order (12 digits).
+        #[arg(long)]
+        order: Option<String>,
     },
     /// Set a new password (from the first line of standard input), as support does after
     /// checking the person's identity. Refused while an app activation is pending.
@@ -547,12 +554,32 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
                 println!("added {} (sub {})", p.name, p.sub);
             }
         }
-        PersonCmd::Show { nin, app_id } => {
+        PersonCmd::Show { nin, app_id, order } => {
             let nin = nin.as_deref().map(parse_nin).transpose()?;
+            let order = order
+                .as_deref()
+                .map(segl_core::order::OrderNumber::parse)
+                .transpose()
+                .map_err(|e| CliError::Input(format!("--order: {e}")))?;
             let o = open(g).await?;
             let mut c = o.store.conn().await?;
             let p = match (&nin, &app_id) {
                 (Some(nin), _) => person_by_nin(&mut c, nin).await?,
+                (None, None) if order.is_some() => {
+                    let number = order.as_ref().map(|n| n.as_str()).unwrap_or_default();
+                    let found = segl_store::orders::by_number(&mut *c, number)
+                        .await?
+                        .ok_or_else(|| CliError::Input("no order has this number".into()))?;
+                    let Some(person_id) = found.person_id else {
+                        return Err(CliError::Input(format!(
+                            "the order is {}: a person comes with its approval",
+                            found.state
+                        )));
+                    };
+                    persons::by_id(&mut c, &person_id)
+                        .await?
+                        .ok_or_else(|| fail("the order's person is missing"))?
+                }
                 (None, Some(app_id)) => {
                     let app = apps::by_app_id(&mut c, app_id.trim())
                         .await?
@@ -561,7 +588,9 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
                         .await?
                         .ok_or_else(|| fail("the app's person is missing"))?
                 }
-                (None, None) => return Err(CliError::Input("give --nin or --app-id".into())),
+                (None, None) => {
+                    return Err(CliError::Input("give --nin, --app-id or --order".into()));
+                }
             };
             let pw = persons::password(&mut c, &p.id).await?;
             let app_list: Vec<serde_json::Value> = apps::for_person(&mut c, &p.id)

@@ -171,6 +171,18 @@ async fn a_person_blocks_their_own_eid_with_one_credential(backend: Backend) {
     r.expect_status(200);
     let serial = r.json()["code_device"].as_str().unwrap().to_string();
     assert_ne!(serial, SERIAL, "a new device");
+    // Support finds the person by the order's number; the order's phone and email are
+    // now the person's.
+    let shown = fx
+        .segl
+        .json(&["person", "show", "--order", &number, "--json"]);
+    assert_eq!(shown["name"], NAME, "{shown}");
+    assert_eq!(shown["phone"], "+4741234567", "{shown}");
+    assert_eq!(shown["email"], "kari@example.no", "{shown}");
+    let out = fx
+        .segl
+        .cmd(&["person", "show", "--order", "1234 5678 9013"]);
+    assert_input_error(&out, "person show --order with a typo", "check digit");
     let certs = fx.segl.json(&["cert", "list", "--nin", NIN, "--json"]);
     assert_eq!(certs[0]["status"], "valid", "a new certificate: {certs}");
     assert!(r.json().get("person_id").is_none(), "{}", r.json());
