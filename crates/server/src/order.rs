@@ -756,7 +756,7 @@ async fn activate_in_store(
         body.second_code.as_deref().map(crate::app_api::code_hash),
     );
     // Hashing (the password and three answers) costs a few hundred milliseconds of a
-    // core: on the pool, and only for orders that exist and are approved.
+    // core: on the pool, and only for an approved order and the right codes.
     if o.state != OrderState::Approved.as_str() {
         return Err(ApiError::problem(
             StatusCode::CONFLICT,
@@ -767,6 +767,16 @@ async fn activate_in_store(
             ),
         ));
     }
+    // The codes first, so that a wrong guess costs no hashing (and is counted at once).
+    let (pre, pre_given) = (number.clone(), given.clone());
+    st.store
+        .transact(move |mut tx| {
+            Box::pin(async move {
+                let o = load(&mut tx, &pre).await?;
+                check_codes(&mut tx, &o, &pre_given, now).await
+            })
+        })
+        .await??;
     let hasher = st.hasher.clone();
     let (password, answers) = (body.password.clone(), body.questions.clone());
     let hashed = st
@@ -808,50 +818,8 @@ async fn activate_in_store(
                         ),
                     )));
                 }
-                if o.code_expires_at.is_none_or(|t| t <= now) {
-                    return Ok(Err(ApiError::problem(
-                        StatusCode::GONE,
-                        "codes_expired",
-                        "the activation codes have expired: ask support for new ones",
-                    )));
-                }
-                if o.code_failures >= MAX_CODE_FAILURES {
-                    return Ok(Err(codes_locked()));
-                }
-                let stored = orders::codes(&mut tx, &o.id).await?;
-                let right = match (&stored, &given) {
-                    (Some(s), (Some(c1), c2)) => {
-                        let first = ct_eq(s.code.as_bytes(), c1.as_bytes());
-                        let second = match (&s.second, c2) {
-                            (None, None) => true,
-                            (Some(s2), Some(Some(c2))) => ct_eq(s2.as_bytes(), c2.as_bytes()),
-                            _ => false,
-                        };
-                        first & second
-                    }
-                    _ => false,
-                };
-                if !right {
-                    let failures = orders::code_failed(&mut tx, &o.id).await?;
-                    audit_order(
-                        &mut tx,
-                        "order.code_failed",
-                        &o,
-                        json!({"failures": failures}),
-                        now,
-                    )
-                    .await?;
-                    return Ok(Err(if failures >= MAX_CODE_FAILURES {
-                        codes_locked()
-                    } else {
-                        bad(
-                            "wrong_code",
-                            format!(
-                                "code: the activation code is wrong ({} tries left)",
-                                MAX_CODE_FAILURES - failures
-                            ),
-                        )
-                    }));
+                if let Err(refused) = check_codes(&mut tx, &o, &given, now).await? {
+                    return Ok(Err(refused));
                 }
                 let Some(person_id) = o.person_id.clone() else {
                     return Err(ApiError::Internal(
@@ -907,6 +875,63 @@ async fn activate_in_store(
             })
         })
         .await?
+}
+
+/// The codes given for an approved order, checked in constant time: expired, locked or
+/// wrong ones are refused, and a wrong one is counted (and audited) in the caller's
+/// transaction. The outer error is a fault; the inner one the refusal to answer with.
+async fn check_codes(
+    c: &mut impl Db,
+    o: &Order,
+    given: &(Option<String>, Option<Option<String>>),
+    now: i64,
+) -> Result<Result<(), ApiError>, ApiError> {
+    if o.code_expires_at.is_none_or(|t| t <= now) {
+        return Ok(Err(ApiError::problem(
+            StatusCode::GONE,
+            "codes_expired",
+            "the activation codes have expired: ask support for new ones",
+        )));
+    }
+    if o.code_failures >= MAX_CODE_FAILURES {
+        return Ok(Err(codes_locked()));
+    }
+    let stored = orders::codes(c, &o.id).await?;
+    let right = match (&stored, given) {
+        (Some(s), (Some(c1), c2)) => {
+            let first = ct_eq(s.code.as_bytes(), c1.as_bytes());
+            let second = match (&s.second, c2) {
+                (None, None) => true,
+                (Some(s2), Some(Some(c2))) => ct_eq(s2.as_bytes(), c2.as_bytes()),
+                _ => false,
+            };
+            first & second
+        }
+        _ => false,
+    };
+    if !right {
+        let failures = orders::code_failed(c, &o.id).await?;
+        audit_order(
+            c,
+            "order.code_failed",
+            o,
+            json!({"failures": failures}),
+            now,
+        )
+        .await?;
+        return Ok(Err(if failures >= MAX_CODE_FAILURES {
+            codes_locked()
+        } else {
+            bad(
+                "wrong_code",
+                format!(
+                    "code: the activation code is wrong ({} tries left)",
+                    MAX_CODE_FAILURES - failures
+                ),
+            )
+        }));
+    }
+    Ok(Ok(()))
 }
 
 fn codes_locked() -> ApiError {
