@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod email;
 pub mod flow;
 pub mod maintenance;
 pub mod mrz;

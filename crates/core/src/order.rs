@@ -537,27 +537,9 @@ pub fn check_name(name: &str) -> Result<String, OrderError> {
     Ok(tidy)
 }
 
-/// An email address: one `@`, a non-empty local part, a domain with a dot, no spaces or
-/// control characters, at most 254 characters (RFC 5321's limit).
+/// An email address, by [`crate::email::parse_email`] (the domain lower-cased).
 pub fn check_email(email: &str) -> Result<String, OrderError> {
-    let e = email.trim();
-    if e.len() > 254 {
-        return Err(OrderError::Email("is longer than 254 characters"));
-    }
-    let Some((local, domain)) = e.split_once('@') else {
-        return Err(OrderError::Email("has no '@'"));
-    };
-    if local.is_empty() || domain.contains('@') {
-        return Err(OrderError::Email("is not an email address"));
-    }
-    if e.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(OrderError::Email("may not hold spaces"));
-    }
-    let labels: Vec<&str> = domain.split('.').collect();
-    if labels.len() < 2 || labels.iter().any(|l| l.is_empty() || l.starts_with('-')) {
-        return Err(OrderError::Email("has no valid domain"));
-    }
-    Ok(e.to_string())
+    crate::email::parse_email(email).map_err(|e| OrderError::Email(e.message()))
 }
 
 fn check_address(lines: &[String], delivery: Delivery) -> Result<Vec<String>, OrderError> {

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
@@ -36,8 +36,8 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::i18n::{Lang, MyTexts};
 use crate::lifecycle::{self, BlockReason};
-use crate::pages::LANG_COOKIE;
-use crate::portal::{self, PORTAL_CLIENT, PORTAL_COOKIE, PortalSession};
+use crate::pages::{LANG_COOKIE, html};
+use crate::portal::{self, PORTAL_CLIENT, PortalSession};
 
 /// A certificate may be renewed from this long before it expires: two months leave time
 /// to renew before signing stops working, and a certificate far from its end is not
@@ -419,16 +419,6 @@ async fn render(
     html(status, page.render())
 }
 
-fn html(status: StatusCode, r: Result<String, askama::Error>) -> Response {
-    match r {
-        Ok(body) => no_store((status, Html(body)).into_response()),
-        Err(e) => {
-            let id = crate::error::log_fault(&e);
-            no_store((StatusCode::SERVICE_UNAVAILABLE, format!("error id {id}")).into_response())
-        }
-    }
-}
-
 fn no_store(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -689,83 +679,14 @@ impl Posted for ContactForm {
     }
 }
 
-/// Why an email address was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum EmailError {
-    /// Nothing was typed.
-    Empty,
-    /// Longer than 254 characters (RFC 5321).
-    TooLong,
-    /// Not exactly one `@` with something on each side.
-    At,
-    /// The part before `@` is longer than 64 characters or has a character that is not
-    /// allowed there.
-    Local,
-    /// The domain is not names of letters, digits and hyphens joined by dots, ending in a
-    /// top-level domain of letters.
-    Domain,
-    /// A space or another character no address has.
-    Characters,
-}
-
-/// Checks an email address's syntax (the common, unquoted form of RFC 5322 with an ASCII
-/// domain) and lower-cases its domain.
-fn parse_email(s: &str) -> Result<String, EmailError> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err(EmailError::Empty);
-    }
-    if s.chars().count() > 254 {
-        return Err(EmailError::TooLong);
-    }
-    if s.chars()
-        .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
-    {
-        return Err(EmailError::Characters);
-    }
-    let mut parts = s.split('@');
-    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(EmailError::At);
-    };
-    if local.is_empty() || domain.is_empty() {
-        return Err(EmailError::At);
-    }
-    let local_ok = local.len() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b));
-    if !local_ok {
-        return Err(EmailError::Local);
-    }
-    let domain = domain.to_ascii_lowercase();
-    let labels: Vec<&str> = domain.split('.').collect();
-    let labels_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            (1..=63).contains(&l.len())
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
-    if !labels_ok {
-        return Err(EmailError::Domain);
-    }
-    Ok(format!("{local}@{domain}"))
-}
-
-fn email_error_text(m: &MyTexts, e: EmailError) -> &'static str {
+fn email_error_text(m: &MyTexts, e: segl_core::email::EmailError) -> &'static str {
     match e {
-        EmailError::Empty => m.err_email_empty,
-        EmailError::TooLong => m.err_email_long,
-        EmailError::At => m.err_email_at,
-        EmailError::Local => m.err_email_local,
-        EmailError::Domain => m.err_email_domain,
-        EmailError::Characters => m.err_email_chars,
+        segl_core::email::EmailError::Empty => m.err_email_empty,
+        segl_core::email::EmailError::TooLong => m.err_email_long,
+        segl_core::email::EmailError::At => m.err_email_at,
+        segl_core::email::EmailError::Local => m.err_email_local,
+        segl_core::email::EmailError::Domain => m.err_email_domain,
+        segl_core::email::EmailError::Characters => m.err_email_chars,
     }
 }
 
@@ -810,7 +731,7 @@ async fn contact_start(
         ),
         Which::Email => (
             "new-email",
-            parse_email(&typed).map_err(|e| email_error_text(m, e).to_string()),
+            segl_core::email::parse_email(&typed).map_err(|e| email_error_text(m, e).to_string()),
         ),
     };
     let refuse = |text: String| {
@@ -1405,13 +1326,7 @@ async fn read_person(st: &AppState, person_id: &str) -> Result<Option<Person>, A
 }
 
 fn clear_cookie(st: &AppState, resp: &mut Response) {
-    let mut c = Cookie::new(PORTAL_COOKIE, "");
-    c.set_http_only(true);
-    c.set_same_site(SameSite::Strict);
-    c.set_secure(st.settings.cookie_secure);
-    c.set_path("/");
-    c.set_max_age(time::Duration::seconds(0));
-    if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+    if let Ok(v) = HeaderValue::from_str(&portal::clearing_cookie(st).to_string()) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
 }
@@ -1479,34 +1394,6 @@ async fn logged_out(jar: CookieJar, headers: HeaderMap) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn email_syntax() {
-        assert_eq!(
-            parse_email(" Kari.Nordmann+x@Example.NO "),
-            Ok("Kari.Nordmann+x@example.no".into())
-        );
-        for (bad, why) in [
-            ("", EmailError::Empty),
-            ("kari", EmailError::At),
-            ("kari@@example.no", EmailError::At),
-            ("@example.no", EmailError::At),
-            ("kari@", EmailError::At),
-            ("kari nordmann@example.no", EmailError::Characters),
-            ("kåri@example.no", EmailError::Characters),
-            (".kari@example.no", EmailError::Local),
-            ("ka..ri@example.no", EmailError::Local),
-            ("ka(ri@example.no", EmailError::Local),
-            ("kari@example", EmailError::Domain),
-            ("kari@-example.no", EmailError::Domain),
-            ("kari@example.n0", EmailError::Domain),
-            ("kari@exa_mple.no", EmailError::Domain),
-        ] {
-            assert_eq!(parse_email(bad), Err(why), "{bad}");
-        }
-        let long = format!("{}@example.no", "a".repeat(250));
-        assert_eq!(parse_email(&long), Err(EmailError::TooLong));
-    }
 
     #[test]
     fn methods_from_amr() {

@@ -12,7 +12,7 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
 use segl_core::maintenance::Channel;
@@ -126,6 +126,8 @@ async fn submit_in_store(st: &AppState, form: OrderForm) -> Result<Submitted, Ap
         OrderKind::App => Channel::OrderApp,
         OrderKind::Card => Channel::OrderCard,
     };
+    // Said before any field or document error (a closed channel is the first thing to
+    // know), and checked again inside the write so that the check and the order are one.
     crate::maintenance::ensure_open(st, channel).await?;
     if v.delivery == Delivery::Letter {
         let mut envelope = vec![v.name.clone()];
@@ -742,8 +744,25 @@ async fn activate_in_store(
     let now = st.now();
     let number =
         OrderNumber::parse(number).map_err(|e| bad("invalid_order_number", e.to_string()))?;
-    let o = load(&mut st.store.read().await?, &number).await?;
     check_questions(&body.questions)?;
+    let given = (
+        crate::app_api::code_hash(&body.code),
+        body.second_code.as_deref().map(crate::app_api::code_hash),
+    );
+    // The order's state and the codes first: hashing the password and three answers costs
+    // a few hundred milliseconds of a core, so a wrong guess costs none (and is counted at
+    // once).
+    let (pre, pre_given) = (number.clone(), given.clone());
+    let o = st
+        .store
+        .transact(move |mut tx| {
+            Box::pin(async move {
+                let o = load(&mut tx, &pre).await?;
+                let checked = activatable(&mut tx, &o, &pre_given, now).await?;
+                Ok::<_, ApiError>(checked.map(|()| o))
+            })
+        })
+        .await??;
     let nin = Nin::parse(&o.nin).map_err(|e| ApiError::Internal(e.to_string()))?;
     segl_core::password::check_new_password(
         &body.password,
@@ -751,32 +770,6 @@ async fn activate_in_store(
         Some(&nin),
     )
     .map_err(|e| bad("invalid_password", format!("password: {e}")))?;
-    let given = (
-        crate::app_api::code_hash(&body.code),
-        body.second_code.as_deref().map(crate::app_api::code_hash),
-    );
-    // Hashing (the password and three answers) costs a few hundred milliseconds of a
-    // core: on the pool, and only for an approved order and the right codes.
-    if o.state != OrderState::Approved.as_str() {
-        return Err(ApiError::problem(
-            StatusCode::CONFLICT,
-            "order_not_approved",
-            format!(
-                "the order is {}; only an approved order can be activated",
-                o.state
-            ),
-        ));
-    }
-    // The codes first, so that a wrong guess costs no hashing (and is counted at once).
-    let (pre, pre_given) = (number.clone(), given.clone());
-    st.store
-        .transact(move |mut tx| {
-            Box::pin(async move {
-                let o = load(&mut tx, &pre).await?;
-                check_codes(&mut tx, &o, &pre_given, now).await
-            })
-        })
-        .await??;
     let hasher = st.hasher.clone();
     let (password, answers) = (body.password.clone(), body.questions.clone());
     let hashed = st
@@ -808,17 +801,8 @@ async fn activate_in_store(
         .transact(move |mut tx| {
             Box::pin(async move {
                 let o = load(&mut tx, &number).await?;
-                if o.state != OrderState::Approved.as_str() {
-                    return Ok(Err(ApiError::problem(
-                        StatusCode::CONFLICT,
-                        "order_not_approved",
-                        format!(
-                            "the order is {}; only an approved order can be activated",
-                            o.state
-                        ),
-                    )));
-                }
-                if let Err(refused) = check_codes(&mut tx, &o, &given, now).await? {
+                // Again inside the write: support may have sent new codes meanwhile.
+                if let Err(refused) = activatable(&mut tx, &o, &given, now).await? {
                     return Ok(Err(refused));
                 }
                 let Some(person_id) = o.person_id.clone() else {
@@ -875,6 +859,27 @@ async fn activate_in_store(
             })
         })
         .await?
+}
+
+/// Whether this order can be activated with these codes: approved, and the codes right
+/// ([`check_codes`]).
+async fn activatable(
+    c: &mut impl Db,
+    o: &Order,
+    given: &(Option<String>, Option<Option<String>>),
+    now: i64,
+) -> Result<Result<(), ApiError>, ApiError> {
+    if o.state != OrderState::Approved.as_str() {
+        return Ok(Err(ApiError::problem(
+            StatusCode::CONFLICT,
+            "order_not_approved",
+            format!(
+                "the order is {}; only an approved order can be activated",
+                o.state
+            ),
+        )));
+    }
+    check_codes(c, o, given, now).await
 }
 
 /// The codes given for an approved order, checked in constant time: expired, locked or
@@ -1033,15 +1038,7 @@ async fn guardian_page(
 }
 
 fn render(page: &impl Template) -> Response {
-    match page.render() {
-        Ok(body) => {
-            let mut r = (StatusCode::OK, Html(body)).into_response();
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
-        Err(e) => ApiError::Internal(e.to_string()).into_response(),
-    }
+    pages::html(StatusCode::OK, page.render())
 }
 
 #[derive(Default, Deserialize)]

@@ -10,7 +10,7 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
@@ -19,7 +19,6 @@ use segl_crypto::random::{ct_eq, random_token};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::error::ApiError;
 use crate::i18n::Texts;
 use crate::order::{self, ActivateBody, QuestionAnswer};
 
@@ -107,20 +106,13 @@ struct ActivatePage<'a> {
 }
 
 fn render(status: StatusCode, page: &impl Template, cookie: Option<Cookie<'static>>) -> Response {
-    match page.render() {
-        Ok(body) => {
-            let mut r = (status, Html(body)).into_response();
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            if let Some(c) = cookie
-                && let Ok(v) = HeaderValue::from_str(&c.to_string())
-            {
-                r.headers_mut().append(header::SET_COOKIE, v);
-            }
-            r
-        }
-        Err(e) => ApiError::Internal(e.to_string()).into_response(),
+    let mut r = crate::pages::html(status, page.render());
+    if let Some(c) = cookie
+        && let Ok(v) = HeaderValue::from_str(&c.to_string())
+    {
+        r.headers_mut().append(header::SET_COOKIE, v);
     }
+    r
 }
 
 /// The browser's form token, and the cookie to set when it is new.

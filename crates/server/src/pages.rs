@@ -140,7 +140,9 @@ fn message(status: StatusCode, lang: Lang, heading: &str, text: &str) -> Respons
     html(status, page.render())
 }
 
-fn html(status: StatusCode, r: Result<String, askama::Error>) -> Response {
+/// A rendered page, never cached (it may show personal data or a one-time code); a
+/// template that fails is a logged fault with an id.
+pub(crate) fn html(status: StatusCode, r: Result<String, askama::Error>) -> Response {
     match r {
         Ok(body) => {
             let mut resp = (status, Html(body)).into_response();

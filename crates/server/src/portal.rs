@@ -163,7 +163,12 @@ pub fn csrf_ok(jar: &CookieJar, token: &str) -> bool {
 pub async fn logout(st: &AppState, session: &PortalSession) -> Result<Cookie<'static>, ApiError> {
     let mut conn = st.store.conn().await?;
     grants::end_session(&mut conn, &session.id_hash).await?;
-    Ok(cookie(st, String::new(), 0))
+    Ok(clearing_cookie(st))
+}
+
+/// The cookie that removes the portal session's cookie from the browser.
+pub fn clearing_cookie(st: &AppState) -> Cookie<'static> {
+    cookie(st, String::new(), 0)
 }
 
 /// The language of a portal page: the browser's choice, else bokmål.

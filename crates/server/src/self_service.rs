@@ -15,8 +15,8 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_extra::extract::CookieJar;
 use segl_core::flow::{FlowError, LoginFlow, LoginState, Method, Purpose};
@@ -218,15 +218,7 @@ struct ConfirmPage<'a> {
 }
 
 fn html(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(body) => {
-            let mut r = (status, Html(body)).into_response();
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
-        Err(e) => ApiError::Internal(e.to_string()).into_response(),
-    }
+    pages::html(status, page.render())
 }
 
 /// The flow behind a confirmation page: this browser's, of this purpose, authenticated,

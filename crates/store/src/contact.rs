@@ -111,23 +111,13 @@ pub async fn start(c: &mut impl Db, ch: &ContactChange) -> Result<()> {
     )
     .await
     .map_err(|e| {
-        if is_unique_violation(&e) {
+        if e.is_unique_violation() {
             StoreError::Conflict
         } else {
             e
         }
     })?;
     Ok(())
-}
-
-fn is_unique_violation(e: &StoreError) -> bool {
-    match e {
-        StoreError::Db(sqlx::Error::Database(db)) => db.is_unique_violation(),
-        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
-            f.code == rusqlite::ErrorCode::ConstraintViolation
-        }
-        _ => false,
-    }
 }
 
 /// The person's latest change of this kind, whatever its state: the one a code answers.

@@ -509,6 +509,20 @@ impl Store {
     }
 }
 
+impl StoreError {
+    /// Whether a unique constraint refused the write, on either backend (the [`db::Db`]
+    /// trait's errors: sqlx's for PostgreSQL, rusqlite's on SQLite's writer).
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(db)) => db.is_unique_violation(),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
+                f.code == rusqlite::ErrorCode::ConstraintViolation
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Maps a unique-constraint violation to [`StoreError::Duplicate`].
 pub(crate) fn map_unique(e: sqlx::Error, what: impl Into<String>) -> StoreError {
     if let sqlx::Error::Database(db) = &e
@@ -517,6 +531,16 @@ pub(crate) fn map_unique(e: sqlx::Error, what: impl Into<String>) -> StoreError 
         return StoreError::Duplicate(what.into());
     }
     StoreError::Db(e)
+}
+
+/// A [`StoreError`] from the [`db::Db`] trait, as [`StoreError::Duplicate`] when a unique
+/// constraint refused the write (two writers racing past a `WHERE NOT EXISTS`).
+pub(crate) fn duplicate_if_unique(e: StoreError, what: &str) -> StoreError {
+    if e.is_unique_violation() {
+        StoreError::Duplicate(what.into())
+    } else {
+        e
+    }
 }
 
 /// 0/1 integer flags.

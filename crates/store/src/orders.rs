@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::db::{Db, Get};
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, duplicate_if_unique};
 
 /// An order as stored. Personal data: the number and contact details go to support and
 /// the person, never to logs.
@@ -144,7 +144,8 @@ pub async fn insert(c: &mut impl Db, o: &Order) -> Result<()> {
                 i64::from(o.identity_verified).into(),
             ],
         )
-        .await?;
+        .await
+        .map_err(|e| duplicate_if_unique(e, "an order with this number"))?;
     if n == 0 {
         return Err(StoreError::Duplicate("an order with this number".into()));
     }

@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::db::{Db, Get};
-use crate::{Conn, Result, StoreError};
+use crate::{Conn, Result, StoreError, duplicate_if_unique};
 
 /// A person as stored. The national identity number is personal data: it leaves the
 /// store only where a caller needs it (the `nin` claim, support look-ups).
@@ -87,7 +87,8 @@ pub async fn insert(c: &mut impl Db, p: &Person) -> Result<()> {
                 p.created_at.into(),
             ],
         )
-        .await?;
+        .await
+        .map_err(|e| duplicate_if_unique(e, "a person with this national identity number"))?;
     if n == 0 {
         return Err(StoreError::Duplicate(
             "a person with this national identity number".into(),
