@@ -33,6 +33,8 @@ pub const MAX_ADDRESS_LINES: usize = 5;
 pub const MAX_ADDRESS_LINE_CHARS: usize = 60;
 /// Longest reason given by support or a guardian.
 pub const MAX_REASON_CHARS: usize = 500;
+/// Control questions set at activation.
+pub const CONTROL_QUESTIONS: usize = 3;
 /// Digits of an order number (the last one a Luhn check digit).
 pub const ORDER_NUMBER_DIGITS: usize = 12;
 
@@ -388,6 +390,9 @@ pub enum OrderError {
     /// A reason empty or too long.
     #[error("reason: {0}")]
     Reason(&'static str),
+    /// Control questions: not three, not different, or a question or answer out of bounds.
+    #[error("{0}")]
+    Questions(String),
 }
 
 impl OrderError {
@@ -407,6 +412,7 @@ impl OrderError {
             | OrderError::GuardianNotNeeded => "guardian_nin",
             OrderError::InvalidOrderNumber(_) => "number",
             OrderError::Reason(_) => "reason",
+            OrderError::Questions(_) => "questions",
         }
     }
 
@@ -426,6 +432,7 @@ impl OrderError {
             OrderError::GuardianNin(_) => "invalid_guardian_nin",
             OrderError::InvalidOrderNumber(_) => "invalid_order_number",
             OrderError::Reason(_) => "invalid_reason",
+            OrderError::Questions(_) => "invalid_questions",
         }
     }
 }
@@ -584,6 +591,48 @@ pub fn check_reason(reason: &str) -> Result<String, OrderError> {
         return Err(OrderError::Reason("holds control characters"));
     }
     Ok(r.to_string())
+}
+
+/// A control answer as it is hashed: case, surrounding and repeated spaces do not matter.
+pub fn normalize_answer(a: &str) -> String {
+    a.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Control questions and their answers as typed: exactly [`CONTROL_QUESTIONS`], each
+/// question 5 to 200 characters and different from the others, each answer 3 to 100 once
+/// normalised ([`normalize_answer`]); no control characters.
+pub fn check_questions(qs: &[(&str, &str)]) -> Result<(), OrderError> {
+    let invalid = |d: String| Err(OrderError::Questions(d));
+    if qs.len() != CONTROL_QUESTIONS {
+        return invalid(format!(
+            "questions: give exactly {CONTROL_QUESTIONS} control questions with answers"
+        ));
+    }
+    for (i, (question, answer)) in qs.iter().enumerate() {
+        let n = i + 1;
+        let len = question.trim().chars().count();
+        if !(5..=200).contains(&len) || question.chars().any(char::is_control) {
+            return invalid(format!(
+                "questions[{n}].question: 5 to 200 characters, no control characters"
+            ));
+        }
+        let a = normalize_answer(answer);
+        if !(3..=100).contains(&a.chars().count()) || a.chars().any(char::is_control) {
+            return invalid(format!(
+                "questions[{n}].answer: 3 to 100 characters, no control characters"
+            ));
+        }
+    }
+    let mut seen: Vec<String> = qs.iter().map(|(q, _)| normalize_answer(q)).collect();
+    seen.sort();
+    seen.dedup();
+    if seen.len() != qs.len() {
+        return invalid("questions: each question must be different".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -764,6 +813,35 @@ mod tests {
         let mut f = form(&adult);
         f.delivery = "sms_email".into();
         assert!(validate(&f, TODAY).unwrap().address.is_empty());
+    }
+
+    #[test]
+    fn control_questions_are_three_different_with_real_answers() {
+        let q = [
+            ("What was your first pet?", "Pusur"),
+            ("Where did you go to school?", " Hønefoss "),
+            ("What is your favourite dish?", "Raspeballer"),
+        ];
+        assert!(check_questions(&q).is_ok());
+        assert_eq!(normalize_answer("  HØNEFOSS   by "), "hønefoss by");
+        let e = check_questions(&q[..2]).unwrap_err();
+        assert_eq!((e.field(), e.code()), ("questions", "invalid_questions"));
+        let mut same = q;
+        same[2].0 = " what was your FIRST pet? ";
+        assert!(
+            check_questions(&same)
+                .unwrap_err()
+                .to_string()
+                .contains("different")
+        );
+        let mut short = q;
+        short[1].1 = " a ";
+        assert!(
+            check_questions(&short)
+                .unwrap_err()
+                .to_string()
+                .contains("answer")
+        );
     }
 
     #[test]

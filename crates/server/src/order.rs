@@ -44,8 +44,6 @@ pub const LETTER_CODE_TTL_SECS: i64 = 30 * 86_400;
 pub const SMS_EMAIL_CODE_TTL_SECS: i64 = 7 * 86_400;
 /// Wrong activation codes before the codes stop working (support sends new ones).
 pub const MAX_CODE_FAILURES: i64 = 5;
-/// Control questions set at activation.
-pub const CONTROL_QUESTIONS: usize = 3;
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
@@ -671,43 +669,12 @@ async fn activate_api(
     }
 }
 
-/// A control answer as it is hashed: case, surrounding and repeated spaces do not matter.
-pub fn normalize_answer(a: &str) -> String {
-    a.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
-}
-
 fn check_questions(qs: &[QuestionAnswer]) -> Result<(), ApiError> {
-    let invalid = |d: String| bad("invalid_questions", d);
-    if qs.len() != CONTROL_QUESTIONS {
-        return Err(invalid(format!(
-            "questions: give exactly {CONTROL_QUESTIONS} control questions with answers"
-        )));
-    }
-    for (i, q) in qs.iter().enumerate() {
-        let n = i + 1;
-        let len = q.question.trim().chars().count();
-        if !(5..=200).contains(&len) || q.question.chars().any(char::is_control) {
-            return Err(invalid(format!(
-                "questions[{n}].question: 5 to 200 characters, no control characters"
-            )));
-        }
-        let a = normalize_answer(&q.answer);
-        if !(3..=100).contains(&a.chars().count()) || a.chars().any(char::is_control) {
-            return Err(invalid(format!(
-                "questions[{n}].answer: 3 to 100 characters, no control characters"
-            )));
-        }
-    }
-    let mut seen: Vec<String> = qs.iter().map(|q| normalize_answer(&q.question)).collect();
-    seen.sort();
-    seen.dedup();
-    if seen.len() != qs.len() {
-        return Err(invalid("questions: each question must be different".into()));
-    }
-    Ok(())
+    let pairs: Vec<(&str, &str)> = qs
+        .iter()
+        .map(|q| (q.question.as_str(), q.answer.as_str()))
+        .collect();
+    rules::check_questions(&pairs).map_err(|e| bad(e.code(), e.to_string()))
 }
 
 /// Activates an approved order: the codes must match (constant time; five wrong and they
@@ -778,7 +745,7 @@ async fn activate_in_store(
             let pw = hasher.hash(&password)?;
             let answers = answers
                 .iter()
-                .map(|q| hasher.hash(&normalize_answer(&q.answer)))
+                .map(|q| hasher.hash(&rules::normalize_answer(&q.answer)))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok::<_, segl_crypto::password::PasswordError>((pw, answers))
         })

@@ -35,7 +35,6 @@ use crate::flow::{Internal, load};
 use crate::i18n::{Lang, Texts};
 use crate::lifecycle::BlockReason;
 use crate::oidc::BROWSER_COOKIE;
-use crate::order::normalize_answer;
 use crate::pages;
 
 /// The block flows' client id: not a registered client, never in a token.
@@ -148,7 +147,10 @@ pub(crate) async fn check_answers(
         })
         .await?;
     let hasher = st.hasher.clone();
-    let given: Vec<String> = answers.iter().map(|a| normalize_answer(a)).collect();
+    let given: Vec<String> = answers
+        .iter()
+        .map(|a| segl_core::order::normalize_answer(a))
+        .collect();
     let right = st
         .hash_pool
         .run(move || {
