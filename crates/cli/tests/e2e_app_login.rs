@@ -137,7 +137,11 @@ async fn the_app_approves_a_login_pushed_to_it(backend: Backend) {
     r.expect_status(200);
     assert_eq!(r.json()["state"], "app_pending");
 
-    let answered = fx.app_ok(&["approve", "--request", q["id"].as_str().unwrap()]);
+    // `--request=ID` in one argument: a request id (base64url) may start with '-'.
+    let answered = fx.app_ok(&[
+        "approve",
+        &format!("--request={}", q["id"].as_str().unwrap()),
+    ]);
     assert_eq!(answered["result"]["state"], "approved", "{answered}");
 
     let r = collect(&mut b, &flow).await;
@@ -153,7 +157,10 @@ async fn the_app_approves_a_login_pushed_to_it(backend: Backend) {
     );
 
     // The request is used up: a second approval is refused.
-    let again = fx.app(&["approve", "--request", q["id"].as_str().unwrap()]);
+    let again = fx.app(&[
+        "approve",
+        &format!("--request={}", q["id"].as_str().unwrap()),
+    ]);
     assert_input_error(&again, "an answered request", "not waiting");
 
     // The browser remembers the app: with a login_hint the next login goes straight to

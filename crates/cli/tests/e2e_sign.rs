@@ -833,7 +833,8 @@ async fn signing_with_the_app_keeps_its_signed_approval_and_no_ends_it(backend: 
     assert_eq!(q["verification_code"], code.as_str(), "{q}");
     assert_eq!(q["rp"], APP_RP, "{q}");
     let request_id = q["id"].as_str().expect("request id").to_string();
-    let answered = fx.app_ok(&["approve", "--request", &request_id]);
+    // `--request=ID` in one argument: a request id (base64url) may start with '-'.
+    let answered = fx.app_ok(&["approve", &format!("--request={request_id}")]);
     assert_eq!(answered["result"]["state"], "approved", "{answered}");
 
     let r = collect_app(&mut b, &flow, 100).await;
