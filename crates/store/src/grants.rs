@@ -268,6 +268,16 @@ impl Store {
         let row = match redeem(&mut tx, kind, &hash, now).await? {
             Redeem::Fresh(row) => row,
             Redeem::Reused(row) => {
+                // Racing reuses of one token each revoke the whole grant; on PostgreSQL two
+                // of them can lock its rows in a cycle ("deadlock detected", seen with twelve
+                // at once). One at a time per grant: this path holds no row lock yet (the
+                // first UPDATE matched nothing). SQLite has one writer.
+                if self.backend() == crate::Backend::Postgres {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1)::bigint)")
+                        .bind(&row.grant_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let revoked = revoke_grant(&mut tx, &row.grant_id).await?;
                 audit::append(&mut tx, &reuse_event(kind, &row, revoked), now).await?;
                 tx.commit().await?;
