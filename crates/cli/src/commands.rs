@@ -205,6 +205,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
     state.pki = Some(std::sync::Arc::new(service));
     segl_server::pki_http::spawn_tasks(&state);
     let push = state.push.clone();
+    let listener = segl_server::app_events::split(listener, state.clone()).map_err(fail)?;
     let app = segl_server::router(state);
 
     // Housekeeping: expired flows, codes and tokens; signing orders past their retention;
@@ -251,7 +252,8 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<ExitCode, CliError> {
     tracing::info!(%local, %issuer, demo = a.demo, backend = ?store.backend(), "segl started");
 
     // One service for all connections: `serve(listener, router)` would clone the whole
-    // router with its layers per connection (about 60 KB each, measured in bench/).
+    // router with its layers per connection (about 60 KB each, measured in bench/). The
+    // apps' event streams are served apart (`app_events`), without hyper's buffers.
     axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -794,11 +794,136 @@ enum Next {
     Deactivated(String),
 }
 
+/// One server-sent event of an app's stream.
+pub(crate) enum Frame {
+    /// `requests`: the list of waiting requests, as JSON on one line.
+    Requests(String),
+    /// `deactivated`: the app's state; the stream ends after it.
+    Deactivated(String),
+    /// A comment, so proxies and the app see the connection is alive.
+    KeepAlive,
+}
+
+impl Frame {
+    /// The event in the `text/event-stream` format. The JSON of `serde_json` has no raw
+    /// line breaks, so one `data:` line holds it.
+    pub(crate) fn to_wire(&self) -> String {
+        match self {
+            Frame::Requests(d) => format!("event: requests\ndata: {d}\n\n"),
+            Frame::Deactivated(d) => format!("event: deactivated\ndata: {d}\n\n"),
+            Frame::KeepAlive => ":\n\n".to_string(),
+        }
+    }
+}
+
+/// Silence longer than this gets a keep-alive comment.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+/// A request that lapses is dropped from the list without a push: look again at least
+/// this often.
+const REREAD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An open event stream of one app, after its signed call was checked. Shared by the
+/// route below and the small listener of [`crate::app_events`], which serves the same
+/// stream with far less memory per connection.
+pub(crate) struct EventFeed {
+    st: AppState,
+    app_id: String,
+    sub: push::Subscription,
+    /// The last list sent, so an unchanged list is not sent again.
+    last: Option<String>,
+    /// When the list was last read.
+    read_at: Option<tokio::time::Instant>,
+    /// When the last frame was sent.
+    sent_at: tokio::time::Instant,
+    done: bool,
+}
+
+impl EventFeed {
+    /// Checks the signed call and subscribes; refused like any device call, and with
+    /// `app_deactivated` for an app that is no longer active.
+    pub(crate) async fn open(
+        st: &AppState,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<EventFeed, ApiError> {
+        let device = device_of(st, method, uri, headers, body).await?;
+        if device.state != AppDeviceState::Active {
+            return Err(inactive(&device));
+        }
+        // Subscribed before the first read, so nothing published in between is missed.
+        let sub = st.push.subscribe(push::app_key(&device.app_id));
+        Ok(EventFeed {
+            st: st.clone(),
+            app_id: device.app_id,
+            sub,
+            last: None,
+            read_at: None,
+            sent_at: tokio::time::Instant::now(),
+            done: false,
+        })
+    }
+
+    /// The next frame; `None` when the stream ends (after `deactivated`, at shutdown, or
+    /// when the database cannot be read: the app reconnects or polls, nothing is lost).
+    /// Cancelling it loses nothing but a wake-up's read, which the next re-read makes up.
+    pub(crate) async fn next(&mut self) -> Option<Frame> {
+        if self.done {
+            return None;
+        }
+        loop {
+            if let Some(read_at) = self.read_at {
+                if self.sent_at.elapsed() >= KEEP_ALIVE {
+                    self.sent_at = tokio::time::Instant::now();
+                    return Some(Frame::KeepAlive);
+                }
+                let until_reread = REREAD.saturating_sub(read_at.elapsed());
+                if !until_reread.is_zero() {
+                    let until_keep_alive = KEEP_ALIVE.saturating_sub(self.sent_at.elapsed());
+                    let quiet = until_keep_alive.min(until_reread);
+                    match tokio::time::timeout(quiet, self.sub.wait()).await {
+                        Ok(false) => return None,
+                        Ok(true) => {}
+                        // A deadline passed: the checks above say which.
+                        Err(_) => continue,
+                    }
+                }
+            }
+            self.read_at = Some(tokio::time::Instant::now());
+            // Boxed: the read's future is large and lives only while it runs, not in every
+            // idle connection's state.
+            let next = match Box::pin(next_for(&self.st, &self.app_id)).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "app event stream: cannot read; closing");
+                    return None;
+                }
+            };
+            match next {
+                Next::Requests(list) if self.last.as_deref() == Some(list.as_str()) => continue,
+                Next::Requests(list) => {
+                    self.last = Some(list.clone());
+                    self.sent_at = tokio::time::Instant::now();
+                    return Some(Frame::Requests(list));
+                }
+                Next::Deactivated(view) => {
+                    self.done = true;
+                    return Some(Frame::Deactivated(view));
+                }
+            }
+        }
+    }
+}
+
 /// `GET /api/v1/app/events`: server-sent events for the app. `requests` carries the list of
 /// requests waiting for the app, sent on connect and whenever it changes (a new request,
 /// one answered, withdrawn or lapsed); `deactivated` tells a replaced or deactivated app,
 /// and ends the stream. The list is read from the database on every wake-up, so a missed
 /// push only delays it to the next one, and `GET /api/v1/app/requests` shows the same.
+///
+/// A connection whose first request is this one is served by [`crate::app_events`]
+/// instead; this route serves the rest (a connection reused from other calls, HTTP/2).
 async fn events(
     State(st): State<AppState>,
     method: Method,
@@ -806,68 +931,22 @@ async fn events(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let device = device_of(&st, &method, &uri, &headers, &body).await?;
-    if device.state != AppDeviceState::Active {
-        return Err(inactive(&device));
-    }
-    // Subscribed before the first read, so nothing published in between is missed.
-    let sub = st.push.subscribe(push::app_key(&device.app_id));
-    struct S {
-        st: AppState,
-        app_id: String,
-        sub: push::Subscription,
-        last: Option<String>,
-        first: bool,
-        done: bool,
-    }
-    let init = S {
-        st,
-        app_id: device.app_id,
-        sub,
-        last: None,
-        first: true,
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(init, |mut s| async move {
-        if s.done {
-            return None;
-        }
-        loop {
-            // A request that lapses is dropped from the list without a push: look again
-            // at least every 30 seconds.
-            if !s.first && !s.sub.wait_at_most(std::time::Duration::from_secs(30)).await {
-                return None;
-            }
-            s.first = false;
-            let next = match next_for(&s.st, &s.app_id).await {
-                Ok(n) => n,
-                Err(e) => {
-                    // The app reconnects (or polls); nothing is lost, only delayed.
-                    tracing::warn!(error = %e, "app event stream: cannot read; closing");
-                    return None;
-                }
-            };
-            let event = match next {
-                Next::Requests(list) if s.last.as_deref() == Some(list.as_str()) => continue,
-                Next::Requests(list) => {
-                    s.last = Some(list.clone());
-                    axum::response::sse::Event::default()
-                        .event("requests")
-                        .data(list)
-                }
-                Next::Deactivated(view) => {
-                    s.done = true;
-                    axum::response::sse::Event::default()
-                        .event("deactivated")
-                        .data(view)
-                }
-            };
-            return Some((Ok::<_, std::convert::Infallible>(event), s));
-        }
+    let feed = EventFeed::open(&st, &method, &uri, &headers, &body).await?;
+    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+        let event = match feed.next().await? {
+            Frame::Requests(list) => axum::response::sse::Event::default()
+                .event("requests")
+                .data(list),
+            Frame::Deactivated(view) => axum::response::sse::Event::default()
+                .event("deactivated")
+                .data(view),
+            Frame::KeepAlive => axum::response::sse::Event::default().comment(""),
+        };
+        Some((Ok::<_, std::convert::Infallible>(event), feed))
     });
     Ok((
         [(axum::http::header::CACHE_CONTROL, "no-store")],
-        axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default()),
+        axum::response::sse::Sse::new(stream),
     )
         .into_response())
 }

@@ -19,6 +19,7 @@
 
 pub mod activation_page;
 pub mod app_api;
+pub mod app_events;
 pub mod app_login;
 pub mod ca;
 pub mod demo;
