@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 backend_tests!(
     a_stream_opened_first_is_served_apart_and_a_later_one_by_http,
     bad_request_heads_are_refused_and_change_nothing,
+    shutdown_ends_the_streams_and_stops_accepting,
 );
 
 const EVENTS: &str = "/api/v1/app/events";
@@ -116,6 +117,37 @@ async fn assert_refused(server: &Server, request: &[u8], status: u16, code: &str
     body
 }
 
+/// The `segl_push_streams` gauge: open push subscriptions on the node.
+async fn push_streams(server: &Server) -> u64 {
+    let r = Resp::fetch(
+        reqwest::Client::new().get(server.url("/metrics")),
+        "metrics".into(),
+    )
+    .await;
+    r.expect_status(200);
+    r.body
+        .lines()
+        .find_map(|l| l.strip_prefix("segl_push_streams "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no segl_push_streams in {}", r.body))
+}
+
+/// Waits (up to 10 s) for the gauge to read `want`.
+async fn push_streams_become(server: &Server, want: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = push_streams(server).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "segl_push_streams stays {got}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn healthz_ok(server: &Server) {
     let r = Resp::fetch(
         reqwest::Client::new().get(server.url("/healthz")),
@@ -192,6 +224,8 @@ async fn a_stream_opened_first_is_served_apart_and_a_later_one_by_http(backend: 
         "{rseen}"
     );
 
+    assert_eq!(push_streams(&fx.server).await, 2);
+
     // The person deactivates the app: both streams say so at once, and end.
     let out = fx.segl.cmd_stdin(
         &["app", "deactivate", "--vault", fx.app.vault(), "--json"],
@@ -229,7 +263,11 @@ async fn a_stream_opened_first_is_served_apart_and_a_later_one_by_http(backend: 
         "the chunked stream ends: {rrest:?}"
     );
 
-    // A deactivated app cannot open a stream, on either path.
+    // Their subscriptions are gone.
+    drop((apart, routed));
+    push_streams_become(&fx.server, 0).await;
+
+    // A deactivated app cannot open a stream.
     let body = assert_refused(
         &fx.server,
         signed_head(&fx, now + 1, "nonce-after-0000001", "").as_bytes(),
@@ -263,6 +301,13 @@ async fn bad_request_heads_are_refused_and_change_nothing(backend: Backend) {
         "Transfer-Encoding: chunked\r\n",
     );
     assert_refused(s, chunked.as_bytes(), 400, "malformed_request").await;
+    let twice = signed_head(
+        &fx,
+        now,
+        "nonce-twice-0000001",
+        "Content-Length: 0\r\nContent-Length: 5\r\n",
+    ) + "12345";
+    assert_refused(s, twice.as_bytes(), 400, "malformed_request").await;
 
     // Too large a head, too many headers, a line that is not a header.
     let pad = format!("X-Pad: {}\r\n", "a".repeat(9000));
@@ -319,7 +364,9 @@ async fn bad_request_heads_are_refused_and_change_nothing(backend: Backend) {
     drop(send(s, format!("GET {EVENTS} HTTP/1.1\r\nX-Segl-App").as_bytes()).await);
     drop(connect(s).await);
 
-    // Nothing changed: the server answers, the app still opens its stream.
+    // Nothing changed: no subscription was left behind, the server answers, the app
+    // still opens its stream.
+    push_streams_become(s, 0).await;
     healthz_ok(s).await;
     let mut again = send(
         s,
@@ -339,4 +386,32 @@ async fn bad_request_heads_are_refused_and_change_nothing(backend: Backend) {
     );
     assert!(seen.starts_with("HTTP/1.1 200 OK\r\n"), "{seen}");
     fx.segl.audit_ok();
+}
+
+async fn shutdown_ends_the_streams_and_stops_accepting(backend: Backend) {
+    let mut fx = AppFx::new(backend, "", false);
+    let now = unix_now() as i64;
+    let mut stream = send(
+        &fx.server,
+        signed_head(&fx, now, "nonce-sigterm-00001", "").as_bytes(),
+    )
+    .await;
+    let mut seen = String::new();
+    assert!(
+        read_until(&mut stream, &mut seen, "}\n\n", Duration::from_secs(10)).await,
+        "{seen}"
+    );
+    // A connection still sending its head when the signal comes.
+    let mut half = send(&fx.server, format!("GET {EVENTS} HTTP/1.1\r\n").as_bytes()).await;
+    let addr = fx.server.base_url.trim_start_matches("http://").to_string();
+    let status = fx.server.terminate(Duration::from_secs(10));
+    assert!(status.success(), "segl serve after SIGTERM: {status}");
+    // The open stream ended (the server closed it, nothing more was sent).
+    let rest = read_to_close(&mut stream, Duration::from_secs(5)).await;
+    assert!(!rest.contains("event:"), "{rest:?}");
+    let _ = read_to_close(&mut half, Duration::from_secs(5)).await;
+    assert!(
+        TcpStream::connect(&addr).await.is_err(),
+        "the port still accepts after shutdown"
+    );
 }

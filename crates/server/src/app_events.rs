@@ -38,11 +38,20 @@ const MAX_HEAD: usize = 8 * 1024;
 const MAX_HEADERS: usize = 32;
 /// How long a new connection may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// The headers every answer carries, as `crate::ops::layers` sets them for the routes.
-const SECURITY_HEADERS: &str = "x-content-type-options: nosniff\r\n\
-    x-frame-options: DENY\r\n\
-    referrer-policy: no-referrer\r\n\
-    cache-control: no-store\r\n";
+/// A write that makes no progress this long (the app stopped reading) ends the stream.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The headers every answer carries: a date, and what `crate::ops::layers` sets for the
+/// routes.
+fn common_headers() -> String {
+    format!(
+        "date: {}\r\nx-content-type-options: nosniff\r\nx-frame-options: DENY\r\n\
+         referrer-policy: no-referrer\r\ncontent-security-policy: {}\r\n\
+         cache-control: no-store\r\n",
+        httpdate::fmt_http_date(std::time::SystemTime::now()),
+        crate::ops::CONTENT_SECURITY_POLICY,
+    )
+}
 
 /// The connections for the HTTP server: all but the app event streams, which are served
 /// apart as they arrive.
@@ -77,13 +86,24 @@ impl axum::serve::Listener for SplitListener {
     }
 }
 
+/// Accepts until the server shuts down (the push hub closes, or the HTTP server stops
+/// taking connections); the listener is then dropped, so new connections are refused
+/// instead of accepted and reset.
 async fn accept_loop(
     listener: TcpListener,
     tx: mpsc::Sender<(TcpStream, SocketAddr)>,
     st: AppState,
 ) {
+    let hub = st.push.clone();
+    let closing = hub.closed();
+    tokio::pin!(closing);
     loop {
-        let (io, addr) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = &mut closing => break,
+            _ = tx.closed() => break,
+        };
+        let (io, addr) = match accepted {
             Ok(conn) => conn,
             Err(e) => {
                 accept_failed(e).await;
@@ -145,9 +165,10 @@ async fn serve(mut io: TcpStream, st: AppState) {
         }
     };
     let head = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n{SECURITY_HEADERS}connection: close\r\n\r\n"
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n{}connection: close\r\n\r\n",
+        common_headers()
     );
-    if io.write_all(head.as_bytes()).await.is_err() {
+    if !write(&mut io, head.as_bytes()).await {
         return;
     }
     let mut probe = [0u8; 8];
@@ -158,11 +179,19 @@ async fn serve(mut io: TcpStream, st: AppState) {
             _ = io.read(&mut probe) => None,
         };
         let Some(frame) = frame else { break };
-        if io.write_all(frame.to_wire().as_bytes()).await.is_err() {
+        if !write(&mut io, frame.to_wire().as_bytes()).await {
             break;
         }
     }
-    let _ = io.shutdown().await;
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, io.shutdown()).await;
+}
+
+/// Writes all of `bytes`; false when the connection failed or stalled.
+async fn write(io: &mut TcpStream, bytes: &[u8]) -> bool {
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, io.write_all(bytes)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Reads and checks the request head, and opens the app's feed.
@@ -179,7 +208,10 @@ async fn open(io: &mut TcpStream, st: &AppState) -> Result<EventFeed, BadHead> {
     };
     EventFeed::open(st, &method, &uri, &headers, b"")
         .await
-        .map_err(BadHead)
+        .map_err(|e| {
+            tracing::debug!(error = %e, "app event stream refused");
+            BadHead(e)
+        })
 }
 
 fn malformed(detail: &str) -> BadHead {
@@ -246,8 +278,9 @@ fn head_parts(req: &httparse::Request<'_, '_>) -> Result<(Method, Uri, HeaderMap
     }
     let announced_body = headers.contains_key(header::TRANSFER_ENCODING)
         || headers
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .any(|v| v.as_bytes() != b"0");
     if announced_body {
         return Err(malformed("the event stream's request has no body"));
     }
@@ -274,9 +307,11 @@ async fn write_error(io: &mut TcpStream, e: ApiError) -> std::io::Result<()> {
             header::CONTENT_LENGTH,
             header::CONNECTION,
             header::CACHE_CONTROL,
+            header::DATE,
             header::X_CONTENT_TYPE_OPTIONS,
             header::X_FRAME_OPTIONS,
             header::REFERRER_POLICY,
+            header::CONTENT_SECURITY_POLICY,
         ]
         .contains(name)
         {
@@ -287,7 +322,7 @@ async fn write_error(io: &mut TcpStream, e: ApiError) -> std::io::Result<()> {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(SECURITY_HEADERS.as_bytes());
+    out.extend_from_slice(common_headers().as_bytes());
     out.extend_from_slice(
         format!(
             "content-length: {}\r\nconnection: close\r\n\r\n",
@@ -296,7 +331,9 @@ async fn write_error(io: &mut TcpStream, e: ApiError) -> std::io::Result<()> {
         .as_bytes(),
     );
     out.extend_from_slice(&body);
-    io.write_all(&out).await?;
+    if !write(io, &out).await {
+        return Ok(());
+    }
     io.shutdown().await?;
     // Closing with unread bytes would send a reset, which may destroy the answer before
     // the client reads it: read what is left (a little, briefly) first.

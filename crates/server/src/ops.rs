@@ -174,6 +174,9 @@ async fn metrics(State(st): State<AppState>) -> Response {
         .into_response()
 }
 
+/// The pages' and APIs' Content-Security-Policy.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'";
+
 /// Layers for every route.
 pub fn layers(app: Router<AppState>, st: &AppState) -> Router<AppState> {
     let set = |name: &'static str, value: &'static str| {
@@ -191,10 +194,7 @@ pub fn layers(app: Router<AppState>, st: &AppState) -> Router<AppState> {
         .layer(set("x-frame-options", "DENY"))
         // No referrer: authorization codes in URLs must not leak to other sites.
         .layer(set("referrer-policy", "no-referrer"))
-        .layer(set(
-            "content-security-policy",
-            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
-        ))
+        .layer(set("content-security-policy", CONTENT_SECURITY_POLICY))
         // Spans carry the path only: queries may hold a national identity number
         // (login_hint) or a code, which must not reach the logs.
         .layer(

@@ -154,6 +154,12 @@ impl Hub {
         let _ = self.0.closing.send(true);
     }
 
+    /// Returns once [`Hub::close`] was called.
+    pub async fn closed(&self) {
+        let mut closing = self.0.closing.subscribe();
+        let _ = closing.wait_for(|c| *c).await;
+    }
+
     /// On PostgreSQL, listens for the other nodes' notifications until shutdown,
     /// reconnecting after a lost connection. Nothing to do on SQLite.
     pub fn start_listener(&self) {
