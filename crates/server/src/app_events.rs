@@ -114,7 +114,12 @@ async fn accept_loop(
         let st = st.clone();
         tokio::spawn(async move {
             if is_event_stream(&io).await {
-                serve(io, st).await;
+                // A task of its own for the stream: this one's state (the server's
+                // state, the channel, the address) would otherwise stay with every idle
+                // connection.
+                if let Some((io, feed)) = start(io, st).await {
+                    tokio::spawn(stream(io, feed));
+                }
             } else {
                 // The HTTP server has stopped accepting only at shutdown.
                 let _ = tx.send((io, addr)).await;
@@ -152,25 +157,25 @@ async fn is_event_stream(io: &TcpStream) -> bool {
 /// A request head that could not be taken: the answer to write before closing.
 struct BadHead(ApiError);
 
-/// Serves one app's event stream on a connection of its own, then closes it.
-async fn serve(mut io: TcpStream, st: AppState) {
-    // Boxed, as is the feed's own read: what they need lives only while they run, not in
-    // the idle connection's task.
-    let opened = Box::pin(open(&mut io, &st)).await;
-    let mut feed = match opened {
+/// Reads and checks the request of an event stream; answers a refusal and closes, or
+/// writes the head of the stream and gives back the connection and the app's feed.
+async fn start(mut io: TcpStream, st: AppState) -> Option<(TcpStream, EventFeed)> {
+    let feed = match open(&mut io, &st).await {
         Ok(feed) => feed,
         Err(BadHead(e)) => {
-            let _ = Box::pin(write_error(&mut io, e)).await;
-            return;
+            let _ = write_error(&mut io, e).await;
+            return None;
         }
     };
     let head = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n{}connection: close\r\n\r\n",
         common_headers()
     );
-    if !write(&mut io, head.as_bytes()).await {
-        return;
-    }
+    write(&mut io, head.as_bytes()).await.then_some((io, feed))
+}
+
+/// Sends the feed's events until it ends or the app goes away, then closes.
+async fn stream(mut io: TcpStream, mut feed: EventFeed) {
     let mut probe = [0u8; 8];
     loop {
         let frame = tokio::select! {
