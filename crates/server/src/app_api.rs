@@ -953,15 +953,16 @@ async fn events(
 
 async fn next_for(st: &AppState, app_id: &str) -> Result<Next, ApiError> {
     let mut c = st.store.read().await?;
+    // One query while the app is active (every wake-up of every stream); the device's
+    // whole record only when it is not.
+    if let Some(pending) = apps::pending_if_active(&mut c, app_id, st.now()).await? {
+        let list: Vec<_> = pending.iter().map(request_view).collect();
+        return Ok(Next::Requests(json!({"requests": list}).to_string()));
+    }
     let device = apps::by_app_id(&mut c, app_id)
         .await?
         .ok_or_else(|| ApiError::Internal("a connected app vanished".into()))?;
-    if device.state != AppDeviceState::Active {
-        return Ok(Next::Deactivated(device_view(&device).to_string()));
-    }
-    let pending = apps::pending_for(&mut c, app_id, st.now()).await?;
-    let list: Vec<_> = pending.iter().map(request_view).collect();
-    Ok(Next::Requests(json!({"requests": list}).to_string()))
+    Ok(Next::Deactivated(device_view(&device).to_string()))
 }
 
 #[derive(Deserialize)]

@@ -285,20 +285,25 @@ const REQUEST_COLS: &str = "id, person_id, app_id, flow_id, rp_name, text, verif
      created_at, expires_at, state, decided_at, user_verification, signature";
 
 fn request_row(r: &dyn Get) -> Result<AppRequest> {
+    request_row_at(r, 0)
+}
+
+/// A request from the row's columns `at` … `at + 12`, in the order of [`REQUEST_COLS`].
+fn request_row_at(r: &dyn Get, at: usize) -> Result<AppRequest> {
     Ok(AppRequest {
-        id: r.text(0)?,
-        person_id: r.text(1)?,
-        app_id: r.text(2)?,
-        flow_id: r.text(3)?,
-        rp_name: r.text(4)?,
-        text: r.text(5)?,
-        verification_code: r.text(6)?,
-        created_at: r.int(7)?,
-        expires_at: r.int(8)?,
-        state: RequestState::parse(&r.text(9)?)?,
-        decided_at: r.opt_int(10)?,
-        user_verification: r.opt_text(11)?,
-        signature: r.opt_text(12)?,
+        id: r.text(at)?,
+        person_id: r.text(at + 1)?,
+        app_id: r.text(at + 2)?,
+        flow_id: r.text(at + 3)?,
+        rp_name: r.text(at + 4)?,
+        text: r.text(at + 5)?,
+        verification_code: r.text(at + 6)?,
+        created_at: r.int(at + 7)?,
+        expires_at: r.int(at + 8)?,
+        state: RequestState::parse(&r.text(at + 9)?)?,
+        decided_at: r.opt_int(at + 10)?,
+        user_verification: r.opt_text(at + 11)?,
+        signature: r.opt_text(at + 12)?,
     })
 }
 
@@ -338,6 +343,40 @@ pub async fn pending_for(c: &mut impl Db, app_id: &str, now: i64) -> Result<Vec<
     );
     c.fetch_all(&sql, &[app_id.into(), now.into()], request_row)
         .await
+}
+
+/// What [`pending_for`] gives, in one query, when the device is active; `None` when it is
+/// not active or unknown. An app's event stream reads this on every wake-up.
+pub async fn pending_if_active(
+    c: &mut impl Db,
+    app_id: &str,
+    now: i64,
+) -> Result<Option<Vec<AppRequest>>> {
+    let cols: Vec<String> = REQUEST_COLS
+        .split(',')
+        .map(|col| format!("r.{}", col.trim()))
+        .collect();
+    let sql = format!(
+        "SELECT d.state, {} FROM app_devices d LEFT JOIN app_requests r \
+         ON r.app_id = d.app_id AND r.state = 'pending' AND r.expires_at > $2 \
+         WHERE d.app_id = $1 ORDER BY r.created_at, r.id",
+        cols.join(", ")
+    );
+    let rows = c
+        .fetch_all(&sql, &[app_id.into(), now.into()], |r| {
+            let active = r.text(0)? == "active";
+            // No waiting request: one row, its request columns NULL.
+            let request = match r.opt_text(1)? {
+                Some(_) => Some(request_row_at(r, 1)?),
+                None => None,
+            };
+            Ok((active, request))
+        })
+        .await?;
+    match rows.first() {
+        Some((true, _)) => Ok(Some(rows.into_iter().filter_map(|(_, q)| q).collect())),
+        _ => Ok(None),
+    }
 }
 
 /// How many requests wait for a device now (not answered, not lapsed).

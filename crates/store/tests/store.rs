@@ -943,6 +943,27 @@ async fn app_requests_are_answered_once_by_their_active_device() {
             .map(|q| q.id)
             .collect();
         assert_eq!(pending, ["r1"], "a lapsed request is not offered");
+        // The same in the event stream's one query; none for another app's list.
+        let ids = |l: Option<Vec<apps::AppRequest>>| -> Option<Vec<String>> {
+            l.map(|l| l.into_iter().map(|q| q.id).collect())
+        };
+        assert_eq!(
+            ids(apps::pending_if_active(&mut c, "A1", 160).await.unwrap()),
+            Some(vec!["r1".to_string()])
+        );
+        assert_eq!(
+            ids(apps::pending_if_active(&mut c, "A1", 100).await.unwrap()),
+            Some(vec!["r1".to_string(), "r2".to_string()]),
+            "oldest first"
+        );
+        assert_eq!(
+            ids(apps::pending_if_active(&mut c, "B1", 160).await.unwrap()),
+            Some(vec![])
+        );
+        assert_eq!(
+            ids(apps::pending_if_active(&mut c, "nope", 160).await.unwrap()),
+            None
+        );
 
         assert_eq!(
             apps::decide(&mut c, "r1", "B1", &yes, 160).await.unwrap(),
@@ -1005,6 +1026,13 @@ async fn app_requests_are_answered_once_by_their_active_device() {
         assert_eq!(
             apps::request(&mut c, "r4").await.unwrap().unwrap().state,
             RequestState::Pending
+        );
+        // A deactivated device's waiting request is not offered to it.
+        assert!(
+            apps::pending_if_active(&mut c, "A1", 181)
+                .await
+                .unwrap()
+                .is_none()
         );
         drop(c);
         db.close().await;
