@@ -388,6 +388,7 @@ async fn bad_request_heads_are_refused_and_change_nothing(backend: Backend) {
     fx.segl.audit_ok();
 }
 
+/// Also: an idle stream gets a keep-alive comment after 15 s.
 async fn shutdown_ends_the_streams_and_stops_accepting(backend: Backend) {
     let mut fx = AppFx::new(backend, "", false);
     let now = unix_now() as i64;
@@ -401,6 +402,13 @@ async fn shutdown_ends_the_streams_and_stops_accepting(backend: Backend) {
         read_until(&mut stream, &mut seen, "}\n\n", Duration::from_secs(10)).await,
         "{seen}"
     );
+    // Quiet for 15 s: a keep-alive comment, and nothing else.
+    let mut quiet = String::new();
+    assert!(
+        read_until(&mut stream, &mut quiet, ":\n\n", Duration::from_secs(25)).await,
+        "no keep-alive: {quiet:?}"
+    );
+    assert_eq!(quiet, ":\n\n");
     // A connection still sending its head when the signal comes.
     let mut half = send(&fx.server, format!("GET {EVENTS} HTTP/1.1\r\n").as_bytes()).await;
     let addr = fx.server.base_url.trim_start_matches("http://").to_string();
