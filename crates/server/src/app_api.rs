@@ -932,21 +932,17 @@ async fn events(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let feed = EventFeed::open(&st, &method, &uri, &headers, &body).await?;
+    // The same bytes as the small listener writes ([`Frame::to_wire`]).
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
-        let event = match feed.next().await? {
-            Frame::Requests(list) => axum::response::sse::Event::default()
-                .event("requests")
-                .data(list),
-            Frame::Deactivated(view) => axum::response::sse::Event::default()
-                .event("deactivated")
-                .data(view),
-            Frame::KeepAlive => axum::response::sse::Event::default().comment(""),
-        };
-        Some((Ok::<_, std::convert::Infallible>(event), feed))
+        let frame = feed.next().await?;
+        Some((Ok::<_, std::convert::Infallible>(frame.to_wire()), feed))
     });
     Ok((
-        [(axum::http::header::CACHE_CONTROL, "no-store")],
-        axum::response::sse::Sse::new(stream),
+        [
+            (axum::http::header::CONTENT_TYPE, "text/event-stream"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        axum::body::Body::from_stream(stream),
     )
         .into_response())
 }

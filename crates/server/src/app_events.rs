@@ -44,13 +44,14 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The headers every answer carries: a date, and what `crate::ops::layers` sets for the
 /// routes.
 fn common_headers() -> String {
-    format!(
-        "date: {}\r\nx-content-type-options: nosniff\r\nx-frame-options: DENY\r\n\
-         referrer-policy: no-referrer\r\ncontent-security-policy: {}\r\n\
-         cache-control: no-store\r\n",
-        httpdate::fmt_http_date(std::time::SystemTime::now()),
-        crate::ops::CONTENT_SECURITY_POLICY,
-    )
+    let mut out = format!(
+        "date: {}\r\ncache-control: no-store\r\n",
+        httpdate::fmt_http_date(std::time::SystemTime::now())
+    );
+    for (name, value) in crate::ops::SECURITY_HEADERS {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out
 }
 
 /// The connections for the HTTP server: all but the app event streams, which are served
@@ -308,18 +309,13 @@ async fn write_error(io: &mut TcpStream, e: ApiError) -> std::io::Result<()> {
     .into_bytes();
     for (name, value) in &parts.headers {
         // Written below, once each.
-        if [
+        let common = [
             header::CONTENT_LENGTH,
             header::CONNECTION,
             header::CACHE_CONTROL,
             header::DATE,
-            header::X_CONTENT_TYPE_OPTIONS,
-            header::X_FRAME_OPTIONS,
-            header::REFERRER_POLICY,
-            header::CONTENT_SECURITY_POLICY,
-        ]
-        .contains(name)
-        {
+        ];
+        if common.contains(name) || crate::ops::SECURITY_HEADERS.iter().any(|(n, _)| name == n) {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());

@@ -174,27 +174,34 @@ async fn metrics(State(st): State<AppState>) -> Response {
         .into_response()
 }
 
-/// The pages' and APIs' Content-Security-Policy.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'";
+/// The headers every answer carries unless its handler set them. Also written by the apps'
+/// event-stream listener (`crate::app_events`), which answers without these layers.
+pub const SECURITY_HEADERS: [(&str, &str); 4] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    // No referrer: authorization codes in URLs must not leak to other sites.
+    ("referrer-policy", "no-referrer"),
+    (
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'",
+    ),
+];
 
 /// Layers for every route.
 pub fn layers(app: Router<AppState>, st: &AppState) -> Router<AppState> {
-    let set = |name: &'static str, value: &'static str| {
-        SetResponseHeaderLayer::if_not_present(
-            header::HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        )
-    };
-    app.layer(DefaultBodyLimit::max(st.settings.max_body_bytes))
+    let app = app
+        .layer(DefaultBodyLimit::max(st.settings.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
+        ));
+    let app = SECURITY_HEADERS.iter().fold(app, |app, &(name, value)| {
+        app.layer(SetResponseHeaderLayer::if_not_present(
+            header::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
         ))
-        .layer(set("x-content-type-options", "nosniff"))
-        .layer(set("x-frame-options", "DENY"))
-        // No referrer: authorization codes in URLs must not leak to other sites.
-        .layer(set("referrer-policy", "no-referrer"))
-        .layer(set("content-security-policy", CONTENT_SECURITY_POLICY))
+    });
+    app
         // Spans carry the path only: queries may hold a national identity number
         // (login_hint) or a code, which must not reach the logs.
         .layer(

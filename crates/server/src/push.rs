@@ -70,14 +70,6 @@ impl Subscription {
             _ = self.closing.changed() => false,
         }
     }
-
-    /// Like [`Subscription::wait`], but gives up after `d` (then true: look anyway).
-    pub async fn wait_at_most(&mut self, d: Duration) -> bool {
-        match tokio::time::timeout(d, self.wait()).await {
-            Ok(open) => open,
-            Err(_) => !*self.closing.borrow(),
-        }
-    }
 }
 
 impl Drop for Subscription {

@@ -352,18 +352,21 @@ pub async fn pending_if_active(
     app_id: &str,
     now: i64,
 ) -> Result<Option<Vec<AppRequest>>> {
-    let cols: Vec<String> = REQUEST_COLS
-        .split(',')
-        .map(|col| format!("r.{}", col.trim()))
-        .collect();
-    let sql = format!(
-        "SELECT d.state, {} FROM app_devices d LEFT JOIN app_requests r \
-         ON r.app_id = d.app_id AND r.state = 'pending' AND r.expires_at > $2 \
-         WHERE d.app_id = $1 ORDER BY r.created_at, r.id",
-        cols.join(", ")
-    );
+    // Built once: it runs on every wake-up of every app's stream.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let cols: Vec<String> = REQUEST_COLS
+            .split(',')
+            .map(|col| format!("r.{}", col.trim()))
+            .collect();
+        format!(
+            "SELECT d.state, {} FROM app_devices d LEFT JOIN app_requests r \
+             ON r.app_id = d.app_id AND r.state = 'pending' AND r.expires_at > $2 \
+             WHERE d.app_id = $1 ORDER BY r.created_at, r.id",
+            cols.join(", ")
+        )
+    });
     let rows = c
-        .fetch_all(&sql, &[app_id.into(), now.into()], |r| {
+        .fetch_all(&SQL, &[app_id.into(), now.into()], |r| {
             let active = r.text(0)? == "active";
             // No waiting request: one row, its request columns NULL.
             let request = match r.opt_text(1)? {
