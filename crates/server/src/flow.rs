@@ -698,9 +698,11 @@ async fn check_password(
                 let (_, flow) =
                     load(&mut c, &id, browser.as_deref(), Some(csrf.as_deref())).await?;
                 flow.expect_password(now)?;
-                let person = person_of(&mut c, &flow).await?.unwrap_or_default();
-                let record = persons::password(&mut c, &person).await?;
-                Ok::<_, ApiError>((person, record))
+                let found = match &flow.nin {
+                    Some(n) => persons::password_by_nin(&mut c, n.as_str()).await?,
+                    None => None,
+                };
+                Ok::<_, ApiError>(found.unwrap_or_default())
             })
         })
         .await?;
@@ -803,16 +805,12 @@ async fn password_step(
         PasswordCheck::Accepted => {
             // The lock is read again inside the transaction: guesses counted while this one
             // was being hashed may have locked the password, and then it is not accepted.
-            let locked = persons::password(c, person_id)
-                .await?
-                .is_none_or(|r| r.locked);
-            if locked {
-                PasswordCheck::Locked
-            } else {
-                // Not skipped when the count read before hashing was 0: a wrong guess may
-                // have been counted meanwhile, and a right password ends the run.
-                persons::password_succeeded(c, person_id).await?;
+            // Not skipped when the count read before hashing was 0: a wrong guess may have
+            // been counted meanwhile, and a right password ends the run.
+            if persons::password_accepted(c, person_id).await? {
                 PasswordCheck::Accepted
+            } else {
+                PasswordCheck::Locked
             }
         }
         other => other,

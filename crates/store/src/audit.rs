@@ -10,7 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::db::Db;
+use crate::db::{Arg, Db};
 use crate::{Conn, Result, StoreError};
 
 /// An event to record. Never put a secret or a national identity number in `data`.
@@ -62,17 +62,54 @@ fn chain_hash(
 }
 
 const ADVANCE_HEAD: &str = "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash";
-// The trigger `audit_log_advance_head` (migration 0002) moves the head's hash along.
+// The trigger `audit_log_advance_head` (SQLite's migration 0002) moves the head's hash along.
 const INSERT_ENTRY: &str = "INSERT INTO audit_log (seq, ts, event, subject, client_id, data, prev_hash, hash) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
+// PostgreSQL: the same append as one statement (migration 0013), so one round trip and
+// one update of the head row per entry. `audit_chain_hash` is `chain_hash` in SQL.
+const APPEND_PG: &str = "WITH head AS (\
+     UPDATE audit_head SET seq = seq + 1, prev_hash = hash, \
+     hash = audit_chain_hash(hash, seq + 1, $1, $2, $3, $4, $5) \
+     WHERE id = 1 RETURNING seq, prev_hash, hash) \
+     INSERT INTO audit_log (seq, ts, event, subject, client_id, data, prev_hash, hash) \
+     SELECT seq, $1, $2, $3, $4, $5, prev_hash, hash FROM head RETURNING seq";
+
+/// PostgreSQL: the append preceded by other data-modifying CTEs (`name AS (INSERT …), `,
+/// their parameters numbered from $6), so the rows an event records and the event itself are
+/// written by one statement. Bind [`append_pg_args`] first, then the CTEs' parameters.
+pub(crate) fn append_pg_after(ctes: &str) -> String {
+    APPEND_PG.replacen("WITH ", &format!("WITH {ctes}"), 1)
+}
+
+/// The parameters $1–$5 of the PostgreSQL append; `data` is `e.data` as text.
+pub(crate) fn append_pg_args<'a>(e: &Event<'a>, data: &'a str, now: i64) -> [Arg<'a>; 5] {
+    [
+        now.into(),
+        e.event.into(),
+        e.subject.into(),
+        e.client_id.into(),
+        data.into(),
+    ]
+}
+
+/// Runs a statement of [`append_pg_after`] and returns the entry's `seq`.
+pub(crate) async fn run_append_pg(c: &mut impl Db, sql: &str, args: &[Arg<'_>]) -> Result<i64> {
+    c.fetch_optional(sql, args, |r| r.int(0))
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("the audit log has no head row".into()))
+}
+
 /// Appends an event in the caller's transaction.
 pub async fn append(c: &mut impl Db, e: &Event<'_>, now: i64) -> Result<i64> {
+    let data = e.data.to_string();
+    if c.is_postgres() {
+        return run_append_pg(c, APPEND_PG, &append_pg_args(e, &data, now)).await;
+    }
     let (seq, prev) = c
         .fetch_optional(ADVANCE_HEAD, &[], |r| Ok((r.int(0)?, r.text(1)?)))
         .await?
         .ok_or_else(|| StoreError::Corrupt("the audit log has no head row".into()))?;
-    let data = e.data.to_string();
     let hash = chain_hash(&prev, seq, now, e.event, e.subject, e.client_id, &data);
     c.execute(
         INSERT_ENTRY,

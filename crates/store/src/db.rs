@@ -112,6 +112,9 @@ pub trait Db: Send {
     ) -> impl Future<Output = Result<Vec<T>>> + Send;
     /// Rows changed, for statements that return no rows (use `fetch_*` with `RETURNING`).
     fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> impl Future<Output = Result<u64>> + Send;
+    /// Whether this is PostgreSQL, for the few statements written for it alone (where one
+    /// statement saves a round trip that SQLite, in process, does not make).
+    fn is_postgres(&self) -> bool;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -190,6 +193,10 @@ impl Db for Conn {
             .await?
             .rows_affected())
     }
+
+    fn is_postgres(&self) -> bool {
+        self.backend_name() == "PostgreSQL"
+    }
 }
 
 /// Transactions and pooled connections run their statements on the connection they hold.
@@ -214,6 +221,9 @@ macro_rules! deref_db {
             }
             fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> impl Future<Output = Result<u64>> + Send {
                 Db::execute(&mut **self, sql, args)
+            }
+            fn is_postgres(&self) -> bool {
+                Db::is_postgres(&**self)
             }
         }
     )*};
@@ -272,6 +282,10 @@ impl Db for Lite<'_> {
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
         let mut st = self.prepare(sql, args)?;
         Ok(st.raw_execute()? as u64)
+    }
+
+    fn is_postgres(&self) -> bool {
+        false
     }
 }
 
@@ -335,6 +349,13 @@ impl Db for Txn<'_> {
 
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
         on_conn!(self, c => c.execute(sql, args).await)
+    }
+
+    fn is_postgres(&self) -> bool {
+        match &self.conn {
+            TxnConn::Lite(_) => false,
+            TxnConn::Sqlx(c) => c.is_postgres(),
+        }
     }
 }
 

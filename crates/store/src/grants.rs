@@ -120,23 +120,137 @@ async fn redeem(c: &mut Conn, kind: Kind, hash: &str, now: i64) -> Result<Redeem
 }
 
 /// Stores an access token.
+// PostgreSQL: a first redemption and the token's person in one statement; the columns of
+// `token_row`, then the person's (NULL when the person was deleted).
+static REDEEM_WITH_PERSON: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+    [REDEEM_CODE, REDEEM_REFRESH].map(|redeem| {
+        format!(
+            "WITH r AS ({redeem}) SELECT r.*, p.id, p.sub, p.nin, p.name, p.birthdate, p.phone, \
+             p.email, p.created_at FROM r LEFT JOIN persons p ON p.id = r.person_id"
+        )
+    })
+});
+
+// PostgreSQL: a grant's new tokens and its audit event in one statement, without and with
+// a refresh token (see `audit::append_pg_after`).
+static ISSUE_PG: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+    let access = format!("access AS ({}), ", shift_params(INSERT_ACCESS, 5));
+    let refresh = format!("refresh AS ({}), ", shift_params(INSERT_REFRESH, 11));
+    [
+        audit::append_pg_after(&access),
+        audit::append_pg_after(&format!("{access}{refresh}")),
+    ]
+});
+
+/// `sql` with every parameter `$n` renumbered `$(n + by)`.
+fn shift_params(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut rest = sql;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn token_args(t: &TokenRow) -> [crate::db::Arg<'_>; 6] {
+    [
+        (&t.hash).into(),
+        (&t.client_id).into(),
+        (&t.person_id).into(),
+        (&t.grant_id).into(),
+        (&t.grant_data).into(),
+        t.expires_at.into(),
+    ]
+}
+
+/// Stores a grant's new tokens and records its event: one round trip on PostgreSQL.
+async fn issue(c: &mut Conn, t: &NewTokens, now: i64) -> Result<()> {
+    use crate::db::Db as _;
+    let event = t.event.as_event();
+    if !c.is_postgres() {
+        insert_access(c, &t.access).await?;
+        if let Some(r) = &t.refresh {
+            insert_refresh(c, r).await?;
+        }
+        audit::append(c, &event, now).await?;
+        return Ok(());
+    }
+    let data = event.data.to_string();
+    let mut args = audit::append_pg_args(&event, &data, now).to_vec();
+    args.extend(token_args(&t.access));
+    if let Some(r) = &t.refresh {
+        args.extend(token_args(r));
+    }
+    let sql = &ISSUE_PG[usize::from(t.refresh.is_some())];
+    audit::run_append_pg(c, sql, &args).await?;
+    Ok(())
+}
+
+/// Redeems a code or refresh token and, on its first use, reads its person: one round
+/// trip on PostgreSQL, two elsewhere.
+async fn redeem_with_person(
+    c: &mut Conn,
+    kind: Kind,
+    hash: &str,
+    now: i64,
+) -> Result<(Redeem, Option<Person>)> {
+    use crate::db::Db as _;
+    if !c.is_postgres() {
+        let redeemed = redeem(c, kind, hash, now).await?;
+        let person = match &redeemed {
+            Redeem::Fresh(row) => persons::by_id(c, &row.person_id).await?,
+            _ => None,
+        };
+        return Ok((redeemed, person));
+    }
+    let sql = &REDEEM_WITH_PERSON[match kind {
+        Kind::Code => 0,
+        Kind::Refresh => 1,
+    }];
+    let fresh = c
+        .fetch_optional(sql, &[hash.into(), now.into()], |r| {
+            let row = TokenRow {
+                hash: r.text(0)?,
+                client_id: r.text(1)?,
+                person_id: r.text(2)?,
+                grant_id: r.text(3)?,
+                grant_data: r.text(4)?,
+                expires_at: r.int(5)?,
+            };
+            let person = match r.opt_text(6)? {
+                Some(_) => Some(persons::person_at(r, 6)?),
+                None => None,
+            };
+            Ok((row, person))
+        })
+        .await?;
+    if let Some((row, person)) = fresh {
+        return Ok((Redeem::Fresh(row), person));
+    }
+    let (_, reused) = kind.sql();
+    let again = sqlx::query(reused).bind(hash).fetch_optional(c).await?;
+    Ok(match again {
+        Some(r) => (Redeem::Reused(token_row(&r)?), None),
+        None => (Redeem::Invalid, None),
+    })
+}
+
 pub async fn insert_access(c: &mut impl Db, t: &TokenRow) -> Result<()> {
     insert_token(c, INSERT_ACCESS, t).await
 }
 
 async fn insert_token(c: &mut impl Db, sql: &'static str, t: &TokenRow) -> Result<()> {
-    c.execute(
-        sql,
-        &[
-            (&t.hash).into(),
-            (&t.client_id).into(),
-            (&t.person_id).into(),
-            (&t.grant_id).into(),
-            (&t.grant_data).into(),
-            t.expires_at.into(),
-        ],
-    )
-    .await?;
+    c.execute(sql, &token_args(t)).await?;
     Ok(())
 }
 
@@ -265,7 +379,8 @@ impl Store {
                 .await;
         }
         let mut tx = self.begin().await?;
-        let row = match redeem(&mut tx, kind, &hash, now).await? {
+        let (redeemed, person) = redeem_with_person(&mut tx, kind, &hash, now).await?;
+        let row = match redeemed {
             Redeem::Fresh(row) => row,
             Redeem::Reused(row) => {
                 // Racing reuses of one token each revoke the whole grant; on PostgreSQL two
@@ -285,7 +400,6 @@ impl Store {
             }
             Redeem::Invalid => return Ok(Redeemed::Invalid),
         };
-        let person = persons::by_id(&mut tx, &row.person_id).await?;
         // As on the writer thread: a panicking decision rolls back (tx is dropped).
         let (decision, value) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             decide(&row, person.as_ref())
@@ -293,11 +407,7 @@ impl Store {
         .map_err(|_| StoreError::Internal("a grant's decision panicked".into()))?;
         match decision {
             Decision::Issue(t) => {
-                insert_access(&mut tx, &t.access).await?;
-                if let Some(r) = &t.refresh {
-                    insert_refresh(&mut tx, r).await?;
-                }
-                audit::append(&mut tx, &t.event.as_event(), now).await?;
+                issue(&mut tx, &t, now).await?;
                 tx.commit().await?;
             }
             Decision::Refuse { spend: true } => tx.commit().await?,
@@ -510,4 +620,17 @@ pub async fn revoke_person(c: &mut impl Db, person_id: &str) -> Result<(u64, u64
     )
     .await?;
     Ok((sessions, tokens))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parameters_are_renumbered_in_one_pass() {
+        assert_eq!(
+            super::shift_params("VALUES ($1, $2, $10, '$', $6)", 11),
+            "VALUES ($12, $13, $21, '$', $17)"
+        );
+        assert!(super::ISSUE_PG[1].contains("VALUES ($12, $13, $14, $15, $16, $17, NULL, 0)"));
+        assert!(super::ISSUE_PG[1].contains("VALUES ($6, $7, $8, $9, $10, $11, 0)"));
+    }
 }

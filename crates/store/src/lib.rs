@@ -251,6 +251,11 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 "contact change",
                 include_str!("../migrations/postgres/0012_contact_change.sql"),
             ),
+            (
+                13,
+                "audit append in one statement",
+                include_str!("../migrations/postgres/0013_audit_one_statement.sql"),
+            ),
         ],
     };
     files

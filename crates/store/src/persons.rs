@@ -58,15 +58,20 @@ macro_rules! person_select {
 }
 
 fn person(r: &dyn Get) -> Result<Person> {
+    person_at(r, 0)
+}
+
+/// A person from the columns of `person_select!` starting at column `at` (of a join).
+pub(crate) fn person_at(r: &dyn Get, at: usize) -> Result<Person> {
     Ok(Person {
-        id: r.text(0)?,
-        sub: r.text(1)?,
-        nin: r.text(2)?,
-        name: r.text(3)?,
-        birthdate: r.text(4)?,
-        phone: r.opt_text(5)?,
-        email: r.opt_text(6)?,
-        created_at: r.int(7)?,
+        id: r.text(at)?,
+        sub: r.text(at + 1)?,
+        nin: r.text(at + 2)?,
+        name: r.text(at + 3)?,
+        birthdate: r.text(at + 4)?,
+        phone: r.opt_text(at + 5)?,
+        email: r.opt_text(at + 6)?,
+        created_at: r.int(at + 7)?,
     })
 }
 
@@ -160,6 +165,32 @@ pub async fn password(c: &mut impl Db, person_id: &str) -> Result<Option<Passwor
     .await
 }
 
+/// The person with this national identity number and their password record, in one read
+/// (the password step's look-up before hashing). `None` for an unknown number.
+pub async fn password_by_nin(
+    c: &mut impl Db,
+    nin: &str,
+) -> Result<Option<(String, Option<PasswordRecord>)>> {
+    c.fetch_optional(
+        "SELECT p.id, w.phc, w.failures, w.locked, w.changed_at FROM persons p \
+         LEFT JOIN passwords w ON w.person_id = p.id WHERE p.nin = $1",
+        &[nin.into()],
+        |r| {
+            let record = match r.opt_text(1)? {
+                Some(phc) => Some(PasswordRecord {
+                    phc,
+                    failures: r.int(2)?,
+                    locked: r.int(3)? != 0,
+                    changed_at: r.int(4)?,
+                }),
+                None => None,
+            };
+            Ok((r.text(0)?, record))
+        },
+    )
+    .await
+}
+
 /// Counts a wrong password atomically and locks at `max`; returns (failures, locked).
 pub async fn password_failed(c: &mut impl Db, person_id: &str, max: u32) -> Result<(i64, bool)> {
     c.fetch_optional(
@@ -173,14 +204,38 @@ pub async fn password_failed(c: &mut impl Db, person_id: &str, max: u32) -> Resu
     .ok_or_else(|| StoreError::NotFound("password".into()))
 }
 
+const CLEAR_FAILURES: &str =
+    "UPDATE passwords SET failures = 0 WHERE person_id = $1 AND failures <> 0";
+
 /// Clears the failure counter after a right password.
-pub async fn password_succeeded(c: &mut impl Db, person_id: &str) -> Result<()> {
-    c.execute(
-        "UPDATE passwords SET failures = 0 WHERE person_id = $1 AND failures <> 0",
-        &[person_id.into()],
-    )
-    .await?;
+async fn password_succeeded(c: &mut impl Db, person_id: &str) -> Result<()> {
+    c.execute(CLEAR_FAILURES, &[person_id.into()]).await?;
     Ok(())
+}
+
+/// After a right password was hashed outside the transaction: whether the password may
+/// still be accepted, read again inside it (wrong guesses counted meanwhile may have
+/// locked it; a missing record is not accepted), and if so its failures cleared. On
+/// PostgreSQL one statement; the SELECT sees the row as the transaction's snapshot has it,
+/// as the separate read does.
+pub async fn password_accepted(c: &mut impl Db, person_id: &str) -> Result<bool> {
+    if c.is_postgres() {
+        let locked = c
+            .fetch_optional(
+                "WITH cleared AS (UPDATE passwords SET failures = 0 \
+                 WHERE person_id = $1 AND failures <> 0 AND locked = 0) \
+                 SELECT locked FROM passwords WHERE person_id = $1",
+                &[person_id.into()],
+                |r| r.int(0),
+            )
+            .await?;
+        return Ok(locked == Some(0));
+    }
+    if password(c, person_id).await?.is_none_or(|r| r.locked) {
+        return Ok(false);
+    }
+    password_succeeded(c, person_id).await?;
+    Ok(true)
 }
 
 /// Unlocks a locked password (support).

@@ -203,6 +203,54 @@ async fn concurrent_audit_appends_stay_one_chain() {
     }
 }
 
+/// On PostgreSQL the entry's hash is computed in SQL (`audit_chain_hash`) and checked by
+/// `verify` in Rust: both must encode every string alike, control characters and quotes
+/// included, and with and without a subject and a client.
+#[tokio::test]
+async fn audit_hashes_agree_for_awkward_text() {
+    let controls: String = (1u8..0x20).map(char::from).collect();
+    let texts = [
+        controls.as_str(),
+        "quote \" backslash \\ slash / del \u{7f}",
+        "æøå ÆØÅ 😀 \u{2028}\u{2029} \u{fffd}",
+        "",
+        "null",
+        "{\"json\": [1, 2]}",
+    ];
+    for db in backends().await {
+        let mut tx = db.store.begin().await.unwrap();
+        for (i, t) in texts.iter().enumerate() {
+            for (subject, client) in [(None, None), (Some(*t), Some(*t))] {
+                audit::append(
+                    &mut tx,
+                    &Event {
+                        event: t,
+                        subject,
+                        client_id: client,
+                        data: json!({"text": t, "n": i}),
+                    },
+                    i64::MAX - i as i64,
+                )
+                .await
+                .unwrap();
+            }
+        }
+        tx.commit().await.unwrap();
+        let mut c = db.store.conn().await.unwrap();
+        assert_eq!(
+            intact_chain(&mut c).await,
+            2 * texts.len() as i64,
+            "{}",
+            db.url
+        );
+        let last = audit::latest(&mut c, 1).await.unwrap();
+        assert_eq!(last[0].seq, 2 * texts.len() as i64);
+        assert_eq!(last[0].subject.as_deref(), Some(texts[texts.len() - 1]));
+        drop(c);
+        db.close().await;
+    }
+}
+
 #[tokio::test]
 async fn duplicate_person_is_refused_and_nothing_changes() {
     for db in backends().await {
