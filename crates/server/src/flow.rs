@@ -311,7 +311,13 @@ pub async fn run_step(
     let password_check = match &step {
         Step::Password(pw) => Some(check_password(st, id, browser, csrf, pw, now).await?),
         Step::Answers(answers) => {
-            Some(crate::self_service::check_answers(st, id, browser, csrf, answers, now).await?)
+            let (check, person) =
+                crate::self_service::check_answers(st, id, browser, csrf, answers, now).await?;
+            Some(Checked {
+                check,
+                person,
+                read: None,
+            })
         }
         _ => None,
     };
@@ -375,7 +381,7 @@ fn step_body(
     st: AppState,
     at: StepAt,
     step: Step,
-    password_check: Option<(PasswordCheck, String)>,
+    password_check: Option<Checked>,
 ) -> impl for<'a> FnOnce(Txn<'a>) -> Body<'a, Result<StepOutcome, ApiError>> + Send + 'static {
     move |mut tx| Box::pin(async move { apply_step(&st, &mut tx, at, step, password_check).await })
 }
@@ -387,11 +393,17 @@ async fn apply_step(
     tx: &mut impl Db,
     at: StepAt,
     step: Step,
-    password_check: Option<(PasswordCheck, String)>,
+    mut password_check: Option<Checked>,
 ) -> Result<StepOutcome, ApiError> {
     let now = at.now;
-    let (mut row, mut flow) =
-        load(tx, &at.id, at.browser.as_deref(), Some(at.csrf.as_deref())).await?;
+    // The flow as the password check read it, before hashing: not read again. If it has
+    // changed since, the version-guarded save below fails and this step's writes are undone.
+    let read_before = password_check.as_mut().and_then(|c| c.read.take());
+    let reused = read_before.is_some();
+    let (mut row, mut flow) = match read_before {
+        Some(read) => read,
+        None => load(tx, &at.id, at.browser.as_deref(), Some(at.csrf.as_deref())).await?,
+    };
     let before = row.data.clone();
     let state_before = flow.state;
     let request_before = flow.app.as_ref().map(|a| a.request_id.clone());
@@ -407,7 +419,11 @@ async fn apply_step(
         Step::ChooseAnother => flow.choose_another(now),
         Step::Otp(code) => otp_step(st, tx, &mut flow, &code, now).await?,
         Step::Password(_) => match password_check {
-            Some((check, person_id)) => {
+            Some(Checked {
+                check,
+                person: person_id,
+                ..
+            }) => {
                 let r = password_step(st, tx, &mut flow, check, &person_id, now).await?;
                 known_person = Some(person_id).filter(|p| !p.is_empty());
                 r
@@ -415,7 +431,11 @@ async fn apply_step(
             None => Err(FlowError::InvalidState("password")),
         },
         Step::Answers(_) => match password_check {
-            Some((check, person_id)) => {
+            Some(Checked {
+                check,
+                person: person_id,
+                ..
+            }) => {
                 let r = crate::self_service::answers_step(tx, &mut flow, check, &person_id, now)
                     .await?;
                 known_person = Some(person_id).filter(|p| !p.is_empty());
@@ -486,7 +506,7 @@ async fn apply_step(
         .await?;
     }
     row.data = serde_json::to_string(&flow).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if row.data != before {
+    if row.data != before || reused {
         flows::update(tx, &mut row).await?;
     }
     Ok((
@@ -675,6 +695,14 @@ async fn otp_event(
     Ok(())
 }
 
+/// What was found out before the step's transaction: the verdict on the secret, the person
+/// (empty when unknown) and, for the password, the flow as it was read.
+struct Checked {
+    check: PasswordCheck,
+    person: String,
+    read: Option<(FlowRow, LoginFlow)>,
+}
+
 /// Verifies the password outside any transaction. Unknown persons and locked passwords
 /// cost one dummy hash, so timing does not tell them apart from a wrong password.
 async fn check_password(
@@ -684,25 +712,25 @@ async fn check_password(
     csrf: Option<&str>,
     password: &str,
     now: i64,
-) -> Result<(PasswordCheck, String), ApiError> {
+) -> Result<Checked, ApiError> {
     let (id, browser, csrf) = (
         id.to_string(),
         browser.map(str::to_string),
         csrf.map(str::to_string),
     );
     // Reads only: on SQLite one job of the writer thread instead of a hand-off per query.
-    let (person, record) = st
+    let (read, (person, record)) = st
         .store
         .relaxed(move |mut c| {
             Box::pin(async move {
-                let (_, flow) =
+                let (row, flow) =
                     load(&mut c, &id, browser.as_deref(), Some(csrf.as_deref())).await?;
                 flow.expect_password(now)?;
                 let found = match &flow.nin {
                     Some(n) => persons::password_by_nin(&mut c, n.as_str()).await?,
                     None => None,
                 };
-                Ok::<_, ApiError>(found.unwrap_or_default())
+                Ok::<_, ApiError>(((row, flow), found.unwrap_or_default()))
             })
         })
         .await?;
@@ -755,7 +783,11 @@ async fn check_password(
         // No password set: treated as a wrong password.
         ((None, _), _) => PasswordCheck::Wrong,
     };
-    Ok((check, person))
+    Ok(Checked {
+        check,
+        person,
+        read: Some(read),
+    })
 }
 
 async fn password_step(
@@ -858,30 +890,16 @@ async fn finish(
     }
     let auth_time = flow.auth_time.unwrap_or(now);
     let acr = flow.acr();
-    let cookie = oidc::start_session(st, c, &person, auth_time, acr, &flow.amr).await?;
-    let url = oidc::issue_code(
-        st,
-        c,
-        &flow.request,
-        &person,
-        auth_time,
-        acr,
-        &flow.amr,
-        now,
-    )
-    .await?;
+    let (session, cookie) = oidc::new_session(st, &person, auth_time, acr, &flow.amr);
+    let (code, url) = oidc::new_code(st, &flow.request, &person, auth_time, acr, &flow.amr, now)?;
+    let event = Event {
+        event: "login.success",
+        subject: Some(&person),
+        client_id: Some(&flow.request.client_id),
+        data: json!({"amr": flow.amr, "acr": acr}),
+    };
+    segl_store::grants::record_login(c, &session, &code, &event, now).await?;
     flow.redirect_to = Some(url);
-    audit::append(
-        c,
-        &Event {
-            event: "login.success",
-            subject: Some(&person),
-            client_id: Some(&flow.request.client_id),
-            data: json!({"amr": flow.amr, "acr": acr}),
-        },
-        now,
-    )
-    .await?;
     st.metrics.logins_ok.inc();
     Ok(Some(cookie))
 }

@@ -601,6 +601,21 @@ pub async fn issue_code(
     amr: &[String],
     now: i64,
 ) -> Result<String, segl_store::StoreError> {
+    let (row, url) = new_code(st, req, person_id, auth_time, acr, amr, now)?;
+    grants::insert_code(c, &row).await?;
+    Ok(url)
+}
+
+/// An authorization code for a finished login, to be stored, and the redirect URL with it.
+pub fn new_code(
+    st: &AppState,
+    req: &AuthRequest,
+    person_id: &str,
+    auth_time: i64,
+    acr: &str,
+    amr: &[String],
+    now: i64,
+) -> Result<(TokenRow, String), segl_store::StoreError> {
     let grant = Grant {
         v: 1,
         grant_id: random_token(16),
@@ -619,18 +634,14 @@ pub async fn issue_code(
     let code = random_token(32);
     let data = serde_json::to_string(&grant)
         .map_err(|e| segl_store::StoreError::Corrupt(e.to_string()))?;
-    grants::insert_code(
-        c,
-        &TokenRow {
-            hash: sha256_b64url(code.as_bytes()),
-            client_id: req.client_id.clone(),
-            person_id: person_id.to_string(),
-            grant_id: grant.grant_id.clone(),
-            grant_data: data,
-            expires_at: now + st.settings.policy.auth_code_ttl_secs,
-        },
-    )
-    .await?;
+    let row = TokenRow {
+        hash: sha256_b64url(code.as_bytes()),
+        client_id: req.client_id.clone(),
+        person_id: person_id.to_string(),
+        grant_id: grant.grant_id.clone(),
+        grant_data: data,
+        expires_at: now + st.settings.policy.auth_code_ttl_secs,
+    };
     let mut url = Url::parse(&req.redirect_uri)
         .map_err(|e| segl_store::StoreError::Corrupt(e.to_string()))?;
     {
@@ -641,37 +652,32 @@ pub async fn issue_code(
         }
         q.append_pair("iss", &st.settings.issuer);
     }
-    Ok(url.to_string())
+    Ok((row, url.to_string()))
 }
 
-/// Starts a single sign-on session and returns the cookie value.
-pub async fn start_session(
+/// A single sign-on session, to be stored, and its cookie.
+pub fn new_session(
     st: &AppState,
-    c: &mut impl Db,
     person_id: &str,
     auth_time: i64,
     acr: &str,
     amr: &[String],
-) -> Result<Cookie<'static>, segl_store::StoreError> {
+) -> (Session, Cookie<'static>) {
     let value = random_token(32);
-    grants::insert_session(
-        c,
-        &Session {
-            id_hash: sha256_b64url(value.as_bytes()),
-            person_id: person_id.to_string(),
-            auth_time,
-            acr: acr.to_string(),
-            amr: amr.to_vec(),
-            expires_at: auth_time + st.settings.policy.session_ttl_secs,
-        },
-    )
-    .await?;
+    let session = Session {
+        id_hash: sha256_b64url(value.as_bytes()),
+        person_id: person_id.to_string(),
+        auth_time,
+        acr: acr.to_string(),
+        amr: amr.to_vec(),
+        expires_at: auth_time + st.settings.policy.session_ttl_secs,
+    };
     let mut cookie = Cookie::new(SESSION_COOKIE, value);
     cookie.set_http_only(true);
     cookie.set_same_site(SameSite::Lax);
     cookie.set_secure(st.settings.cookie_secure);
     cookie.set_path("/");
-    Ok(cookie)
+    (session, cookie)
 }
 
 // ---------------------------------------------------------------------------------------

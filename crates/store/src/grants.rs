@@ -504,19 +504,58 @@ pub struct Session {
 
 /// Starts a session.
 pub async fn insert_session(c: &mut impl Db, s: &Session) -> Result<()> {
-    let amr = serde_json::to_string(&s.amr).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    c.execute(
-        "INSERT INTO sessions (id_hash, person_id, auth_time, acr, amr, expires_at, ended) VALUES ($1, $2, $3, $4, $5, $6, 0)",
-        &[
-            (&s.id_hash).into(),
-            (&s.person_id).into(),
-            s.auth_time.into(),
-            (&s.acr).into(),
-            (&amr).into(),
-            s.expires_at.into(),
-        ],
-    )
-    .await?;
+    let amr = session_amr(s)?;
+    c.execute(INSERT_SESSION, &session_args(s, &amr)).await?;
+    Ok(())
+}
+
+const INSERT_SESSION: &str = "INSERT INTO sessions (id_hash, person_id, auth_time, acr, amr, expires_at, ended) \
+     VALUES ($1, $2, $3, $4, $5, $6, 0)";
+
+fn session_amr(s: &Session) -> Result<String> {
+    serde_json::to_string(&s.amr).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn session_args<'a>(s: &'a Session, amr: &'a str) -> [crate::db::Arg<'a>; 6] {
+    [
+        (&s.id_hash).into(),
+        (&s.person_id).into(),
+        s.auth_time.into(),
+        (&s.acr).into(),
+        amr.into(),
+        s.expires_at.into(),
+    ]
+}
+
+// PostgreSQL: a finished login's session, its code and its audit event in one statement.
+static LOGIN_PG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    audit::append_pg_after(&format!(
+        "session AS ({}), code AS ({}), ",
+        shift_params(INSERT_SESSION, 5),
+        shift_params(INSERT_CODE, 11)
+    ))
+});
+
+/// Records a finished login: its single sign-on session, its authorization code and its
+/// audit event (one round trip on PostgreSQL).
+pub async fn record_login(
+    c: &mut impl Db,
+    session: &Session,
+    code: &TokenRow,
+    event: &Event<'_>,
+    now: i64,
+) -> Result<()> {
+    if !c.is_postgres() {
+        insert_session(c, session).await?;
+        insert_code(c, code).await?;
+        audit::append(c, event, now).await?;
+        return Ok(());
+    }
+    let (data, amr) = (event.data.to_string(), session_amr(session)?);
+    let mut args = audit::append_pg_args(event, &data, now).to_vec();
+    args.extend(session_args(session, &amr));
+    args.extend(token_args(code));
+    audit::run_append_pg(c, &LOGIN_PG, &args).await?;
     Ok(())
 }
 
@@ -632,5 +671,6 @@ mod tests {
         );
         assert!(super::ISSUE_PG[1].contains("VALUES ($12, $13, $14, $15, $16, $17, NULL, 0)"));
         assert!(super::ISSUE_PG[1].contains("VALUES ($6, $7, $8, $9, $10, $11, 0)"));
+        assert!(super::LOGIN_PG.contains("VALUES ($12, $13, $14, $15, $16, $17, NULL)"));
     }
 }
