@@ -21,7 +21,6 @@ use segl_crypto::jose::JwsAlg;
 use segl_crypto::random::{ct_eq, pkce_s256_matches, random_token, sha256, sha256_b64url};
 use segl_store::audit::{self, Event, OwnedEvent};
 use segl_store::clients::{self, AuthMethod, Client};
-use segl_store::db::Db;
 use segl_store::grants::{self, Decide, Decision, Kind, NewTokens, Redeemed, Session, TokenRow};
 use segl_store::{flows, persons};
 use serde_json::{Value, json};
@@ -495,20 +494,10 @@ async fn start_or_resume(
         (s, _) => s,
     };
     if let Some(s) = session.filter(|_| !req.prompt.contains(&Prompt::Login)) {
-        let mut tx = st.store.begin().await.map_err(server)?;
-        let url = issue_code(
-            st,
-            &mut tx,
-            &req,
-            &s.person_id,
-            s.auth_time,
-            &s.acr,
-            &s.amr,
-            now,
-        )
-        .await
-        .map_err(server)?;
-        tx.commit().await.map_err(|e| server(e.into()))?;
+        let (code, url) =
+            new_code(st, &req, &s.person_id, s.auth_time, &s.acr, &s.amr, now).map_err(server)?;
+        let mut c = st.store.conn().await.map_err(server)?;
+        grants::insert_code(&mut c, &code).await.map_err(server)?;
         st.metrics.sso_total.inc();
         return Ok(Redirect::to(&url).into_response());
     }
@@ -587,23 +576,6 @@ pub fn browser_cookie(st: &AppState, value: String) -> Cookie<'static> {
     c.set_secure(st.settings.cookie_secure);
     c.set_path("/");
     c
-}
-
-/// Creates an authorization code for a finished login and returns the redirect URL.
-#[allow(clippy::too_many_arguments)] // one call site per origin (flow or session); a struct would only rename these
-pub async fn issue_code(
-    st: &AppState,
-    c: &mut impl Db,
-    req: &AuthRequest,
-    person_id: &str,
-    auth_time: i64,
-    acr: &str,
-    amr: &[String],
-    now: i64,
-) -> Result<String, segl_store::StoreError> {
-    let (row, url) = new_code(st, req, person_id, auth_time, acr, amr, now)?;
-    grants::insert_code(c, &row).await?;
-    Ok(url)
 }
 
 /// An authorization code for a finished login, to be stored, and the redirect URL with it.
