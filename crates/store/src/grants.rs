@@ -385,8 +385,14 @@ impl Store {
             Redeem::Reused(row) => {
                 // Racing reuses of one token each revoke the whole grant; on PostgreSQL two
                 // of them can lock its rows in a cycle ("deadlock detected", seen with twelve
-                // at once). One at a time per grant: this path holds no row lock yet (the
-                // first UPDATE matched nothing). SQLite has one writer.
+                // at once), so they go one at a time per grant (SQLite has one writer). The
+                // UPDATE that found the token used may still hold a lock on its row: having
+                // waited for the row, PostgreSQL locks its newest version before checking the
+                // WHERE again, and keeps that lock though nothing was updated. Waiting for the
+                // grant's turn while holding it deadlocks with the reuse whose turn it is, so
+                // the revocation starts a transaction of its own, holding no lock.
+                tx.rollback().await?;
+                let mut tx = self.begin().await?;
                 if self.backend() == crate::Backend::Postgres {
                     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1)::bigint)")
                         .bind(&row.grant_id)
