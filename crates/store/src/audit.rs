@@ -75,11 +75,43 @@ const APPEND_PG: &str = "WITH head AS (\
      INSERT INTO audit_log (seq, ts, event, subject, client_id, data, prev_hash, hash) \
      SELECT seq, $1, $2, $3, $4, $5, prev_hash, hash FROM head RETURNING seq";
 
-/// PostgreSQL: the append preceded by other data-modifying CTEs (`name AS (INSERT …), `,
-/// their parameters numbered from $6), so the rows an event records and the event itself are
-/// written by one statement. Bind [`append_pg_args`] first, then the CTEs' parameters.
-pub(crate) fn append_pg_after(ctes: &str) -> String {
+/// PostgreSQL: the append preceded by other data-modifying statements, each a CTE
+/// `name AS (sql)` with its parameters renumbered to follow the append's $1–$5 and those of
+/// the statements before it, so the rows an event records and the event itself are written
+/// by one statement. Bind [`append_pg_args`] first, then each statement's parameters in order.
+pub(crate) fn append_pg_after(statements: &[(&str, &str)]) -> String {
+    let mut ctes = String::new();
+    let mut bound = 5;
+    for (name, sql) in statements {
+        let (shifted, count) = shift_params(sql, bound);
+        ctes.push_str(&format!("{name} AS ({shifted}), "));
+        bound += count;
+    }
     APPEND_PG.replacen("WITH ", &format!("WITH {ctes}"), 1)
+}
+
+/// `sql` with every parameter `$n` renumbered `$(n + by)`, and the highest `n` it has.
+fn shift_params(sql: &str, by: usize) -> (String, usize) {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut highest = 0;
+    let mut rest = sql;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => {
+                highest = highest.max(n);
+                out.push_str(&(n + by).to_string());
+            }
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    (out, highest)
 }
 
 /// The parameters $1–$5 of the PostgreSQL append; `data` is `e.data` as text.
@@ -298,4 +330,15 @@ pub async fn for_subject(
         })
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parameters_are_renumbered_in_one_pass() {
+        assert_eq!(
+            super::shift_params("VALUES ($1, $2, $10, '$', $6)", 11),
+            ("VALUES ($12, $13, $21, '$', $17)".to_string(), 10)
+        );
+    }
 }
