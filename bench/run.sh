@@ -30,6 +30,12 @@ PEOPLE=${PEOPLE:-32}
 IDLE_STARTS=${IDLE_STARTS:-5}
 BACKENDS=${BACKENDS:-"sqlite postgres"}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+# How segl reaches the PostgreSQL on this machine: "socket" (its Unix socket in PG_SOCKET_DIR,
+# how a database on the same host is reached; the default when the socket is there) or
+# "tcp" (the admin URL's host and port, with TLS when the server offers it: sqlx's
+# sslmode=prefer).
+PG_SOCKET_DIR=${PG_SOCKET_DIR:-/var/run/postgresql}
+if [[ -S $PG_SOCKET_DIR/.s.PGSQL.5432 ]]; then PG_TRANSPORT=${PG_TRANSPORT:-socket}; else PG_TRANSPORT=${PG_TRANSPORT:-tcp}; fi
 REDIRECT_URI=http://127.0.0.1:9/cb
 BENCHES=${BENCHES:-"core app pki"}
 # The app section (SQLite): persons with an activated app each; the push latency at steady
@@ -167,6 +173,7 @@ wait_quiet
     echo "machine mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     echo "machine kernel=$(uname -r)"
     echo "machine disk=$(df -h "$WORK" | awk 'NR==2 {print $1" ("$2")"}')"
+    echo "postgres transport=$PG_TRANSPORT ($(psql "$PG_ADMIN_URL" -Atc 'show ssl' 2>/dev/null | sed 's/^/server ssl=/'))"
     echo "tools $(rustc --version) / node $(node --version 2>/dev/null) / oidc-provider $(node -p "require('$ROOT/bench/peer/node_modules/oidc-provider/package.json').version" 2>/dev/null) / $(psql --version 2>/dev/null | sed -n 1p) / $(openssl version 2>/dev/null)"
     # BENCH_COMMIT names the commit when the tree is not a git checkout (an exported copy).
     echo "segl commit ${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- crates 2>/dev/null || echo ' (crates/ modified)')}"
@@ -205,6 +212,7 @@ for backend in $CORE_BACKENDS; do
         PG_DB=segl_bench_$$_$RANDOM
         psql "$PG_ADMIN_URL" -qc "CREATE DATABASE \"$PG_DB\"" >/dev/null
         url=${PG_ADMIN_URL%/*}/$PG_DB
+        [[ $PG_TRANSPORT == socket ]] && url="postgres://postgres@localhost/$PG_DB?host=$PG_SOCKET_DIR"
     fi
     log "$backend: setup ($PEOPLE persons)"
     setup_args=(--segl "$SEGL" --data-dir "$data" --people "$PEOPLE" --out "$WORK/people-$backend.json"

@@ -35,25 +35,6 @@ async fn get(url: &str) -> Resp {
     Resp::fetch(no_redirect_client().get(url), format!("GET {url}")).await
 }
 
-/// The value of an unlabelled counter sample in a Prometheus/OpenMetrics text.
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix(' '))
-                .map(str::trim)
-        })
-        .unwrap_or_else(|| panic!("no sample {name} in /metrics:\n{text}"))
-        .parse::<f64>()
-        .unwrap_or_else(|e| panic!("sample {name} is no number ({e}):\n{text}")) as u64
-}
-
-async fn metrics(server: &Server) -> String {
-    let r = get(&server.url("/metrics")).await;
-    r.expect_status(200);
-    r.body
-}
-
 /// Runs a command, killing it (and failing) if it runs longer than `limit`.
 fn run_with_limit(mut c: Command, limit: Duration, what: &str) -> Output {
     c.stdin(Stdio::null())

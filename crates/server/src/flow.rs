@@ -49,7 +49,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A step a client can take.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Step {
     /// National identity number.
     Identify(String),
@@ -79,6 +79,25 @@ pub struct Stepped {
     pub cookies: Vec<Cookie<'static>>,
     /// Push keys to publish once the step has committed (an app with a new request).
     pub pushes: Vec<String>,
+    /// What the step adds to the metrics once it has committed.
+    tally: Tally,
+}
+
+/// What a step adds to the metrics: counted once its transaction has committed, so an
+/// attempt that was undone and run again counts once.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    otp_failures: u64,
+    logins_ok: u64,
+    logins_failed: u64,
+}
+
+impl Tally {
+    fn count(&self, st: &AppState) {
+        st.metrics.otp_failures.inc_by(self.otp_failures);
+        st.metrics.logins_ok.inc_by(self.logins_ok);
+        st.metrics.logins_failed.inc_by(self.logins_failed);
+    }
 }
 
 /// The flow as the API shows it.
@@ -224,6 +243,7 @@ pub(crate) async fn start_in_browser(
         expires_at: flow.expires_at,
     };
     let now = st.now();
+    let kept = row.clone();
     st.store
         .transact(move |mut tx| {
             Box::pin(async move {
@@ -241,6 +261,7 @@ pub(crate) async fn start_in_browser(
             })
         })
         .await?;
+    st.store.remember_flow(&kept);
     st.metrics.flows_started.inc();
     let mut resp = axum::response::Redirect::to(&format!("/login?flow={id}")).into_response();
     if new_cookie
@@ -261,6 +282,34 @@ pub async fn load(
     let row = flows::get(c, id).await?.ok_or_else(|| {
         ApiError::problem(StatusCode::NOT_FOUND, "flow_not_found", "no such flow")
     })?;
+    let flow = check_bound(&row, browser, csrf)?;
+    Ok((row, flow))
+}
+
+/// The flow of a step: `cached` (this node's copy, see [`segl_store::flows`]) when given,
+/// else read from the database; either way bound to this browser, with its CSRF token.
+async fn load_for_step(
+    c: &mut impl Db,
+    at: &StepAt,
+    cached: Option<FlowRow>,
+) -> Result<(FlowRow, LoginFlow), ApiError> {
+    let (browser, csrf) = (at.browser.as_deref(), Some(at.csrf.as_deref()));
+    match cached {
+        Some(row) => {
+            let flow = check_bound(&row, browser, csrf)?;
+            Ok((row, flow))
+        }
+        None => load(c, &at.id, browser, csrf).await,
+    }
+}
+
+/// Checks the browser binding and, when `csrf` is given, the CSRF token; decodes the flow.
+/// Both are set when the flow is made and never change, so a cached row answers as well.
+fn check_bound(
+    row: &FlowRow,
+    browser: Option<&str>,
+    csrf: Option<Option<&str>>,
+) -> Result<LoginFlow, ApiError> {
     let bound = browser.is_some_and(|b| {
         ct_eq(
             sha256_b64url(b.as_bytes()).as_bytes(),
@@ -283,8 +332,7 @@ pub async fn load(
             "the CSRF token is missing or wrong",
         ));
     }
-    let flow = decode(&row)?;
-    Ok((row, flow))
+    decode(row)
 }
 
 /// Loads a flow for a read by the browser bound to it (no CSRF token: nothing changes).
@@ -306,21 +354,6 @@ pub async fn run_step(
     step: Step,
 ) -> Result<Stepped, ApiError> {
     let now = st.now();
-    // The password is checked outside the transaction: hashing takes tens of milliseconds
-    // and must not hold the database's write lock.
-    let password_check = match &step {
-        Step::Password(pw) => Some(check_password(st, id, browser, csrf, pw, now).await?),
-        Step::Answers(answers) => {
-            let (check, person) =
-                crate::self_service::check_answers(st, id, browser, csrf, answers, now).await?;
-            Some(Checked {
-                check,
-                person,
-                read: None,
-            })
-        }
-        _ => None,
-    };
     // Moving between the first steps is only the flow's progress: a power cut may take it
     // back (the person repeats a step), so it need not wait for the disk. Codes, passwords,
     // audit events and the finished login do; `apply_step` refuses, as a bug, a relaxed
@@ -336,12 +369,23 @@ pub async fn run_step(
         now,
         relaxed,
     };
-    // One transaction: on SQLite one job of the group-commit writer (see Store::transact).
-    let body = step_body(st.clone(), at, step, password_check);
-    let (stepped, result) = if relaxed {
-        st.store.relaxed(body).await?
-    } else {
-        st.store.transact(body).await?
+    // This node's copy of the flow saves reading it. If the step fails with it, the copy
+    // may have been stale (see segl_store::flows): the step runs once more from the
+    // database. Nothing of the failed attempt remains: its transaction was undone, and its
+    // counters and pushes only count once a transaction has committed.
+    let tried = match st.store.cached_flow(id, now) {
+        Some(row) => match attempt(st, &at, step.clone(), Some(row)).await {
+            Ok(done) => Some(done),
+            Err(_) => {
+                st.store.forget_flow(id);
+                None
+            }
+        },
+        None => None,
+    };
+    let (stepped, result) = match tried {
+        Some(done) => done,
+        None => attempt(st, &at, step, None).await?,
     };
     // Off the response path: the answer does not wait for NOTIFY, so its timing does not
     // tell whether the person has an app.
@@ -365,9 +409,54 @@ pub async fn run_step(
     Ok(stepped)
 }
 
+/// One attempt at a step, with `cached` as its flow when given. Its transaction committed
+/// when this returns `Ok`, even with a refused step; this node then keeps the flow.
+async fn attempt(
+    st: &AppState,
+    at: &StepAt,
+    step: Step,
+    cached: Option<FlowRow>,
+) -> Result<StepOutcome, ApiError> {
+    let id = &at.id;
+    let (browser, csrf, now) = (at.browser.as_deref(), at.csrf.as_deref(), at.now);
+    // The password is checked outside the transaction: hashing takes tens of milliseconds
+    // and must not hold the database's write lock.
+    let mut cached = cached;
+    let password_check = match &step {
+        Step::Password(pw) => Some(check_password(st, at, pw, cached.take()).await?),
+        Step::Answers(answers) => {
+            let (check, person) =
+                crate::self_service::check_answers(st, id, browser, csrf, answers, now).await?;
+            Some(Checked {
+                check,
+                person,
+                read: None,
+            })
+        }
+        _ => None,
+    };
+    // One transaction: on SQLite one job of the group-commit writer (see Store::transact).
+    let body = step_body(st.clone(), at.clone(), step, password_check, cached);
+    let done = if at.relaxed {
+        st.store.relaxed(body).await
+    } else {
+        st.store.transact(body).await
+    };
+    match &done {
+        Ok((stepped, _)) => {
+            stepped.tally.count(st);
+            st.store.remember_flow(&stepped.row);
+        }
+        // The flow's state is unknown here (the commit itself may have failed).
+        Err(_) => st.store.forget_flow(id),
+    }
+    done
+}
+
 type StepOutcome = (Stepped, Result<(), FlowError>);
 
 /// Where and when a step happens.
+#[derive(Clone)]
 struct StepAt {
     id: String,
     browser: Option<String>,
@@ -382,8 +471,11 @@ fn step_body(
     at: StepAt,
     step: Step,
     password_check: Option<Checked>,
+    cached: Option<FlowRow>,
 ) -> impl for<'a> FnOnce(Txn<'a>) -> Body<'a, Result<StepOutcome, ApiError>> + Send + 'static {
-    move |mut tx| Box::pin(async move { apply_step(&st, &mut tx, at, step, password_check).await })
+    move |mut tx| {
+        Box::pin(async move { apply_step(&st, &mut tx, at, step, password_check, cached).await })
+    }
 }
 
 /// The step inside its transaction. A refused step (wrong code…) is still saved, with its
@@ -394,16 +486,20 @@ async fn apply_step(
     at: StepAt,
     step: Step,
     mut password_check: Option<Checked>,
+    cached: Option<FlowRow>,
 ) -> Result<StepOutcome, ApiError> {
     let now = at.now;
-    // The flow as the password check read it, before hashing: not read again. If it has
-    // changed since, the version-guarded save below fails and this step's writes are undone.
+    // The flow as the password check read it before hashing, or this node's copy: not read
+    // again. Either may have changed since, so the version-guarded save below runs even when
+    // the step changed nothing; if it fails, this step's writes are undone.
     let read_before = password_check.as_mut().and_then(|c| c.read.take());
-    let reused = read_before.is_some();
+    let from_copy = cached.is_some();
+    let reused = read_before.is_some() || from_copy;
     let (mut row, mut flow) = match read_before {
         Some(read) => read,
-        None => load(tx, &at.id, at.browser.as_deref(), Some(at.csrf.as_deref())).await?,
+        None => load_for_step(tx, &at, cached).await?,
     };
+    let mut tally = Tally::default();
     let before = row.data.clone();
     let state_before = flow.state;
     let request_before = flow.app.as_ref().map(|a| a.request_id.clone());
@@ -417,7 +513,7 @@ async fn apply_step(
             cookies.push(method_cookie(st, m.as_str()));
         }),
         Step::ChooseAnother => flow.choose_another(now),
-        Step::Otp(code) => otp_step(st, tx, &mut flow, &code, now).await?,
+        Step::Otp(code) => otp_step(st, tx, &mut flow, &code, now, &mut tally).await?,
         Step::Password(_) => match password_check {
             Some(Checked {
                 check,
@@ -446,10 +542,15 @@ async fn apply_step(
         Step::AppCollect => crate::app_login::collect(tx, &mut flow, now).await?,
         Step::Cancel => flow.cancel(now),
     };
+    // On PostgreSQL a relaxed step's statements commit one by one, so one decided on this
+    // node's copy may write nothing but the flow (whose save is version-guarded): a step
+    // that would also open or cancel an app's request reads the flow again first.
+    let request_changes = flow.app.as_ref().map(|a| &a.request_id) != request_before.as_ref();
+    if at.relaxed && from_copy && (request_changes || flow.needs_app_request()) {
+        return Err(ApiError::Store(StoreError::Conflict));
+    }
     // The request the flow waited for is no longer wanted: the app drops it from its screen.
-    if request_before.is_some()
-        && flow.app.as_ref().map(|a| &a.request_id) != request_before.as_ref()
-    {
+    if request_before.is_some() && request_changes {
         for app_id in segl_store::apps::cancel_for_flow(tx, &row.id, now).await? {
             pushes.push(crate::push::app_key(&app_id));
         }
@@ -477,6 +578,9 @@ async fn apply_step(
         && flow.redirect_to.is_none()
         && let Some(cookie) = finish(st, tx, &row.id, &mut flow, known_person, now).await?
     {
+        if flow.purpose == Purpose::Login {
+            tally.logins_ok += 1;
+        }
         cookies.push(cookie);
     }
     if flow.state == LoginState::Failed && flow.redirect_to.is_none() {
@@ -491,7 +595,7 @@ async fn apply_step(
         }
     }
     if flow.state == LoginState::Failed && !before.contains("\"state\":\"failed\"") {
-        st.metrics.logins_failed.inc();
+        tally.logins_failed += 1;
         let subject = person_of(tx, &flow).await?;
         audit::append(
             tx,
@@ -515,6 +619,7 @@ async fn apply_step(
             flow,
             cookies,
             pushes,
+            tally,
         },
         result,
     ))
@@ -566,6 +671,7 @@ async fn otp_step(
     flow: &mut LoginFlow,
     code: &str,
     now: i64,
+    tally: &mut Tally,
 ) -> Result<Result<(), FlowError>, ApiError> {
     if let Err(e) = flow.expect_otp(now) {
         return Ok(Err(e));
@@ -584,7 +690,7 @@ async fn otp_step(
         // (a write to the audit log in this transaction), so neither the page nor the
         // response time tells who has an eID. The entry names no person and no number.
         None => {
-            st.metrics.otp_failures.inc();
+            tally.otp_failures += 1;
             otp_event(
                 c,
                 flow,
@@ -643,7 +749,7 @@ async fn otp_step(
                 OtpOutcome::Rejected => {
                     let (failures, blocked) =
                         devices::failed(c, &d.serial, policy.otp_max_failures).await?;
-                    st.metrics.otp_failures.inc();
+                    tally.otp_failures += 1;
                     otp_event(
                         c,
                         flow,
@@ -707,24 +813,17 @@ struct Checked {
 /// cost one dummy hash, so timing does not tell them apart from a wrong password.
 async fn check_password(
     st: &AppState,
-    id: &str,
-    browser: Option<&str>,
-    csrf: Option<&str>,
+    at: &StepAt,
     password: &str,
-    now: i64,
+    cached: Option<FlowRow>,
 ) -> Result<Checked, ApiError> {
-    let (id, browser, csrf) = (
-        id.to_string(),
-        browser.map(str::to_string),
-        csrf.map(str::to_string),
-    );
+    let (at, now) = (at.clone(), at.now);
     // Reads only: on SQLite one job of the writer thread instead of a hand-off per query.
     let (read, (person, record)) = st
         .store
         .relaxed(move |mut c| {
             Box::pin(async move {
-                let (row, flow) =
-                    load(&mut c, &id, browser.as_deref(), Some(csrf.as_deref())).await?;
+                let (row, flow) = load_for_step(&mut c, &at, cached).await?;
                 flow.expect_password(now)?;
                 let found = match &flow.nin {
                     Some(n) => persons::password_by_nin(&mut c, n.as_str()).await?,
@@ -900,7 +999,6 @@ async fn finish(
     };
     segl_store::grants::record_login(c, &session, &code, &event, now).await?;
     flow.redirect_to = Some(url);
-    st.metrics.logins_ok.inc();
     Ok(Some(cookie))
 }
 

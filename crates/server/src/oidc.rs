@@ -536,7 +536,7 @@ async fn start_or_resume(
     // A remembered app with a login_hint waits for the app at once: its request goes out
     // in the same transaction.
     let st2 = st.clone();
-    let pushed = st
+    let (row, pushed) = st
         .store
         .relaxed(move |mut tx| {
             Box::pin(async move {
@@ -548,11 +548,12 @@ async fn start_or_resume(
                 row.data = serde_json::to_string(&flow)
                     .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
                 flows::insert(&mut tx, &row).await?;
-                Ok::<_, crate::error::ApiError>(pushed)
+                Ok::<_, crate::error::ApiError>((row, pushed))
             })
         })
         .await
         .map_err(|e| fail("temporarily_unavailable", e.parts().2))?;
+    st.store.remember_flow(&row);
     if let Some(app_id) = pushed {
         st.push.publish(&crate::push::app_key(&app_id)).await;
     }

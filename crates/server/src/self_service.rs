@@ -267,12 +267,14 @@ async fn confirmed(
 /// Marks the flow used, if it still is unused and the CSRF token is its own; false when
 /// another request used it first.
 async fn use_flow(st: &AppState, jar: &CookieJar, id: &str, csrf: &str) -> Result<bool, ApiError> {
+    let flow_id = id;
     let (id, browser, csrf) = (
         id.to_string(),
         jar.get(BROWSER_COOKIE).map(|c| c.value().to_string()),
         csrf.to_string(),
     );
-    st.store
+    let used = st
+        .store
         .transact(move |mut tx| {
             Box::pin(async move {
                 let (mut row, mut flow) =
@@ -287,7 +289,10 @@ async fn use_flow(st: &AppState, jar: &CookieJar, id: &str, csrf: &str) -> Resul
                 Ok(true)
             })
         })
-        .await
+        .await;
+    // This node's copy of the flow (see segl_store::flows) is older than the database's now.
+    st.store.forget_flow(flow_id);
+    used
 }
 
 /// [`confirmed`] for a form post: also the flow's CSRF token. Refusals are pages.

@@ -118,9 +118,14 @@ pub struct Store {
     /// The group-commit writer of a SQLite file database (see [`writer`]).
     writer: Option<writer::Writer>,
     clients: std::sync::Arc<clients::Cache>,
+    flows: std::sync::Arc<flows::Cache>,
     /// The URL, for PostgreSQL's LISTEN connection (never logged: it may hold a password).
     url: std::sync::Arc<str>,
 }
+
+/// How long a PostgreSQL connection may sit idle in the pool before it is pinged when
+/// handed out again.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// A transaction; dereferences to a connection for the repository functions.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -288,6 +293,9 @@ impl Store {
                 AnyPoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
+                    // An in-process database cannot hang up; the ping would be a hand-off
+                    // to the connection's thread and back.
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute("PRAGMA journal_mode = WAL").await?;
@@ -305,6 +313,19 @@ impl Store {
                 AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(30))
+                    // sqlx pings every connection it hands out: a round trip that wakes the
+                    // server, as costly as a statement. A connection used in the last
+                    // second is taken as alive (as HikariCP does); if it died since, that
+                    // one statement fails and the connection is dropped.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_AFTER_IDLE {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(opts)
                     .await?
             }
@@ -319,6 +340,7 @@ impl Store {
                 AnyPoolOptions::new()
                     .max_connections(4)
                     .acquire_timeout(Duration::from_secs(30))
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute("PRAGMA query_only = ON").await?;
@@ -342,6 +364,7 @@ impl Store {
             seal: std::sync::Arc::new(seal),
             writer,
             clients: Default::default(),
+            flows: Default::default(),
             url: url.into(),
         })
     }

@@ -134,6 +134,27 @@ macro_rules! backend_tests {
     };
 }
 
+/// The value of an unlabelled counter sample in a Prometheus/OpenMetrics text.
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .map(str::trim)
+        })
+        .unwrap_or_else(|| panic!("no sample {name} in /metrics:\n{text}"))
+        .parse::<f64>()
+        .unwrap_or_else(|e| panic!("sample {name} is no number ({e}):\n{text}")) as u64
+}
+
+/// A server's `/metrics` text.
+pub async fn metrics(server: &Server) -> String {
+    let url = server.url("/metrics");
+    let r = Resp::fetch(no_redirect_client().get(&url), format!("GET {url}")).await;
+    r.expect_status(200);
+    r.body
+}
+
 /// Runs an async block on a runtime of its own in a fresh thread, so it can be used from
 /// `Drop` and from inside another runtime alike.
 fn on_own_runtime<T: Send + 'static>(
@@ -766,6 +787,7 @@ pub fn assert_problem(r: &Resp, status: u16, code: &str) -> Value {
 
 /// A browser: keeps cookies (by name, for the one server it talks to), never follows
 /// redirects, so each hop can be checked.
+#[derive(Clone)]
 pub struct Browser {
     http: reqwest::Client,
     base: String,
