@@ -49,7 +49,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A step a client can take.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Step {
     /// National identity number.
     Identify(String),
@@ -67,6 +67,23 @@ pub enum Step {
     AppCollect,
     /// Give up.
     Cancel,
+}
+
+impl Step {
+    /// The step as its transaction needs it: the password and the answers were checked
+    /// before it (see `Checked`), so they are left out rather than copied again.
+    fn for_tx(&self) -> Step {
+        match self {
+            Step::Identify(n) => Step::Identify(n.clone()),
+            Step::Method(m) => Step::Method(m.clone()),
+            Step::ChooseAnother => Step::ChooseAnother,
+            Step::Otp(c) => Step::Otp(c.clone()),
+            Step::Password(_) => Step::Password(String::new()),
+            Step::Answers(_) => Step::Answers(Vec::new()),
+            Step::AppCollect => Step::AppCollect,
+            Step::Cancel => Step::Cancel,
+        }
+    }
 }
 
 /// A flow after a step, with cookies the browser should get.
@@ -369,23 +386,31 @@ pub async fn run_step(
         now,
         relaxed,
     };
-    // This node's copy of the flow saves reading it. If the step fails with it, the copy
-    // may have been stale (see segl_store::flows): the step runs once more from the
-    // database. Nothing of the failed attempt remains: its transaction was undone, and its
-    // counters and pushes only count once a transaction has committed.
-    let tried = match st.store.cached_flow(id, now) {
-        Some(row) => match attempt(st, &at, step.clone(), Some(row)).await {
-            Ok(done) => Some(done),
-            Err(_) => {
-                st.store.forget_flow(id);
-                None
-            }
-        },
-        None => None,
+    // This node's copy of the flow saves reading it; not for collecting the app's answer,
+    // which a waiting page asks for again and again, and which would then always write.
+    let cached = match step {
+        Step::AppCollect => None,
+        _ => st.store.cached_flow(id, now),
     };
-    let (stepped, result) = match tried {
-        Some(done) => done,
-        None => attempt(st, &at, step, None).await?,
+    let used_copy = cached.is_some();
+    // A step that failed with the copy may have met a stale one (see segl_store::flows), and
+    // a relaxed step that would write more than the flow needs a transaction (Conflict):
+    // either runs once more, from the database and durably. Nothing of the failed attempt
+    // remains: its writes were undone, and its counters and pushes count only once a
+    // transaction has committed.
+    let (stepped, result) = match attempt(st, &at, &step, cached).await {
+        Ok(done) => done,
+        Err(e)
+            if used_copy || (at.relaxed && matches!(e, ApiError::Store(StoreError::Conflict))) =>
+        {
+            tracing::debug!(flow = id, error = %e, "flow step: once more from the database");
+            let at = StepAt {
+                relaxed: false,
+                ..at
+            };
+            attempt(st, &at, &step, None).await?
+        }
+        Err(e) => return Err(e),
     };
     // Off the response path: the answer does not wait for NOTIFY, so its timing does not
     // tell whether the person has an app.
@@ -414,7 +439,7 @@ pub async fn run_step(
 async fn attempt(
     st: &AppState,
     at: &StepAt,
-    step: Step,
+    step: &Step,
     cached: Option<FlowRow>,
 ) -> Result<StepOutcome, ApiError> {
     let id = &at.id;
@@ -422,7 +447,7 @@ async fn attempt(
     // The password is checked outside the transaction: hashing takes tens of milliseconds
     // and must not hold the database's write lock.
     let mut cached = cached;
-    let password_check = match &step {
+    let password_check = match step {
         Step::Password(pw) => Some(check_password(st, at, pw, cached.take()).await?),
         Step::Answers(answers) => {
             let (check, person) =
@@ -436,7 +461,13 @@ async fn attempt(
         _ => None,
     };
     // One transaction: on SQLite one job of the group-commit writer (see Store::transact).
-    let body = step_body(st.clone(), at.clone(), step, password_check, cached);
+    let body = step_body(
+        st.clone(),
+        at.clone(),
+        step.for_tx(),
+        password_check,
+        cached,
+    );
     let done = if at.relaxed {
         st.store.relaxed(body).await
     } else {
@@ -493,8 +524,7 @@ async fn apply_step(
     // again. Either may have changed since, so the version-guarded save below runs even when
     // the step changed nothing; if it fails, this step's writes are undone.
     let read_before = password_check.as_mut().and_then(|c| c.read.take());
-    let from_copy = cached.is_some();
-    let reused = read_before.is_some() || from_copy;
+    let reused = read_before.is_some() || cached.is_some();
     let (mut row, mut flow) = match read_before {
         Some(read) => read,
         None => load_for_step(tx, &at, cached).await?,
@@ -542,11 +572,11 @@ async fn apply_step(
         Step::AppCollect => crate::app_login::collect(tx, &mut flow, now).await?,
         Step::Cancel => flow.cancel(now),
     };
-    // On PostgreSQL a relaxed step's statements commit one by one, so one decided on this
-    // node's copy may write nothing but the flow (whose save is version-guarded): a step
-    // that would also open or cancel an app's request reads the flow again first.
+    // On PostgreSQL a relaxed step's statements commit one by one, so it may write nothing
+    // but the flow (whose save is version-guarded): a step that would also open or cancel
+    // an app's request is run again in a transaction (see run_step).
     let request_changes = flow.app.as_ref().map(|a| &a.request_id) != request_before.as_ref();
-    if at.relaxed && from_copy && (request_changes || flow.needs_app_request()) {
+    if at.relaxed && tx.is_postgres() && (request_changes || flow.needs_app_request()) {
         return Err(ApiError::Store(StoreError::Conflict));
     }
     // The request the flow waited for is no longer wanted: the app drops it from its screen.
@@ -871,9 +901,9 @@ async fn check_password(
         })?;
     let check = match (verdict, &record) {
         ((Some(true), rehash), _) => {
-            if let Some(phc) = rehash {
+            if let (Some(phc), Some(old)) = (rehash, &record) {
                 let mut c = st.store.conn().await?;
-                persons::rehash_password(&mut c, &person, &phc).await?;
+                persons::rehash_password(&mut c, &person, &old.phc, &phc).await?;
             }
             PasswordCheck::Accepted
         }

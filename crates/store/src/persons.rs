@@ -139,10 +139,16 @@ pub async fn set_password(c: &mut impl Db, person_id: &str, phc: &str, now: i64)
 }
 
 /// Replaces the hash only (rehash on login with new parameters).
-pub async fn rehash_password(c: &mut impl Db, person_id: &str, phc: &str) -> Result<()> {
+pub async fn rehash_password(
+    c: &mut impl Db,
+    person_id: &str,
+    old_phc: &str,
+    phc: &str,
+) -> Result<()> {
+    // Only over the hash that was verified: a password changed meanwhile stays changed.
     c.execute(
-        "UPDATE passwords SET phc = $2 WHERE person_id = $1",
-        &[person_id.into(), phc.into()],
+        "UPDATE passwords SET phc = $2 WHERE person_id = $1 AND phc = $3",
+        &[person_id.into(), phc.into(), old_phc.into()],
     )
     .await?;
     Ok(())
