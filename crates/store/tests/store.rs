@@ -1533,3 +1533,32 @@ async fn orders_move_once_and_expire_with_their_codes() {
         db.close().await;
     }
 }
+
+#[tokio::test]
+async fn a_node_keeps_the_newest_flow_it_saved_until_told_to_forget() {
+    for db in backends().await {
+        let s = &db.store;
+        assert!(s.cached_flow("f", 0).is_none(), "nothing kept yet");
+        let mut v2 = flow_row("f");
+        v2.version = 2;
+        s.remember_flow(&v2);
+        assert_eq!(s.cached_flow("f", 0).map(|r| r.version), Some(2));
+        // A slower request finishing late with an older version does not replace it.
+        s.remember_flow(&flow_row("f"));
+        assert_eq!(s.cached_flow("f", 0).map(|r| r.version), Some(2));
+        let mut v3 = flow_row("f");
+        v3.version = 3;
+        v3.data = "{\"n\":3}".into();
+        s.remember_flow(&v3);
+        let kept = s.cached_flow("f", 0).expect("the newest copy");
+        assert_eq!((kept.version, kept.data.as_str()), (3, "{\"n\":3}"));
+        // An expired flow is not handed out.
+        assert!(s.cached_flow("f", v3.expires_at).is_none(), "expired");
+        assert!(s.cached_flow("f", v3.expires_at - 1).is_some());
+        s.forget_flow("f");
+        assert!(s.cached_flow("f", 0).is_none(), "forgotten");
+        // The copy is this node's only: the database never saw these rows.
+        let mut c = s.conn().await.unwrap();
+        assert!(flows::get(&mut c, "f").await.unwrap().is_none());
+    }
+}
