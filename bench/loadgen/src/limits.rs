@@ -27,31 +27,61 @@ pub struct Argon2Args {
     /// Lanes.
     #[arg(long, default_value_t = 1)]
     p_cost: u32,
+    /// Hash with fresh memory each time (`argon2::Argon2::hash_password_into`, which
+    /// allocates and zeroes it) instead of segl's own verification, which keeps each
+    /// thread's memory. Slower: for comparison only, not the limit.
+    #[arg(long)]
+    fresh_memory: bool,
 }
 
-/// Hashes on `threads` threads until the time is up; counts finished hashes. Each hash is
-/// `hash_password_into`, the same work a PHC verification does (fresh memory each time).
+/// Verifies a password on `threads` threads until the time is up; counts finished hashes.
+/// By default each is `segl_crypto::password::PasswordHasher::verify` against a PHC string
+/// at the given parameters: the work segl does for each login, in the same way (each
+/// thread keeps its Argon2 memory between hashes), so no login can cost less hashing.
 pub fn argon2(a: &Argon2Args) -> anyhow::Result<()> {
     let params = Params::new(a.m_cost, a.t_cost, a.p_cost, Some(32))
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+    let config = segl_crypto::password::Argon2Params {
+        m_kib: a.m_cost,
+        t: a.t_cost,
+        p: a.p_cost,
+    };
+    let segl = segl_crypto::password::PasswordHasher::new(config)
+        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+    let password = crate::random_token(18);
+    let phc = segl
+        .hash(&password)
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+    let fresh = a.fresh_memory;
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(a.seconds);
     let handles: Vec<_> = (0..a.threads.max(1))
         .map(|_| {
-            let params = params.clone();
+            let (params, segl, password, phc) =
+                (params.clone(), segl.clone(), password.clone(), phc.clone());
             let stop = stop.clone();
             std::thread::spawn(move || {
                 let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-                let password = crate::random_bytes(24);
                 let mut lat = Vec::new();
                 let mut out = [0u8; 32];
                 while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
                     let salt = crate::random_bytes(16);
                     let t = Instant::now();
-                    if let Err(e) = hasher.hash_password_into(&password, &salt, &mut out) {
+                    let done = if fresh {
+                        hasher
+                            .hash_password_into(password.as_bytes(), &salt, &mut out)
+                            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+                    } else {
+                        match segl.verify(&password, &phc) {
+                            Ok(segl_crypto::password::Verification::Valid { .. }) => Ok(()),
+                            Ok(other) => Err(anyhow::anyhow!("argon2: verified as {other:?}")),
+                            Err(e) => Err(anyhow::anyhow!("argon2: {e}")),
+                        }
+                    };
+                    if let Err(e) = done {
                         stop.store(true, Ordering::Relaxed);
-                        return Err(anyhow::anyhow!("argon2: {e}"));
+                        return Err(e);
                     }
                     lat.push(t.elapsed().as_micros() as u64);
                 }
@@ -72,6 +102,8 @@ pub fn argon2(a: &Argon2Args) -> anyhow::Result<()> {
         "m_cost_kib": a.m_cost,
         "t_cost": a.t_cost,
         "p_cost": a.p_cost,
+        "what": if fresh { "argon2::Argon2::hash_password_into (fresh memory)" }
+            else { "segl_crypto::password::PasswordHasher::verify (kept memory)" },
     });
     println!("{}", crate::stats::summary("argon2", rec, elapsed, extra));
     Ok(())
