@@ -385,6 +385,7 @@ pub async fn run_step(
         csrf: csrf.map(str::to_string),
         now,
         relaxed,
+        batched: !relaxed,
     };
     // This node's copy of the flow saves reading it; not for collecting the app's answer,
     // which a waiting page asks for again and again, and which would then always write.
@@ -393,19 +394,19 @@ pub async fn run_step(
         _ => st.store.cached_flow(id, now),
     };
     let used_copy = cached.is_some();
-    // A step that failed with the copy may have met a stale one (see segl_store::flows), and
-    // a relaxed step that would write more than the flow needs a transaction (Conflict):
-    // either runs once more, from the database and durably. Nothing of the failed attempt
-    // remains: its writes were undone, and its counters and pushes count only once a
-    // transaction has committed.
+    // A step that failed with the copy may have met a stale one (see segl_store::flows); a
+    // relaxed step that would write more than the flow needs a transaction (Conflict); a
+    // batched one may have needed one, or lost a race. Each runs once more, from the
+    // database, in a transaction. Nothing of the failed attempt remains: its writes were
+    // undone or never sent, and its counters and pushes count only once a transaction has
+    // committed.
     let (stepped, result) = match attempt(st, &at, &step, cached).await {
         Ok(done) => done,
-        Err(e)
-            if used_copy || (at.relaxed && matches!(e, ApiError::Store(StoreError::Conflict))) =>
-        {
+        Err(e) if used_copy || retry_in_transaction(&at, &e) => {
             tracing::debug!(flow = id, error = %e, "flow step: once more from the database");
             let at = StepAt {
                 relaxed: false,
+                batched: false,
                 ..at
             };
             attempt(st, &at, &step, None).await?
@@ -434,6 +435,16 @@ pub async fn run_step(
     Ok(stepped)
 }
 
+/// Whether a failed first attempt may run again in a transaction: a relaxed or batched one
+/// that met a changed row, or a batched one that needed a transaction.
+fn retry_in_transaction(at: &StepAt, e: &ApiError) -> bool {
+    match e {
+        ApiError::Store(StoreError::Conflict) => at.relaxed || at.batched,
+        ApiError::Store(StoreError::NeedsTransaction) => at.batched,
+        _ => false,
+    }
+}
+
 /// One attempt at a step, with `cached` as its flow when given. Its transaction committed
 /// when this returns `Ok`, even with a refused step; this node then keeps the flow.
 async fn attempt(
@@ -460,6 +471,15 @@ async fn attempt(
         }
         _ => None,
     };
+    // Batched (one statement on PostgreSQL, see Store::batched): the code step, and the
+    // password step with a right password. A wrong one is counted in a transaction at once:
+    // a second attempt would hash it again.
+    let batched = at.batched
+        && match (step, &password_check) {
+            (Step::Otp(_), _) => true,
+            (Step::Password(_), Some(c)) => c.check == PasswordCheck::Accepted,
+            _ => false,
+        };
     // One transaction: on SQLite one job of the group-commit writer (see Store::transact).
     let body = step_body(
         st.clone(),
@@ -470,6 +490,8 @@ async fn attempt(
     );
     let done = if at.relaxed {
         st.store.relaxed(body).await
+    } else if batched {
+        st.store.batched(body).await
     } else {
         st.store.transact(body).await
     };
@@ -495,6 +517,8 @@ struct StepAt {
     now: i64,
     /// The transaction will not wait for the disk, so it may not end the flow.
     relaxed: bool,
+    /// A code or right password may be written as one batch (see `attempt`).
+    batched: bool,
 }
 
 fn step_body(

@@ -68,12 +68,23 @@ const INSERT_ENTRY: &str = "INSERT INTO audit_log (seq, ts, event, subject, clie
 
 // PostgreSQL: the same append as one statement (migration 0013), so one round trip and
 // one update of the head row per entry. `audit_chain_hash` is `chain_hash` in SQL.
-const APPEND_PG: &str = "WITH head AS (\
-     UPDATE audit_head SET seq = seq + 1, prev_hash = hash, \
-     hash = audit_chain_hash(hash, seq + 1, $1, $2, $3, $4, $5) \
-     WHERE id = 1 RETURNING seq, prev_hash, hash) \
-     INSERT INTO audit_log (seq, ts, event, subject, client_id, data, prev_hash, hash) \
-     SELECT seq, $1, $2, $3, $4, $5, prev_hash, hash FROM head RETURNING seq";
+macro_rules! head_cte {
+    () => {
+        "head AS (UPDATE audit_head SET seq = seq + 1, prev_hash = hash, \
+         hash = audit_chain_hash(hash, seq + 1, $1, $2, $3, $4, $5) \
+         WHERE id = 1 RETURNING seq, prev_hash, hash)"
+    };
+}
+macro_rules! insert_entry {
+    () => {
+        "INSERT INTO audit_log (seq, ts, event, subject, client_id, data, prev_hash, hash) \
+         SELECT seq, $1, $2, $3, $4, $5, prev_hash, hash FROM head"
+    };
+}
+const APPEND_PG: &str = concat!("WITH ", head_cte!(), " ", insert_entry!(), " RETURNING seq");
+/// The same append as two CTEs of a larger statement (see `db::Deferred`), parameters $1–$5
+/// as [`append_pg_args`].
+pub(crate) const APPEND_PG_CTES: &str = concat!(head_cte!(), ", entry AS (", insert_entry!(), ")");
 
 /// PostgreSQL: the append preceded by other data-modifying statements, each a CTE
 /// `name AS (sql)` with its parameters renumbered to follow the append's $1–$5 and those of
@@ -91,7 +102,7 @@ pub(crate) fn append_pg_after(statements: &[(&str, &str)]) -> String {
 }
 
 /// `sql` with every parameter `$n` renumbered `$(n + by)`, and the highest `n` it has.
-fn shift_params(sql: &str, by: usize) -> (String, usize) {
+pub(crate) fn shift_params(sql: &str, by: usize) -> (String, usize) {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut highest = 0;
     let mut rest = sql;
@@ -133,8 +144,15 @@ pub(crate) async fn run_append_pg(c: &mut impl Db, sql: &str, args: &[Arg<'_>]) 
 }
 
 /// Appends an event in the caller's transaction.
+///
+/// In a batched body (see [`crate::Store::batched`]) the entry is written with the body's
+/// other writes, and its `seq` is not known yet: 0 is returned.
 pub async fn append(c: &mut impl Db, e: &Event<'_>, now: i64) -> Result<i64> {
     let data = e.data.to_string();
+    if let Some(d) = c.deferred() {
+        d.audit(&append_pg_args(e, &data, now))?;
+        return Ok(0);
+    }
     if c.is_postgres() {
         return run_append_pg(c, APPEND_PG, &append_pg_args(e, &data, now)).await;
     }

@@ -115,6 +115,212 @@ pub trait Db: Send {
     /// Whether this is PostgreSQL, for the few statements written for it alone (where one
     /// statement saves a round trip that SQLite, in process, does not make).
     fn is_postgres(&self) -> bool;
+    /// The writes held back to be sent as one statement, in a body run by
+    /// [`crate::Store::batched`]; `None` elsewhere, where each statement runs when called.
+    fn deferred(&mut self) -> Option<&mut Deferred> {
+        None
+    }
+}
+
+/// A write that must change exactly one row (a version or counter guard): any other count is
+/// [`StoreError::Conflict`], and the caller's transaction is undone. In a batched body it is
+/// held back and its count checked when the batch is sent.
+pub async fn execute_one(c: &mut impl Db, sql: &str, args: &[Arg<'_>]) -> Result<()> {
+    if let Some(d) = c.deferred() {
+        return d.push(sql, args, true);
+    }
+    match c.execute(sql, args).await? {
+        1 => Ok(()),
+        _ => Err(StoreError::Conflict),
+    }
+}
+
+/// A write whose count the caller does not need; held back in a batched body.
+pub async fn write(c: &mut impl Db, sql: &str, args: &[Arg<'_>]) -> Result<()> {
+    if let Some(d) = c.deferred() {
+        return d.push(sql, args, false);
+    }
+    c.execute(sql, args).await.map(drop)
+}
+
+// ---------------------------------------------------------------------------------------
+// Batched writes (PostgreSQL)
+
+/// An owned [`Arg`], for a write held back until the batch is sent.
+#[derive(Clone, Debug)]
+enum Owned {
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+    NullInt,
+    NullText,
+    NullBlob,
+}
+
+impl Owned {
+    fn of(a: &Arg<'_>) -> Owned {
+        match *a {
+            Arg::Int(v) => Owned::Int(v),
+            Arg::Text(v) => Owned::Text(v.to_string()),
+            Arg::Blob(v) => Owned::Blob(v.to_vec()),
+            Arg::NullInt => Owned::NullInt,
+            Arg::NullText => Owned::NullText,
+            Arg::NullBlob => Owned::NullBlob,
+        }
+    }
+
+    fn arg(&self) -> Arg<'_> {
+        match self {
+            Owned::Int(v) => Arg::Int(*v),
+            Owned::Text(v) => Arg::Text(v),
+            Owned::Blob(v) => Arg::Blob(v),
+            Owned::NullInt => Arg::NullInt,
+            Owned::NullText => Arg::NullText,
+            Owned::NullBlob => Arg::NullBlob,
+        }
+    }
+}
+
+/// One held-back write.
+#[derive(Debug)]
+struct Held {
+    sql: String,
+    args: Vec<Owned>,
+    /// Must change exactly one row.
+    one_row: bool,
+}
+
+/// The writes of a batched body, sent as one statement when the body is done: each write a
+/// data-modifying CTE, the audit entry (at most one) two more, and a final
+/// `segl_require(...)` (migration 0014) that fails the whole statement, and so undoes every
+/// write, when a guarded write did not change exactly one row.
+///
+/// One statement runs in one snapshot, so a batch may not do what needs the writes before it
+/// to be visible: the body's reads run at once, before any write is held (a read after one is
+/// refused), and a table is updated at most once (PostgreSQL would apply only one of two
+/// updates of a row). Anything else is [`StoreError::NeedsTransaction`], with nothing
+/// written. The reads run outside any transaction, so whatever a write relies on from them
+/// must be in its guard.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    writes: Vec<Held>,
+    audit: Option<Vec<Owned>>,
+    /// Tables updated or deleted from so far.
+    changed: Vec<String>,
+}
+
+impl Deferred {
+    /// Whether nothing has been held back yet.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.audit.is_none()
+    }
+
+    pub(crate) fn push(&mut self, sql: &str, args: &[Arg<'_>], one_row: bool) -> Result<()> {
+        let words: Vec<&str> = sql.split_whitespace().take(3).collect();
+        let target = match words.as_slice() {
+            [verb, table, ..] if verb.eq_ignore_ascii_case("UPDATE") => Some(*table),
+            [verb, from, table]
+                if verb.eq_ignore_ascii_case("DELETE") && from.eq_ignore_ascii_case("FROM") =>
+            {
+                Some(*table)
+            }
+            [verb, into, _]
+                if verb.eq_ignore_ascii_case("INSERT") && into.eq_ignore_ascii_case("INTO") =>
+            {
+                None
+            }
+            _ => return Err(StoreError::NeedsTransaction),
+        };
+        // A write with its own RETURNING or CTEs can't be counted by the batch.
+        if sql.contains("RETURNING") || sql.contains("WITH ") {
+            return Err(StoreError::NeedsTransaction);
+        }
+        if let Some(t) = target {
+            if self.changed.iter().any(|c| c == t) {
+                return Err(StoreError::NeedsTransaction);
+            }
+            self.changed.push(t.to_string());
+        }
+        self.writes.push(Held {
+            sql: sql.to_string(),
+            args: args.iter().map(Owned::of).collect(),
+            one_row,
+        });
+        Ok(())
+    }
+
+    /// Holds back an audit entry: the arguments $1–$5 of `audit::APPEND_PG_CTES`. The chain's
+    /// head row is updated once per entry, so a batch has at most one.
+    pub(crate) fn audit(&mut self, args: &[Arg<'_>]) -> Result<()> {
+        if self.audit.is_some() {
+            return Err(StoreError::NeedsTransaction);
+        }
+        self.audit = Some(args.iter().map(Owned::of).collect());
+        Ok(())
+    }
+
+    /// The one statement and its arguments, in order.
+    fn statement(&self) -> (String, Vec<Arg<'_>>) {
+        let mut ctes = Vec::new();
+        let mut args = Vec::new();
+        let mut required = Vec::new();
+        for (i, w) in self.writes.iter().enumerate() {
+            let (sql, n) = crate::audit::shift_params(&w.sql, args.len());
+            if w.one_row {
+                ctes.push(format!("w{i} AS ({sql} RETURNING 1)"));
+                required.push(format!("(SELECT count(*) FROM w{i}) = 1"));
+            } else {
+                ctes.push(format!("w{i} AS ({sql})"));
+            }
+            debug_assert_eq!(n, w.args.len(), "parameters of a held-back write");
+            args.extend(w.args.iter().map(Owned::arg));
+        }
+        if let Some(a) = &self.audit {
+            let (sql, _) = crate::audit::shift_params(crate::audit::APPEND_PG_CTES, args.len());
+            ctes.push(sql);
+            args.extend(a.iter().map(Owned::arg));
+        }
+        let check = if required.is_empty() {
+            "TRUE".to_string()
+        } else {
+            required.join(" AND ")
+        };
+        (
+            format!("WITH {} SELECT segl_require({check})", ctes.join(", ")),
+            args,
+        )
+    }
+}
+
+/// Sends a batch's writes: nothing when there are none, a lone write as it is, else one
+/// statement. A guard that failed is [`StoreError::Conflict`], with nothing written.
+pub(crate) async fn flush(c: &mut Conn, d: Deferred) -> Result<()> {
+    if let ([w], None) = (d.writes.as_slice(), &d.audit) {
+        let args: Vec<Arg<'_>> = w.args.iter().map(Owned::arg).collect();
+        let n = c.execute(&w.sql, &args).await?;
+        return if w.one_row && n != 1 {
+            Err(StoreError::Conflict)
+        } else {
+            Ok(())
+        };
+    }
+    if d.is_empty() {
+        return Ok(());
+    }
+    let (sql, args) = d.statement();
+    match c.fetch_optional(&sql, &args, |_| Ok(())).await {
+        Err(StoreError::Db(sqlx::Error::Database(e))) if e.code().as_deref() == Some("SG409") => {
+            Err(StoreError::Conflict)
+        }
+        other => other.map(drop),
+    }
+}
+
+/// A read a batch may run at once: a plain SELECT (no CTE, which could hide a write).
+fn plain_select(sql: &str) -> bool {
+    sql.trim_start()
+        .get(..7)
+        .is_some_and(|w| w.eq_ignore_ascii_case("SELECT "))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -302,6 +508,9 @@ enum TxnConn<'a> {
     Lite(Lite<'a>),
     /// A sqlx transaction.
     Sqlx(&'a mut Conn),
+    /// A PostgreSQL connection outside any transaction: reads run at once, writes are held
+    /// back (see [`Deferred`]).
+    Batch(&'a mut Conn, &'a mut Deferred),
 }
 
 impl<'a> Txn<'a> {
@@ -316,14 +525,27 @@ impl<'a> Txn<'a> {
             conn: TxnConn::Sqlx(c),
         }
     }
+
+    pub(crate) fn batch(c: &'a mut Conn, d: &'a mut Deferred) -> Txn<'a> {
+        Txn {
+            conn: TxnConn::Batch(c, d),
+        }
+    }
 }
 
-/// Runs the same call on whichever connection the transaction has.
+/// Runs the same call on whichever connection the transaction has; a batch runs only a
+/// plain read, and only before it holds any write.
 macro_rules! on_conn {
-    ($txn:ident, $c:ident => $call:expr) => {
+    ($txn:ident, $sql:ident, $c:ident => $call:expr) => {
         match &mut $txn.conn {
             TxnConn::Lite($c) => $call,
             TxnConn::Sqlx($c) => $call,
+            TxnConn::Batch($c, d) => {
+                if !d.is_empty() || !plain_select($sql) {
+                    return Err(StoreError::NeedsTransaction);
+                }
+                $call
+            }
         }
     };
 }
@@ -335,7 +557,7 @@ impl Db for Txn<'_> {
         args: &[Arg<'_>],
         map: Map<T>,
     ) -> Result<Option<T>> {
-        on_conn!(self, c => c.fetch_optional(sql, args, map).await)
+        on_conn!(self, sql, c => c.fetch_optional(sql, args, map).await)
     }
 
     async fn fetch_all<T: Send>(
@@ -344,17 +566,30 @@ impl Db for Txn<'_> {
         args: &[Arg<'_>],
         map: Map<T>,
     ) -> Result<Vec<T>> {
-        on_conn!(self, c => c.fetch_all(sql, args, map).await)
+        on_conn!(self, sql, c => c.fetch_all(sql, args, map).await)
     }
 
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
-        on_conn!(self, c => c.execute(sql, args).await)
+        match &mut self.conn {
+            TxnConn::Lite(c) => c.execute(sql, args).await,
+            TxnConn::Sqlx(c) => c.execute(sql, args).await,
+            // The count is not known until the batch is sent.
+            TxnConn::Batch(..) => Err(StoreError::NeedsTransaction),
+        }
     }
 
     fn is_postgres(&self) -> bool {
         match &self.conn {
             TxnConn::Lite(_) => false,
             TxnConn::Sqlx(c) => c.is_postgres(),
+            TxnConn::Batch(..) => true,
+        }
+    }
+
+    fn deferred(&mut self) -> Option<&mut Deferred> {
+        match &mut self.conn {
+            TxnConn::Batch(_, d) => Some(d),
+            _ => None,
         }
     }
 }

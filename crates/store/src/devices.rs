@@ -269,24 +269,20 @@ pub async fn accepted(
     last_step: Option<i64>,
     drift: i64,
 ) -> Result<()> {
-    let n = c
-        .execute(
-            "UPDATE otp_devices SET counter = $2, last_step = $3, drift = $4, failures = 0, state = 'active' \
-             WHERE serial = $1 AND counter = $5 AND COALESCE(last_step, -1) = $6",
-            &[
-                (&d.serial).into(),
-                (counter as i64).into(),
-                last_step.into(),
-                drift.into(),
-                (d.counter as i64).into(),
-                d.last_step.unwrap_or(-1).into(),
-            ],
-        )
-        .await?;
-    if n == 0 {
-        return Err(StoreError::Conflict);
-    }
-    Ok(())
+    crate::db::execute_one(
+        c,
+        "UPDATE otp_devices SET counter = $2, last_step = $3, drift = $4, failures = 0, state = 'active' \
+         WHERE serial = $1 AND counter = $5 AND COALESCE(last_step, -1) = $6",
+        &[
+            (&d.serial).into(),
+            (counter as i64).into(),
+            last_step.into(),
+            drift.into(),
+            (d.counter as i64).into(),
+            d.last_step.unwrap_or(-1).into(),
+        ],
+    )
+    .await
 }
 
 /// Counts a wrong code atomically and blocks at `max`; returns (failures, blocked).

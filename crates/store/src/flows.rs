@@ -8,8 +8,8 @@
 //! version-guarded [`update`] of that row: if the flow changed, the update finds no row,
 //! the step's transaction is undone, and the step is run again from the database.
 
+use crate::Result;
 use crate::db::Db;
-use crate::{Result, StoreError};
 
 /// A stored flow.
 #[derive(Clone, Debug)]
@@ -70,15 +70,12 @@ pub async fn get(c: &mut impl Db, id: &str) -> Result<Option<FlowRow>> {
 
 /// Saves a flow if nobody changed it since `f.version` was read; bumps the version.
 pub async fn update(c: &mut impl Db, f: &mut FlowRow) -> Result<()> {
-    let n = c
-        .execute(
-            "UPDATE flows SET data = $2, version = version + 1 WHERE id = $1 AND version = $3",
-            &[(&f.id).into(), (&f.data).into(), f.version.into()],
-        )
-        .await?;
-    if n == 0 {
-        return Err(StoreError::Conflict);
-    }
+    crate::db::execute_one(
+        c,
+        "UPDATE flows SET data = $2, version = version + 1 WHERE id = $1 AND version = $3",
+        &[(&f.id).into(), (&f.data).into(), f.version.into()],
+    )
+    .await?;
     f.version += 1;
     Ok(())
 }

@@ -19,12 +19,30 @@ const INSERT_ACCESS: &str = "INSERT INTO access_tokens (token_hash, client_id, p
      VALUES ($1, $2, $3, $4, $5, $6, 0)";
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, client_id, person_id, grant_id, grant_data, expires_at, used_at, revoked) \
      VALUES ($1, $2, $3, $4, $5, $6, NULL, 0)";
-const REDEEM_CODE: &str = "UPDATE auth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-     RETURNING code_hash, client_id, person_id, grant_id, grant_data, expires_at";
+// Spending an unspent, unexpired value; with RETURNING, a redemption.
+macro_rules! spend_fresh_code {
+    () => {
+        "UPDATE auth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2"
+    };
+}
+macro_rules! spend_fresh_refresh {
+    () => {
+        "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND revoked = 0 \
+         AND expires_at > $2"
+    };
+}
+const SPEND_FRESH_CODE: &str = spend_fresh_code!();
+const SPEND_FRESH_REFRESH: &str = spend_fresh_refresh!();
+const REDEEM_CODE: &str = concat!(
+    spend_fresh_code!(),
+    " RETURNING code_hash, client_id, person_id, grant_id, grant_data, expires_at"
+);
 const REUSED_CODE: &str = "SELECT code_hash, client_id, person_id, grant_id, grant_data, expires_at FROM auth_codes \
      WHERE code_hash = $1 AND used_at IS NOT NULL";
-const REDEEM_REFRESH: &str = "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND revoked = 0 \
-     AND expires_at > $2 RETURNING token_hash, client_id, person_id, grant_id, grant_data, expires_at";
+const REDEEM_REFRESH: &str = concat!(
+    spend_fresh_refresh!(),
+    " RETURNING token_hash, client_id, person_id, grant_id, grant_data, expires_at"
+);
 const REUSED_REFRESH: &str = "SELECT token_hash, client_id, person_id, grant_id, grant_data, expires_at FROM refresh_tokens \
      WHERE token_hash = $1 AND used_at IS NOT NULL";
 // The writer thread is SQLite's only writer while its transaction is open, so it can read
@@ -196,14 +214,7 @@ async fn redeem_with_person(
         Kind::Refresh => 1,
     }];
     let fresh = c
-        .fetch_optional(sql, &[hash.into(), now.into()], |r| {
-            let row = token_row(r)?;
-            let person = match r.opt_text(6)? {
-                Some(_) => Some(persons::person_at(r, 6)?),
-                None => None,
-            };
-            Ok((row, person))
-        })
+        .fetch_optional(sql, &[hash.into(), now.into()], row_with_person)
         .await?;
     if let Some((row, person)) = fresh {
         return Ok((Redeem::Fresh(row), person));
@@ -221,8 +232,7 @@ pub async fn insert_access(c: &mut impl Db, t: &TokenRow) -> Result<()> {
 }
 
 async fn insert_token(c: &mut impl Db, sql: &'static str, t: &TokenRow) -> Result<()> {
-    c.execute(sql, &token_args(t)).await?;
-    Ok(())
+    crate::db::write(c, sql, &token_args(t)).await
 }
 
 /// A live access token.
@@ -349,6 +359,19 @@ impl Store {
                 }))
                 .await;
         }
+        // PostgreSQL: read, decide, and write the outcome in one statement guarded by the
+        // value still being unused; if another request spent it meanwhile, the transaction
+        // below finds it reused.
+        let decide = match self.backend() {
+            crate::Backend::Postgres => {
+                match self.redeem_batched(kind, &hash, now, decide).await? {
+                    Batched::Done(value) => return Ok(Redeemed::Fresh(value)),
+                    Batched::NotFresh(decide) => Some(decide),
+                    Batched::Lost => None,
+                }
+            }
+            crate::Backend::Sqlite => Some(decide),
+        };
         let mut tx = self.begin().await?;
         let (redeemed, person) = redeem_with_person(&mut tx, kind, &hash, now).await?;
         let row = match redeemed {
@@ -377,6 +400,12 @@ impl Store {
             }
             Redeem::Invalid => return Ok(Redeemed::Invalid),
         };
+        // Fresh again after the batch lost its race: only if the value were unspent, which
+        // no statement of segl does. Nothing is issued.
+        let Some(decide) = decide else {
+            tx.rollback().await?;
+            return Ok(Redeemed::Invalid);
+        };
         // As on the writer thread: a panicking decision rolls back (tx is dropped).
         let (decision, value) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             decide(&row, person.as_ref())
@@ -392,6 +421,87 @@ impl Store {
         }
         Ok(Redeemed::Fresh(value))
     }
+}
+
+/// What [`Store::redeem_batched`] did.
+enum Batched<T> {
+    /// The value was fresh; the decision is written.
+    Done(T),
+    /// The value was not fresh when read: the transaction decides what it is.
+    NotFresh(Decide<T>),
+    /// The value was fresh when read and spent by another request before the write.
+    Lost,
+}
+
+impl Store {
+    /// PostgreSQL: a first redemption in two round trips instead of four. The value and its
+    /// person are read outside any transaction; the decision's writes (spending the value,
+    /// the new tokens, the audit event) are one statement that writes nothing unless the
+    /// value is still unspent (see [`crate::db::Deferred`]).
+    async fn redeem_batched<T: Send + 'static>(
+        &self,
+        kind: Kind,
+        hash: &str,
+        now: i64,
+        decide: Decide<T>,
+    ) -> Result<Batched<T>> {
+        let (read, spend) = match kind {
+            Kind::Code => (&*FRESH_WITH_PERSON[0], SPEND_FRESH_CODE),
+            Kind::Refresh => (&*FRESH_WITH_PERSON[1], SPEND_FRESH_REFRESH),
+        };
+        let mut c = self.pool.acquire().await?;
+        let fresh = c
+            .fetch_optional(read, &[hash.into(), now.into()], row_with_person)
+            .await?;
+        let Some((row, person)) = fresh else {
+            return Ok(Batched::NotFresh(decide));
+        };
+        let (decision, value) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decide(&row, person.as_ref())
+        }))
+        .map_err(|_| StoreError::Internal("a grant's decision panicked".into()))?;
+        let mut held = crate::db::Deferred::default();
+        let spend_args = [hash.into(), now.into()];
+        match &decision {
+            Decision::Issue(t) => {
+                let mut tx = crate::db::Txn::batch(&mut c, &mut held);
+                crate::db::execute_one(&mut tx, spend, &spend_args).await?;
+                insert_access(&mut tx, &t.access).await?;
+                if let Some(r) = &t.refresh {
+                    insert_refresh(&mut tx, r).await?;
+                }
+                audit::append(&mut tx, &t.event.as_event(), now).await?;
+            }
+            Decision::Refuse { spend: true } => held.push(spend, &spend_args, true)?,
+            Decision::Refuse { spend: false } => {}
+        }
+        match crate::db::flush(&mut c, held).await {
+            Ok(()) => Ok(Batched::Done(value)),
+            Err(StoreError::Conflict) => Ok(Batched::Lost),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+// PostgreSQL: an unspent value and its person, read without spending it (columns as in
+// `row_with_person`); SPEND_FRESH_* then spends it under the same conditions.
+static FRESH_WITH_PERSON: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+    [FRESH_CODE, FRESH_REFRESH].map(|fresh| {
+        format!(
+            "SELECT r.*, p.id, p.sub, p.nin, p.name, p.birthdate, p.phone, p.email, p.created_at \
+             FROM ({fresh}) r LEFT JOIN persons p ON p.id = r.person_id"
+        )
+    })
+});
+
+/// The columns of `token_row`, then the person's (NULL when the person was deleted).
+fn row_with_person(r: &dyn crate::db::Get) -> Result<(TokenRow, Option<Person>)> {
+    let row = token_row(r)?;
+    let person = match r.opt_text(6)? {
+        Some(_) => Some(persons::person_at(r, 6)?),
+        None => None,
+    };
+    Ok((row, person))
 }
 
 fn reuse_event<'a>(kind: Kind, row: &'a TokenRow, revoked: u64) -> Event<'a> {
@@ -482,8 +592,7 @@ pub struct Session {
 /// Starts a session.
 pub async fn insert_session(c: &mut impl Db, s: &Session) -> Result<()> {
     let amr = session_amr(s)?;
-    c.execute(INSERT_SESSION, &session_args(s, &amr)).await?;
-    Ok(())
+    crate::db::write(c, INSERT_SESSION, &session_args(s, &amr)).await
 }
 
 const INSERT_SESSION: &str = "INSERT INTO sessions (id_hash, person_id, auth_time, acr, amr, expires_at, ended) \
@@ -518,7 +627,8 @@ pub async fn record_login(
     event: &Event<'_>,
     now: i64,
 ) -> Result<()> {
-    if !c.is_postgres() {
+    // A batch sends these three with the step's other writes anyway.
+    if !c.is_postgres() || c.deferred().is_some() {
         insert_session(c, session).await?;
         insert_code(c, code).await?;
         audit::append(c, event, now).await?;

@@ -62,6 +62,11 @@ pub enum StoreError {
     /// The row changed under us (another request won the race).
     #[error("concurrent update, try again")]
     Conflict,
+    /// A batched body (see [`Store::batched`]) did what only a transaction can do: it read
+    /// after a write, wanted a count, or wrote one row twice. Nothing was written; run the
+    /// body again with [`Store::transact`].
+    #[error("this work needs a transaction")]
+    NeedsTransaction,
     /// A stored record could not be read (corrupt or from an unknown version).
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
@@ -261,6 +266,11 @@ fn migrations(backend: Backend) -> Vec<Migration> {
                 "audit append in one statement",
                 include_str!("../migrations/postgres/0013_audit_one_statement.sql"),
             ),
+            (
+                14,
+                "batched writes",
+                include_str!("../migrations/postgres/0014_batched_writes.sql"),
+            ),
         ],
     };
     files
@@ -451,6 +461,29 @@ impl Store {
         }
         let mut c = self.pool.acquire().await.map_err(StoreError::from)?;
         body(db::Txn::sqlx(&mut c)).await
+    }
+
+    /// Runs `body` as [`Store::transact`] does, but on PostgreSQL without a transaction: its
+    /// reads run at once and its writes are sent together, as one statement, when it returns
+    /// `Ok` (see [`db::Deferred`]). That saves the round trips of `BEGIN`, `COMMIT` and each
+    /// write. A body that needs a transaction after all gets
+    /// [`StoreError::NeedsTransaction`], and one whose guarded write found its row changed
+    /// gets [`StoreError::Conflict`]; either way nothing was written, and the caller runs it
+    /// again with [`Store::transact`]. On SQLite this is `transact`.
+    pub async fn batched<T, E, F>(&self, body: F) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'a> FnOnce(db::Txn<'a>) -> db::Body<'a, std::result::Result<T, E>> + Send + 'static,
+    {
+        if self.backend != Backend::Postgres {
+            return self.transact(body).await;
+        }
+        let mut c = self.pool.acquire().await.map_err(StoreError::from)?;
+        let mut held = db::Deferred::default();
+        let out = body(db::Txn::batch(&mut c, &mut held)).await?;
+        db::flush(&mut c, held).await?;
+        Ok(out)
     }
 
     async fn transact_with<T, E, F>(&self, durable: bool, body: F) -> std::result::Result<T, E>

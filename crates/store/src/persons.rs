@@ -225,6 +225,18 @@ async fn password_succeeded(c: &mut impl Db, person_id: &str) -> Result<()> {
 /// PostgreSQL one statement; the SELECT sees the row as the transaction's snapshot has it,
 /// as the separate read does.
 pub async fn password_accepted(c: &mut impl Db, person_id: &str) -> Result<bool> {
+    if c.deferred().is_some() {
+        // Batched: the run of failures ends only if the password is still unlocked when the
+        // batch is written; if it was locked meanwhile, nothing is written (Conflict) and
+        // the step runs again in a transaction, which answers locked.
+        crate::db::execute_one(
+            c,
+            "UPDATE passwords SET failures = 0 WHERE person_id = $1 AND locked = 0",
+            &[person_id.into()],
+        )
+        .await?;
+        return Ok(true);
+    }
     if c.is_postgres() {
         let locked = c
             .fetch_optional(

@@ -1388,6 +1388,115 @@ async fn a_conflict_inside_a_transaction_undoes_its_earlier_writes() {
     }
 }
 
+fn test_event(name: &'static str) -> Event<'static> {
+    Event {
+        event: name,
+        subject: None,
+        client_id: None,
+        data: json!({}),
+    }
+}
+
+/// A batched body that needs a transaction after all; on PostgreSQL it gets
+/// `NeedsTransaction` and writes nothing, on SQLite it is a transaction and is written.
+type Batch = fn(Txn<'_>) -> Body<'_, Result<(), StoreError>>;
+
+#[tokio::test]
+async fn a_batched_body_writes_everything_or_nothing() {
+    for db in backends().await {
+        let s = &db.store;
+        let pg = s.backend() == Backend::Postgres;
+        let mut c = s.conn().await.unwrap();
+        flows::insert(&mut c, &flow_row("f")).await.unwrap();
+        flows::insert(&mut c, &flow_row("g")).await.unwrap();
+        drop(c);
+        // A stale version: the audit entry held back before it is not written either.
+        let stale = s
+            .batched(|mut tx| {
+                Box::pin(async move {
+                    audit::append(&mut tx, &test_event("test.stale"), 1000).await?;
+                    let mut row = flow_row("f");
+                    row.version = 7;
+                    flows::update(&mut tx, &mut row).await
+                })
+            })
+            .await;
+        assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+        assert!(audit_events(s).await.is_empty());
+        // The current version: read at once, written with its audit entry and a new flow.
+        let saved = s
+            .batched(|mut tx| {
+                Box::pin(async move {
+                    let mut row = flows::get(&mut tx, "f").await?.expect("the flow");
+                    row.data = "{\"n\":1}".into();
+                    audit::append(&mut tx, &test_event("test.saved"), 1000).await?;
+                    flows::update(&mut tx, &mut row).await?;
+                    grants::insert_access(&mut tx, &row_of(&person("01019010046"), "at", "g1"))
+                        .await?;
+                    Ok::<_, StoreError>(row.version)
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(saved, 2);
+        let mut c = s.conn().await.unwrap();
+        let row = flows::get(&mut c, "f").await.unwrap().unwrap();
+        assert_eq!((row.version, row.data.as_str()), (2, "{\"n\":1}"));
+        assert!(grants::access(&mut c, "at", 1000).await.unwrap().is_some());
+        assert_eq!(intact_chain(&mut c).await, 1);
+        drop(c);
+        // What only a transaction can do: read after a write, two audit entries (one head
+        // row), one table updated twice, a write whose count is wanted.
+        let needs_tx: [(&str, Batch); 4] = [
+            ("read after write", |mut tx| {
+                Box::pin(async move {
+                    audit::append(&mut tx, &test_event("test.read_after"), 1000).await?;
+                    flows::get(&mut tx, "g").await.map(drop)
+                })
+            }),
+            ("two audit entries", |mut tx| {
+                Box::pin(async move {
+                    audit::append(&mut tx, &test_event("test.first"), 1000).await?;
+                    audit::append(&mut tx, &test_event("test.second"), 1000).await?;
+                    Ok(())
+                })
+            }),
+            ("one table updated twice", |mut tx| {
+                Box::pin(async move {
+                    let mut f = flows::get(&mut tx, "f").await?.expect("f");
+                    let mut g = flows::get(&mut tx, "g").await?.expect("g");
+                    flows::update(&mut tx, &mut f).await?;
+                    flows::update(&mut tx, &mut g).await
+                })
+            }),
+            ("a count wanted", |mut tx| {
+                Box::pin(async move {
+                    audit::append(&mut tx, &test_event("test.counted"), 1000).await?;
+                    grants::revoke_person(&mut tx, "nobody").await.map(drop)
+                })
+            }),
+        ];
+        for (what, body) in needs_tx {
+            let out = s.batched(body).await;
+            if pg {
+                assert!(
+                    matches!(out, Err(StoreError::NeedsTransaction)),
+                    "{what}: {out:?}"
+                );
+            } else {
+                assert!(out.is_ok(), "{what}: {out:?}");
+            }
+        }
+        let mut c = s.conn().await.unwrap();
+        assert_eq!(intact_chain(&mut c).await, if pg { 1 } else { 5 });
+        let f = flows::get(&mut c, "f").await.unwrap().unwrap();
+        let g = flows::get(&mut c, "g").await.unwrap().unwrap();
+        assert_eq!((f.version, g.version), if pg { (2, 1) } else { (3, 2) });
+        drop(c);
+        db.close().await;
+    }
+}
+
 #[tokio::test]
 async fn a_body_that_waits_for_other_io_is_refused_on_the_sqlite_writer() {
     for db in backends().await {
