@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Paired logins/s of several segl binaries, or of one binary over several database URLs,
 # interleaved run by run so that the machine's drift hits each alike, with the Argon2id
-# limit measured before each run. Prints one JSON line per run: logins/s, the limit, and
-# the CPU per login of segl's hashing threads, its other threads and the PostgreSQL server.
+# limit measured before each run. Prints one JSON line per run: logins/s, the limit, the
+# median login time and the mean time of each step, and the CPU per login of segl's hashing
+# threads, its other threads and the PostgreSQL server.
 #
 #   BINS="/tmp/segl-old target/release/segl" bench/ab.sh            # two builds, PostgreSQL
 #   BINS="target/release/segl target/release/segl" \
@@ -88,7 +89,7 @@ for run in $(seq 1 "$RUNS"); do
         jq -c --arg bin "${BINS[$k]}" --arg url "${URLS[$k]:-}" --argjson run "$run" --argjson limit "$limit" \
             --argjson h "$(minus "$h1" "$h0")" --argjson o "$(minus "$o1" "$o0")" --argjson d "$(minus "$d1" "$d0")" \
             '{run: $run, bin: $bin, url: $url, logins_per_sec: .rate, argon2_per_sec: $limit,
-              ratio: (.rate / $limit * 100 | round), errors,
+              ratio: (.rate / $limit * 100 | round), errors, p50_ms, stage_mean_ms,
               hash_cpu_ms: (1000 * $h / .count), other_cpu_ms: (1000 * $o / .count),
               db_cpu_ms: (if $d > 0 then 1000 * $d / .count else 0 end)}' <<<"$line"
     done

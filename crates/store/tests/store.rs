@@ -1337,6 +1337,25 @@ async fn transactions_side_by_side_keep_their_own_outcome() {
     }
 }
 
+fn test_event(name: &'static str) -> Event<'static> {
+    Event {
+        event: name,
+        subject: None,
+        client_id: None,
+        data: json!({}),
+    }
+}
+
+/// Appends an audit entry, then saves flow `f` at a version it never had (Conflict).
+fn stale_save(mut tx: Txn<'_>) -> Body<'_, Result<(), StoreError>> {
+    Box::pin(async move {
+        audit::append(&mut tx, &test_event("test.stale"), 1000).await?;
+        let mut row = flow_row("f");
+        row.version = 7;
+        flows::update(&mut tx, &mut row).await
+    })
+}
+
 #[tokio::test]
 async fn a_conflict_inside_a_transaction_undoes_its_earlier_writes() {
     for db in backends().await {
@@ -1345,26 +1364,7 @@ async fn a_conflict_inside_a_transaction_undoes_its_earlier_writes() {
         flows::insert(&mut c, &flow_row("f")).await.unwrap();
         drop(c);
         // The audit append succeeds, then the version-guarded update loses: both undone.
-        let stale = s
-            .transact(|mut tx| {
-                Box::pin(async move {
-                    audit::append(
-                        &mut tx,
-                        &Event {
-                            event: "test.stale",
-                            subject: None,
-                            client_id: None,
-                            data: json!({}),
-                        },
-                        1000,
-                    )
-                    .await?;
-                    let mut row = flow_row("f");
-                    row.version = 7;
-                    flows::update(&mut tx, &mut row).await
-                })
-            })
-            .await;
+        let stale = s.transact(stale_save).await;
         assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
         assert!(audit_events(s).await.is_empty());
         // The current version wins, once.
@@ -1388,15 +1388,6 @@ async fn a_conflict_inside_a_transaction_undoes_its_earlier_writes() {
     }
 }
 
-fn test_event(name: &'static str) -> Event<'static> {
-    Event {
-        event: name,
-        subject: None,
-        client_id: None,
-        data: json!({}),
-    }
-}
-
 /// A batched body that needs a transaction after all; on PostgreSQL it gets
 /// `NeedsTransaction` and writes nothing, on SQLite it is a transaction and is written.
 type Batch = fn(Txn<'_>) -> Body<'_, Result<(), StoreError>>;
@@ -1411,16 +1402,7 @@ async fn a_batched_body_writes_everything_or_nothing() {
         flows::insert(&mut c, &flow_row("g")).await.unwrap();
         drop(c);
         // A stale version: the audit entry held back before it is not written either.
-        let stale = s
-            .batched(|mut tx| {
-                Box::pin(async move {
-                    audit::append(&mut tx, &test_event("test.stale"), 1000).await?;
-                    let mut row = flow_row("f");
-                    row.version = 7;
-                    flows::update(&mut tx, &mut row).await
-                })
-            })
-            .await;
+        let stale = s.batched(stale_save).await;
         assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
         assert!(audit_events(s).await.is_empty());
         // The current version: read at once, written with its audit entry and a new flow.
