@@ -231,8 +231,12 @@ impl Deferred {
             }
             _ => return Err(StoreError::NeedsTransaction),
         };
-        // A write with its own RETURNING or CTEs can't be counted by the batch.
-        if sql.contains("RETURNING") || sql.contains("WITH ") {
+        // A write with its own RETURNING or CTEs can't be counted by the batch, and an upsert
+        // may update a row another write of the batch touches.
+        if ["RETURNING", "WITH ", "ON CONFLICT"]
+            .iter()
+            .any(|w| sql.contains(w))
+        {
             return Err(StoreError::NeedsTransaction);
         }
         if let Some(t) = target {
