@@ -131,6 +131,8 @@ pub async fn run(a: AppLoginArgs) -> anyhow::Result<()> {
             scope: a.scope.clone(),
             basic: crate::basic_auth(&a.client_id, &a.client_secret),
             prompt_login: false,
+            // These browsers choose the app each time (the step is measured).
+            remembered_method: None,
         },
         http,
         base: base.clone(),

@@ -4,9 +4,15 @@
 //! 1. `GET /oauth2/authorize` (code flow, PKCE S256) → redirect to `/login?flow=ID`, which
 //!    sets the flow cookie `segl_flow`;
 //! 2. `GET /api/v1/flows/ID` → the flow view with its CSRF token;
-//! 3. `POST …/identify`, `…/method` (`otp`), `…/otp`, `…/password`, each with the cookie and
-//!    `X-CSRF-Token`, until the flow is `done` and names the redirect with the code;
+//! 3. `POST …/identify`, `…/otp`, `…/password`, each with the cookie and `X-CSRF-Token`,
+//!    until the flow is `done` and names the redirect with the code; with `--first-visit`
+//!    also `…/method` (`otp`) after identify;
 //! 4. `POST /oauth2/token` (authorization_code, client_secret_basic, code_verifier).
+//!
+//! The browsers are returning ones by default: they send the `segl_method=otp` cookie that
+//! the login page set at their last login, so segl skips the choice of method, as the
+//! issue's definition of a login (authorize → identify → OTP → password → token) has it.
+//! With `--first-visit` they have no such cookie and choose the method each time.
 //!
 //! Each worker owns a disjoint set of persons, so one person's HOTP counter is only ever
 //! advanced by one worker; the counters are written back to the people file at the end.
@@ -53,6 +59,10 @@ pub struct LoginArgs {
     /// Also send prompt=login.
     #[arg(long)]
     prompt_login: bool,
+    /// Browsers on their first visit: no remembered method (no `segl_method` cookie), so
+    /// each login also takes the method step.
+    #[arg(long)]
+    first_visit: bool,
     /// PID of the server, to report the CPU time it used.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -75,6 +85,8 @@ pub struct Oidc {
     pub scope: String,
     pub basic: String,
     pub prompt_login: bool,
+    /// The browser's remembered method (`segl_method`), sent with the authorization request.
+    pub remembered_method: Option<&'static str>,
 }
 
 /// Why a login failed: the stage, and a kind for counting.
@@ -116,6 +128,7 @@ pub async fn run(a: LoginArgs) -> anyhow::Result<()> {
             scope: a.scope.clone(),
             basic: crate::basic_auth(&a.client_id, &a.client_secret),
             prompt_login: a.prompt_login,
+            remembered_method: (!a.first_visit).then_some("otp"),
         },
         want_refresh: a.scope.split(' ').any(|s| s == "offline_access"),
     });
@@ -161,7 +174,8 @@ pub async fn run(a: LoginArgs) -> anyhow::Result<()> {
             writeln!(f, "{t}")?;
         }
     }
-    let mut extra = json!({"concurrency": n, "people": people.people.len(), "scope": a.scope});
+    let mut extra = json!({"concurrency": n, "people": people.people.len(), "scope": a.scope,
+        "first_visit": a.first_visit});
     if let (Some(x), Some(c)) = (extra.as_object_mut(), cpu.as_object()) {
         x.extend(c.clone());
     }
@@ -260,12 +274,11 @@ impl Oidc {
 
         // 1. authorize
         let t = Instant::now();
-        let resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| fail("authorize", e))?;
+        let mut req = self.http.get(url);
+        if let Some(m) = self.remembered_method {
+            req = req.header("cookie", format!("segl_method={m}"));
+        }
+        let resp = req.send().await.map_err(|e| fail("authorize", e))?;
         if !resp.status().is_redirection() {
             return Err(problem("authorize", resp).await);
         }

@@ -75,7 +75,10 @@ pub async fn open_with(g: &Global, init_ca: bool) -> Result<Opened, CliError> {
         Some(u) => u.clone(),
         None => sqlite_url(&dir.join("segl.db")),
     };
-    let store = Store::open(&url, seal)
+    let connections = cfg
+        .database_max_connections
+        .unwrap_or_else(segl_store::default_pg_connections);
+    let store = Store::open_pooled(&url, seal, connections)
         .await
         .map_err(|e| fail(format!("database: {e}")))?;
     let base = cfg

@@ -25,6 +25,10 @@ pub struct Config {
     pub issuer: Option<String>,
     /// Database URL; defaults to the SQLite file in the data directory.
     pub database_url: Option<String>,
+    /// PostgreSQL connections in segl's pool; default twice this host's cores, at least 4.
+    /// Size it to the database server's cores, not to the load: requests queue for a
+    /// connection rather than crowd the server.
+    pub database_max_connections: Option<u32>,
     /// `text` or `json` logs.
     pub log_format: String,
     /// Log filter (tracing's env-filter syntax), overridden by `SEGL_LOG`.
@@ -424,6 +428,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             issuer: None,
             database_url: None,
+            database_max_connections: None,
             log_format: "text".into(),
             log_level: "info".into(),
             max_body_bytes: 64 * 1024,
@@ -541,6 +546,13 @@ impl Config {
         if let Some(iss) = &self.issuer {
             validate_issuer(iss)?;
         }
+        if let Some(n) = self.database_max_connections
+            && !(1..=1000).contains(&n)
+        {
+            return Err(CliError::Input(
+                "database_max_connections must be between 1 and 1000".into(),
+            ));
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(CliError::Input(
                 "log_format must be 'text' or 'json'".into(),
@@ -654,6 +666,35 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().unwrap_err().to_string().contains("listen"));
+        let c = Config {
+            database_max_connections: Some(0),
+            ..Config::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("database_max_connections must be between 1 and 1000")
+        );
+    }
+
+    #[test]
+    fn pool_size_from_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = load(dir.path(), None).unwrap();
+        assert_eq!(l.config.database_max_connections, None);
+        std::fs::write(
+            dir.path().join("segl.toml"),
+            "database_max_connections = 6\n",
+        )
+        .unwrap();
+        let l = load(dir.path(), None).unwrap();
+        assert_eq!(l.config.database_max_connections, Some(6));
+        assert_eq!(
+            l.sources.get("database_max_connections"),
+            Some(&Source::File)
+        );
+        l.config.validate().unwrap();
     }
     #[test]
     fn notify_section_from_file_and_env() {

@@ -283,12 +283,17 @@ async fn configuration_is_validated_and_shows_its_sources(backend: Backend) {
     let m = show(&[
         ("SEGL_POLICY__FLOW_TTL_SECS", "300"),
         ("SEGL_MAX_BODY_BYTES", "2048"),
+        ("SEGL_DATABASE_MAX_CONNECTIONS", "3"),
     ]);
     assert_eq!(
         entry(&m, "policy.flow_ttl_secs"),
         (json!(300), "env".into())
     );
     assert_eq!(entry(&m, "max_body_bytes"), (json!(2048), "env".into()));
+    assert_eq!(
+        entry(&m, "database_max_connections"),
+        (json!(3), "env".into())
+    );
     assert_eq!(
         entry(&m, "policy.session_ttl_secs"),
         (json!(100), "file".into())

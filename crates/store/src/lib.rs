@@ -128,6 +128,16 @@ pub struct Store {
     url: std::sync::Arc<str>,
 }
 
+/// PostgreSQL connections in the pool unless configured: twice this host's cores, at least
+/// 4 (PostgreSQL's own rule of thumb, about twice the database server's cores). More
+/// connections than the server has cores to run them only add backends that wake and sleep
+/// in turn: on 2 cores shared with PostgreSQL, 16 connections cost its server about 15 %
+/// more CPU per login than 4 (docs/benchmarks.md, fifth session).
+pub fn default_pg_connections() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+    (2 * cores).max(4)
+}
+
 /// How long a PostgreSQL connection may sit idle in the pool before it is pinged when
 /// handed out again.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
@@ -291,8 +301,14 @@ use sqlx::SqlSafeStr;
 
 impl Store {
     /// Connects, applies pending migrations and returns the store. `seal` protects secrets
-    /// at rest (code-device seeds).
+    /// at rest (code-device seeds). On PostgreSQL the pool holds [`default_pg_connections`].
     pub async fn open(url: &str, seal: SealKey) -> Result<Store> {
+        Store::open_pooled(url, seal, default_pg_connections()).await
+    }
+
+    /// [`Store::open`] with `pg_connections` connections in the pool on PostgreSQL (at
+    /// least 1; SQLite ignores it).
+    pub async fn open_pooled(url: &str, seal: SealKey, pg_connections: u32) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let opts = AnyConnectOptions::from_str(url)?;
@@ -321,7 +337,7 @@ impl Store {
             }
             Backend::Postgres => {
                 AnyPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(pg_connections.max(1))
                     .acquire_timeout(Duration::from_secs(30))
                     // sqlx pings every connection it hands out: a round trip that wakes the
                     // server, as costly as a statement. A connection used in the last
