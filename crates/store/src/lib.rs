@@ -131,7 +131,7 @@ pub struct Store {
 /// PostgreSQL connections in the pool unless configured: twice this host's cores, at least
 /// 4 (PostgreSQL's own rule of thumb, about twice the database server's cores). More
 /// connections than the server has cores to run them only add backends that wake and sleep
-/// in turn: on 2 cores shared with PostgreSQL, 16 connections cost its server about 15 %
+/// in turn: on 2 cores shared with PostgreSQL, 16 connections cost its server about 14 %
 /// more CPU per login than 4 (docs/benchmarks.md, fifth session).
 pub fn default_pg_connections() -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
