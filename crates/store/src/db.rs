@@ -301,11 +301,10 @@ impl Deferred {
 pub(crate) async fn flush(c: &mut Conn, d: Deferred) -> Result<()> {
     if let ([w], None) = (d.writes.as_slice(), &d.audit) {
         let args: Vec<Arg<'_>> = w.args.iter().map(Owned::arg).collect();
-        let n = c.execute(&w.sql, &args).await?;
-        return if w.one_row && n != 1 {
-            Err(StoreError::Conflict)
+        return if w.one_row {
+            execute_one(c, &w.sql, &args).await
         } else {
-            Ok(())
+            write(c, &w.sql, &args).await
         };
     }
     if d.is_empty() {

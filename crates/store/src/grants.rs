@@ -170,10 +170,10 @@ fn token_args(t: &TokenRow) -> [crate::db::Arg<'_>; 6] {
 }
 
 /// Stores a grant's new tokens and records its event: one round trip on PostgreSQL.
-async fn issue(c: &mut Conn, t: &NewTokens, now: i64) -> Result<()> {
-    use crate::db::Db as _;
+async fn issue(c: &mut impl crate::db::Db, t: &NewTokens, now: i64) -> Result<()> {
     let event = t.event.as_event();
-    if !c.is_postgres() {
+    // SQLite; and a batch, which sends these writes as one statement anyway.
+    if !c.is_postgres() || c.deferred().is_some() {
         insert_access(c, &t.access).await?;
         if let Some(r) = &t.refresh {
             insert_refresh(c, r).await?;
@@ -461,18 +461,16 @@ impl Store {
         }))
         .map_err(|_| StoreError::Internal("a grant's decision panicked".into()))?;
         let mut held = crate::db::Deferred::default();
+        let mut tx = crate::db::Txn::batch(&mut c, &mut held);
         let spend_args = [hash.into(), now.into()];
         match &decision {
             Decision::Issue(t) => {
-                let mut tx = crate::db::Txn::batch(&mut c, &mut held);
                 crate::db::execute_one(&mut tx, spend, &spend_args).await?;
-                insert_access(&mut tx, &t.access).await?;
-                if let Some(r) = &t.refresh {
-                    insert_refresh(&mut tx, r).await?;
-                }
-                audit::append(&mut tx, &t.event.as_event(), now).await?;
+                issue(&mut tx, t, now).await?;
             }
-            Decision::Refuse { spend: true } => held.push(spend, &spend_args, true)?,
+            Decision::Refuse { spend: true } => {
+                crate::db::execute_one(&mut tx, spend, &spend_args).await?
+            }
             Decision::Refuse { spend: false } => {}
         }
         match crate::db::flush(&mut c, held).await {

@@ -1346,6 +1346,21 @@ fn test_event(name: &'static str) -> Event<'static> {
     }
 }
 
+/// Inserts the flows `ids` at version 1.
+async fn insert_flows(s: &Store, ids: &[&str]) {
+    let mut c = s.conn().await.unwrap();
+    for id in ids {
+        flows::insert(&mut c, &flow_row(id)).await.unwrap();
+    }
+}
+
+/// Flow `f` as one save of `{"n":1}` over version 1 leaves it.
+async fn assert_saved_once(s: &Store) {
+    let mut c = s.conn().await.unwrap();
+    let row = flows::get(&mut c, "f").await.unwrap().unwrap();
+    assert_eq!((row.version, row.data.as_str()), (2, "{\"n\":1}"));
+}
+
 /// Appends an audit entry, then saves flow `f` at a version it never had (Conflict).
 fn stale_save(mut tx: Txn<'_>) -> Body<'_, Result<(), StoreError>> {
     Box::pin(async move {
@@ -1360,9 +1375,7 @@ fn stale_save(mut tx: Txn<'_>) -> Body<'_, Result<(), StoreError>> {
 async fn a_conflict_inside_a_transaction_undoes_its_earlier_writes() {
     for db in backends().await {
         let s = &db.store;
-        let mut c = s.conn().await.unwrap();
-        flows::insert(&mut c, &flow_row("f")).await.unwrap();
-        drop(c);
+        insert_flows(s, &["f"]).await;
         // The audit append succeeds, then the version-guarded update loses: both undone.
         let stale = s.transact(stale_save).await;
         assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
@@ -1380,10 +1393,7 @@ async fn a_conflict_inside_a_transaction_undoes_its_earlier_writes() {
             .await
             .unwrap();
         assert_eq!(saved, 2);
-        let mut c = s.conn().await.unwrap();
-        let row = flows::get(&mut c, "f").await.unwrap().unwrap();
-        assert_eq!((row.version, row.data.as_str()), (2, "{\"n\":1}"));
-        drop(c);
+        assert_saved_once(s).await;
         db.close().await;
     }
 }
@@ -1397,10 +1407,7 @@ async fn a_batched_body_writes_everything_or_nothing() {
     for db in backends().await {
         let s = &db.store;
         let pg = s.backend() == Backend::Postgres;
-        let mut c = s.conn().await.unwrap();
-        flows::insert(&mut c, &flow_row("f")).await.unwrap();
-        flows::insert(&mut c, &flow_row("g")).await.unwrap();
-        drop(c);
+        insert_flows(s, &["f", "g"]).await;
         // A stale version: the audit entry held back before it is not written either.
         let stale = s.batched(stale_save).await;
         assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
@@ -1421,9 +1428,8 @@ async fn a_batched_body_writes_everything_or_nothing() {
             .await
             .unwrap();
         assert_eq!(saved, 2);
+        assert_saved_once(s).await;
         let mut c = s.conn().await.unwrap();
-        let row = flows::get(&mut c, "f").await.unwrap().unwrap();
-        assert_eq!((row.version, row.data.as_str()), (2, "{\"n\":1}"));
         assert!(grants::access(&mut c, "at", 1000).await.unwrap().is_some());
         assert_eq!(intact_chain(&mut c).await, 1);
         drop(c);
