@@ -52,15 +52,22 @@ pub async fn open(g: &Global) -> Result<Opened, CliError> {
     open_with(g, true).await
 }
 
-/// [`open`], creating the CA hierarchy or not (`segl ca import` brings its own root).
-pub async fn open_with(g: &Global, init_ca: bool) -> Result<Opened, CliError> {
-    let dir = g.data_dir.clone();
-    let loaded = config::load(&dir, g.config.as_deref())?;
-    let mut cfg = loaded.config;
+/// The configuration [`open`] uses (file, environment, `--database-url`), validated. It
+/// creates nothing, so a command can check its input against the policy before [`open`]
+/// makes the data directory.
+pub fn load_config(g: &Global) -> Result<Config, CliError> {
+    let mut cfg = config::load(&g.data_dir, g.config.as_deref())?.config;
     if let Some(url) = &g.database_url {
         cfg.database_url = Some(url.clone());
     }
     cfg.validate()?;
+    Ok(cfg)
+}
+
+/// [`open`], creating the CA hierarchy or not (`segl ca import` brings its own root).
+pub async fn open_with(g: &Global, init_ca: bool) -> Result<Opened, CliError> {
+    let dir = g.data_dir.clone();
+    let cfg = load_config(g)?;
     if !dir.exists() {
         std::fs::create_dir_all(&dir)
             .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
@@ -511,11 +518,12 @@ pub async fn person(g: &Global, cmd: PersonCmd) -> Result<ExitCode, CliError> {
             } else {
                 None
             };
-            let o = open(g).await?;
             if let Some(pw) = &password {
-                segl_core::password::check_new_password(pw, &o.config.policy.password, Some(&nin))
+                let policy = load_config(g)?.policy.password;
+                segl_core::password::check_new_password(pw, &policy, Some(&nin))
                     .map_err(|e| CliError::Input(format!("password refused: {e}")))?;
             }
+            let o = open(g).await?;
             let phc = match &password {
                 Some(pw) => {
                     let hasher = PasswordHasher::new(o.config.argon2).map_err(fail)?;

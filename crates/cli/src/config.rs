@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::CliError;
 
-/// Environment variables that are flags, not configuration keys.
-const FLAG_VARS: [&str; 3] = ["SEGL_DATA_DIR", "SEGL_CONFIG", "SEGL_LOG"];
+/// Environment variables that are flags, not configuration keys (`SEGL_APP_VAULT` is the
+/// reference app's vault, read by `segl app`).
+const FLAG_VARS: [&str; 4] = ["SEGL_DATA_DIR", "SEGL_CONFIG", "SEGL_LOG", "SEGL_APP_VAULT"];
 
 /// The whole configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -22,31 +22,34 @@ fn demo_login_in_chromium() {
     let Some(root) = browser_prerequisites("the browser test") else {
         return;
     };
-    let segl = Segl::new(Backend::Sqlite);
-    let server = Server::start(&segl, &["--demo"]);
-    let shots = screenshot_dir();
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/demo_login.mjs"))
-        .env("SEGL_BASE_URL", &server.base_url)
-        .env("SCREENSHOT_DIR", shots.path())
-        .env("CHROMIUM", CHROMIUM)
-        .current_dir(&root)
-        .output()
-        .expect("cannot run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !(out.status.success() && stdout.lines().any(|l| l.starts_with("browser: OK"))) {
-        // Keep the screenshot for whoever reads the failure.
-        let kept = shots.keep();
-        panic!(
-            "the demo login in Chromium failed ({}); screenshots in {}\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver stderr:\n{}",
-            out.status,
-            kept.display(),
-            server.stderr()
-        );
+    // The demo on each backend (PostgreSQL where configured): `--demo` seeds either.
+    for backend in backends() {
+        let segl = Segl::new(backend);
+        let server = Server::start(&segl, &["--demo"]);
+        let shots = screenshot_dir();
+        let out = Command::new("node")
+            .arg(root.join("tests/browser/demo_login.mjs"))
+            .env("SEGL_BASE_URL", &server.base_url)
+            .env("SCREENSHOT_DIR", shots.path())
+            .env("CHROMIUM", CHROMIUM)
+            .current_dir(&root)
+            .output()
+            .expect("cannot run node");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !(out.status.success() && stdout.lines().any(|l| l.starts_with("browser: OK"))) {
+            // Keep the screenshot for whoever reads the failure.
+            let kept = shots.keep();
+            panic!(
+                "the demo login in Chromium failed on {backend:?} ({}); screenshots in {}\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver stderr:\n{}",
+                out.status,
+                kept.display(),
+                server.stderr()
+            );
+        }
+        print!("{stdout}");
+        segl.audit_ok();
     }
-    print!("{stdout}");
-    segl.audit_ok();
 }
 
 /// The person who logs in with the app: a Norwegian mobile number, as the app requires

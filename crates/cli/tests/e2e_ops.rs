@@ -284,6 +284,8 @@ async fn configuration_is_validated_and_shows_its_sources(backend: Backend) {
         ("SEGL_POLICY__FLOW_TTL_SECS", "300"),
         ("SEGL_MAX_BODY_BYTES", "2048"),
         ("SEGL_DATABASE_MAX_CONNECTIONS", "3"),
+        // A flag of `segl app`, not a configuration key: it must not be refused as one.
+        ("SEGL_APP_VAULT", "/nonexistent/vault.json"),
     ]);
     assert_eq!(
         entry(&m, "policy.flow_ttl_secs"),
@@ -294,6 +296,7 @@ async fn configuration_is_validated_and_shows_its_sources(backend: Backend) {
         entry(&m, "database_max_connections"),
         (json!(3), "env".into())
     );
+    assert!(!m.contains_key("app_vault"), "{m:?}");
     assert_eq!(
         entry(&m, "policy.session_ttl_secs"),
         (json!(100), "file".into())

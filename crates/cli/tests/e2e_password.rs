@@ -13,6 +13,43 @@ backend_tests!(
 
 async fn weak_passwords_are_refused_at_enrolment(backend: Backend) {
     let segl = Segl::new(backend);
+    // The data directory of a fresh machine does not exist yet; a refusal must not make it
+    // (no keys, no database, no CA).
+    let dir = segl.data_dir().join("fresh");
+    let mut location = segl.location_args();
+    location[1] = dir.clone().into();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_segl"))
+        .args([
+            "person",
+            "add",
+            "--nin",
+            NIN,
+            "--name",
+            NAME,
+            "--password-stdin",
+        ])
+        .args(location)
+        .env_remove("SEGL_DATA_DIR")
+        .env_remove("SEGL_DATABASE_URL")
+        .env_remove("SEGL_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run segl");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"short1\n")
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("segl did not finish");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("password refused"),
+        "{out:?}"
+    );
+    assert!(
+        !dir.exists(),
+        "a refused enrolment created {}",
+        dir.display()
+    );
     for (pw, why) in [
         ("short1", "at least 10 characters"),
         ("password123", "common"),

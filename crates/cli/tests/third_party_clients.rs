@@ -61,14 +61,17 @@ fn authlib_logs_in() {
         );
         return;
     }
-    let fx = Fixture::new(Backend::Sqlite, &[]);
-    run_client(
-        &fx,
-        &python,
-        &repo_root().join("tests/clients/authlib_rp.py"),
-        "authlib: OK",
-    );
-    fx.segl.audit_ok();
+    // Against each backend: the same suite runs on both (PostgreSQL where configured).
+    for backend in backends() {
+        let fx = Fixture::new(backend, &[]);
+        run_client(
+            &fx,
+            &python,
+            &repo_root().join("tests/clients/authlib_rp.py"),
+            "authlib: OK",
+        );
+        fx.segl.audit_ok();
+    }
 }
 
 #[test]
@@ -87,12 +90,15 @@ fn openid_client_logs_in() {
         );
         return;
     }
-    let fx = Fixture::new(Backend::Sqlite, &[]);
-    run_client(
-        &fx,
-        &node,
-        &repo_root().join("tests/clients/openid_client_rp.mjs"),
-        "openid-client: OK",
-    );
-    fx.segl.audit_ok();
+    // Against each backend: the same suite runs on both (PostgreSQL where configured).
+    for backend in backends() {
+        let fx = Fixture::new(backend, &[]);
+        run_client(
+            &fx,
+            &node,
+            &repo_root().join("tests/clients/openid_client_rp.mjs"),
+            "openid-client: OK",
+        );
+        fx.segl.audit_ok();
+    }
 }
