@@ -34,6 +34,10 @@ use crate::{Result, StoreError};
 const MAX_BATCH: usize = 128;
 /// How often the checkpoint thread copies the WAL back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// WAL frames (pages of 4 KiB) beyond which a checkpoint holds the writer off to finish.
+const RESTART_AFTER_FRAMES: i64 = 4096;
+/// The size a WAL file grown by a burst is cut back to when SQLite starts it again.
+const WAL_KEEP_BYTES: i64 = 64 << 20;
 
 /// A job's statements. A job reads before it writes and writes only what it decided to
 /// keep, so it needs no savepoint of its own; if any statement fails, the whole batch is
@@ -159,7 +163,7 @@ impl Writer {
             Box::new(move || {
                 while watch.upgrade().is_some() {
                     std::thread::sleep(CHECKPOINT_EVERY);
-                    if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                    if let Err(e) = checkpoint(&checkpointer) {
                         tracing::warn!(error = %e, "SQLite checkpoint failed; will retry");
                     }
                 }
@@ -213,12 +217,28 @@ impl Writer {
     }
 }
 
+/// One round of the checkpoint thread. A passive checkpoint never waits for the writer, but
+/// under steady load it never catches up either: the writer appends while it copies, so
+/// SQLite never starts the WAL again from its beginning, and the file grows by every commit
+/// (hundreds of megabytes in a minute of refresh grants), each commit allocating new blocks.
+/// Once the WAL holds more than [`RESTART_AFTER_FRAMES`], the rest is copied with the
+/// writer held off (RESTART: the few frames the passive round left, and the database file's
+/// fsync), so the next commit writes from the WAL's beginning again, over blocks it has.
+fn checkpoint(c: &Connection) -> Result<()> {
+    let log: i64 = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+    if log > RESTART_AFTER_FRAMES {
+        c.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+    }
+    Ok(())
+}
+
 fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     // FULL: the COMMIT returns only once the WAL is fsynced, so every answer is durable.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
     )?;
+    conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     // The default page cache (2 MiB) on purpose: a larger one makes every commit slower,
     // as SQLite walks the whole cache at the end of each transaction.
@@ -317,4 +337,61 @@ pub(crate) fn bind(
         stmt.raw_bind_parameter(idx, p)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wal_bytes(db: &Path) -> u64 {
+        std::fs::metadata(db.with_extension("db-wal")).map_or(0, |m| m.len())
+    }
+
+    #[test]
+    fn a_grown_wal_is_copied_back_and_cut_to_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let writer = open(&db).unwrap();
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        let checkpointer = open(&db).unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB NOT NULL)")
+            .unwrap();
+        // One burst of about 80 MiB: more frames than RESTART_AFTER_FRAMES, a file larger
+        // than WAL_KEEP_BYTES.
+        writer.execute_batch("BEGIN").unwrap();
+        for _ in 0..80 {
+            writer
+                .execute("INSERT INTO t (b) VALUES (zeroblob(1048576))", [])
+                .unwrap();
+        }
+        writer.execute_batch("COMMIT").unwrap();
+        assert!(wal_bytes(&db) > WAL_KEEP_BYTES as u64, "{}", wal_bytes(&db));
+
+        checkpoint(&checkpointer).unwrap();
+        // Everything was copied back, so the next commit starts the WAL again from its
+        // beginning and cuts the file back to the limit.
+        let (log, copied): (i64, i64) = checkpointer
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(log, copied);
+        writer
+            .execute("INSERT INTO t (b) VALUES (x'00')", [])
+            .unwrap();
+        assert!(
+            wal_bytes(&db) <= WAL_KEEP_BYTES as u64,
+            "{}",
+            wal_bytes(&db)
+        );
+        let log: i64 = checkpointer
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .unwrap();
+        assert!(log < 16, "the WAL did not start again: {log} frames");
+        let n: i64 = writer
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 81);
+    }
 }
