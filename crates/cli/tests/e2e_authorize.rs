@@ -1,6 +1,6 @@
 //! The authorization endpoint as the OpenID Foundation's Basic and Config OP profiles
 //! exercise it: POST as well as GET, parameters segl ignores or honours (`acr_values`,
-//! `display`, `claims_locales`, `id_token_hint`, unknown ones), the `claims` parameter,
+//! `display`, `claims_locales`, unknown ones), `id_token_hint`, the `claims` parameter,
 //! PKCE for public clients, error redirects, the remembered login method, and the
 //! server's shutdown and logs, end to end against the real `segl` binary on each backend.
 
@@ -18,6 +18,7 @@ use url::Url;
 backend_tests!(
     authorize_by_post_works_like_get,
     extra_parameters_are_accepted_and_acr_values_honoured,
+    id_token_hint_is_verified_and_names_the_person,
     claims_parameter_targets_id_token_and_userinfo,
     public_clients_must_use_pkce_s256,
     error_redirects_and_unknown_scopes,
@@ -227,8 +228,8 @@ async fn authorize_by_post_works_like_get(backend: Backend) {
 // 2. Parameters segl accepts
 // ---------------------------------------------------------------------------------------
 
-/// Unknown parameters, `id_token_hint`, `claims_locales` and `display` do not stop a
-/// flow (OIDC Core 3.1.2.1, OAuth 2.0 3.1); `acr_values` are voluntary: the ID token's
+/// Unknown parameters, a valid `id_token_hint`, `claims_locales` and `display` do not stop
+/// a flow (OIDC Core 3.1.2.1, OAuth 2.0 3.1); `acr_values` are voluntary: the ID token's
 /// `acr` is the level reached (high), which meets any supported level asked for, also
 /// through single sign-on, and unknown values are ignored.
 async fn extra_parameters_are_accepted_and_acr_values_honoured(backend: Backend) {
@@ -257,7 +258,6 @@ async fn extra_parameters_are_accepted_and_acr_values_honoured(backend: Backend)
     for extra in [
         [("unknown_param", "some value")],
         [("id_token_hint", hint.as_str())],
-        [("id_token_hint", "not.a.jwt")],
         [("claims_locales", "en nb")],
         [("claims_locales", "xx-YY")],
         [("display", "page")],
@@ -323,6 +323,169 @@ async fn extra_parameters_are_accepted_and_acr_values_honoured(backend: Backend)
         );
         assert_eq!(claims["acr"], ACR_HIGH, "acr_values={acr_values}: {claims}");
     }
+}
+
+/// A second person, with the fixtures' second code device.
+const OTHER_NIN: &str = "01010050053";
+/// The second person's code device (imported with the fixture's, unassigned).
+const OTHER_SERIAL: &str = "600000001";
+
+/// `jwt` with its payload's `sub` replaced and the signature kept: no longer segl's.
+fn with_sub(jwt: &str, sub: &str) -> String {
+    let (header, mut payload) = jwt_parts(jwt);
+    payload["sub"] = json!(sub);
+    let b64 = |v: &Value| data_encoding::BASE64URL_NOPAD.encode(v.to_string().as_bytes());
+    let signature = jwt.rsplit('.').next().unwrap();
+    format!("{}.{}.{signature}", b64(&header), b64(&payload))
+}
+
+/// The ID token of a token response, unverified (a hint to send back, not to trust).
+fn raw_id_token(tokens: &openidconnect::core::CoreTokenResponse) -> String {
+    tokens.id_token().expect("ID token").to_string()
+}
+
+/// OIDC Core 3.1.2.1: an `id_token_hint` must be an ID token segl issued to this client
+/// (signature, `iss`, `aud`), else `invalid_request` goes back to the client; it names the
+/// person, so a session of someone else is not reused (`prompt=none`: `login_required`;
+/// otherwise a new login), while the session of the person it names is, also once the hint
+/// has expired.
+async fn id_token_hint_is_verified_and_names_the_person(backend: Backend) {
+    // ID tokens live 3 s here, so the hints below expire within the test.
+    let mut fx = Fixture::with_env(
+        Segl::new(backend),
+        &[],
+        &[("SEGL_POLICY__ID_TOKEN_TTL_SECS", "3")],
+    );
+    let issuer = fx.server.issuer();
+    let (_, client) = discover(&fx.server, &fx.rp).await;
+    fx.segl.add_person(OTHER_NIN, "Ola Nordmann", PASSWORD);
+    fx.segl.assign(OTHER_SERIAL, OTHER_NIN);
+    let mut other_device = Hotp::new(OTHER_SERIAL);
+
+    // The other person logs in in a browser of their own: their ID token.
+    let mut theirs = fx.browser();
+    let start = authorize(&client, &[], &[]);
+    let redirect_to = theirs
+        .login(start.url.as_str(), OTHER_NIN, &mut other_device, PASSWORD)
+        .await;
+    let code = code_from(&redirect_to, &fx.rp, &start, &issuer);
+    let other_hint = raw_id_token(&exchange(&client, code, start.verifier).await);
+    let other_sub = jwt_parts(&other_hint).1["sub"]
+        .as_str()
+        .expect("sub")
+        .to_string();
+    assert_ne!(other_sub, fx.sub, "two people, two subs");
+
+    // The fixture's person logs in in this browser: the session, and their ID token.
+    let mut b = fx.browser();
+    let start = authorize(&client, &[], &[]);
+    let redirect_to = b
+        .login(start.url.as_str(), NIN, &mut fx.device, PASSWORD)
+        .await;
+    let code = code_from(&redirect_to, &fx.rp, &start, &issuer);
+    let own_hint = raw_id_token(&exchange(&client, code, start.verifier).await);
+
+    // The session's person hinted at: prompt=none signs on with a code for them.
+    let start = authorize(
+        &client,
+        &[],
+        &[("prompt", "none"), ("id_token_hint", own_hint.as_str())],
+    );
+    let r = b.get(start.url.as_str()).await;
+    r.expect_status(303);
+    let code = code_from(&r.location().expect("Location"), &fx.rp, &start, &issuer);
+    let tokens = exchange(&client, code, start.verifier).await;
+    let claims = verified_claims(&client, &raw_id_token(&tokens), &start.nonce);
+    assert_eq!(claims["sub"], fx.sub.as_str(), "{claims}");
+
+    // Someone else hinted at: prompt=none is login_required, back to the client ...
+    let start = authorize(
+        &client,
+        &[],
+        &[("prompt", "none"), ("id_token_hint", other_hint.as_str())],
+    );
+    let r = b.get(start.url.as_str()).await;
+    assert_eq!(
+        redirected_error(&r, &fx.rp, start.state.secret(), &issuer),
+        "login_required",
+        "a hint for another person than the session's"
+    );
+    // ... and without prompt=none a new login, from the first step.
+    let start = authorize(&client, &[], &[("id_token_hint", other_hint.as_str())]);
+    let r = b.get(start.url.as_str()).await;
+    let id = login_flow_id(&r);
+    assert_eq!(b.flow(&id).await["state"], "identify");
+
+    // A hint segl did not issue to this client: invalid_request, with or without prompt.
+    let rp2 = fx.segl.add_rp("Other client", REDIRECT_URI, &[]);
+    let (_, client2) = discover(&fx.server, &rp2).await;
+    let start = authorize(&client2, &[], &[]);
+    let r = b.get(start.url.as_str()).await;
+    r.expect_status(303);
+    let code = code_from(&r.location().expect("Location"), &rp2, &start, &issuer);
+    let other_client_hint = raw_id_token(&exchange(&client2, code, start.verifier).await);
+    let (header, _) = jwt_parts(&own_hint);
+    let alg_none = format!(
+        "{}.{}.",
+        data_encoding::BASE64URL_NOPAD.encode(json!({"alg": "none"}).to_string().as_bytes()),
+        own_hint.split('.').nth(1).unwrap()
+    );
+    assert!(header["kid"].is_string(), "{header}");
+    for (what, hint) in [
+        (
+            "another person's sub in a signed token",
+            with_sub(&own_hint, &other_sub),
+        ),
+        ("a token issued to another client", other_client_hint),
+        ("alg none", alg_none),
+        ("no JWT", "not.a.jwt".to_string()),
+        ("empty", String::new()),
+    ] {
+        for prompt in [None, Some("none")] {
+            let mut params = vec![
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("state", "hint-state"),
+                ("id_token_hint", hint.as_str()),
+            ];
+            params.extend(prompt.map(|p| ("prompt", p)));
+            let r = b.get(&raw_authorize(&fx.server, &fx.rp, &params)).await;
+            let q = error_redirect(&r, &fx.rp, "hint-state", &issuer);
+            assert_eq!(
+                q["error"], "invalid_request",
+                "{what}, prompt {prompt:?}: {q:?}"
+            );
+            assert!(
+                q["error_description"].contains("id_token_hint"),
+                "{what}: {q:?}"
+            );
+        }
+    }
+
+    // Expired hints still name their person (OIDC Core 3.1.2.1 allows it).
+    let exp = jwt_parts(&own_hint).1["exp"].as_u64().expect("exp");
+    while unix_now() <= exp + 1 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let start = authorize(
+        &client,
+        &[],
+        &[("prompt", "none"), ("id_token_hint", own_hint.as_str())],
+    );
+    let r = b.get(start.url.as_str()).await;
+    r.expect_status(303);
+    code_from(&r.location().expect("Location"), &fx.rp, &start, &issuer);
+    let start = authorize(
+        &client,
+        &[],
+        &[("prompt", "none"), ("id_token_hint", other_hint.as_str())],
+    );
+    let r = b.get(start.url.as_str()).await;
+    assert_eq!(
+        redirected_error(&r, &fx.rp, start.state.secret(), &issuer),
+        "login_required"
+    );
+    fx.segl.audit_ok();
 }
 
 // ---------------------------------------------------------------------------------------

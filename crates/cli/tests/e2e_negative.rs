@@ -5,7 +5,9 @@
 mod common;
 
 use common::*;
-use openidconnect::{AuthorizationCode, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier};
+use openidconnect::{
+    AuthorizationCode, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RequestTokenError,
+};
 use serde_json::{Value, json};
 
 backend_tests!(
@@ -522,7 +524,11 @@ fn authorize_url(
     url.to_string()
 }
 
-fn assert_error_page(r: &Resp) {
+/// What the error page says when the redirect URI is not one of the client's.
+const NOT_REGISTERED: &str = "redirect_uri is not registered for this client";
+
+/// Asserts an error page (400, HTML, never a redirect) that names the error: `message`.
+fn assert_error_page(r: &Resp, message: &str) {
     r.expect_status(400);
     assert!(
         r.location().is_none(),
@@ -536,7 +542,12 @@ fn assert_error_page(r: &Resp) {
         r.what,
         r.content_type()
     );
-    assert!(!r.body.is_empty());
+    assert!(
+        r.body.contains(message),
+        "{}: the page must say {message:?}: {}",
+        r.what,
+        r.body
+    );
 }
 
 async fn redirect_uri_mismatch_shows_a_page_and_never_redirects(backend: Backend) {
@@ -554,7 +565,7 @@ async fn redirect_uri_mismatch_shows_a_page_and_never_redirects(backend: Backend
         let r = b
             .get(&authorize_url(&fx.server, &fx.rp.client_id, uri, &[]))
             .await;
-        assert_error_page(&r);
+        assert_error_page(&r, NOT_REGISTERED);
         assert!(!b.cookies.contains_key(FLOW_COOKIE), "no flow for {uri}");
     }
     assert_eq!(fx.segl.audit_ok(), before);
@@ -562,6 +573,8 @@ async fn redirect_uri_mismatch_shows_a_page_and_never_redirects(backend: Backend
 
 async fn unknown_client_shows_a_page_and_never_redirects(backend: Backend) {
     let fx = Fixture::new(backend, &[]);
+    let before = fx.segl.audit_ok();
+    let clients = fx.segl.json(&["rp", "list", "--json"]);
     let mut b = fx.browser();
     let r = b
         .get(&authorize_url(
@@ -571,22 +584,60 @@ async fn unknown_client_shows_a_page_and_never_redirects(backend: Backend) {
             &[],
         ))
         .await;
-    assert_error_page(&r);
+    assert_error_page(&r, "unknown client_id");
     let r = b
         .get(&authorize_url(&fx.server, "", REDIRECT_URI, &[]))
         .await;
-    assert_error_page(&r);
+    assert_error_page(&r, "client_id is missing");
     assert!(
         !b.cookies.contains_key(FLOW_COOKIE),
         "no flow for an unknown client"
     );
+    assert_eq!(fx.segl.audit_ok(), before, "nothing recorded");
+    assert_eq!(
+        fx.segl.json(&["rp", "list", "--json"]),
+        clients,
+        "no client was made or changed"
+    );
+}
+
+/// Exchanges a code with this verifier, which the token endpoint must refuse; returns the
+/// OAuth `error` and `error_description`.
+async fn refused_exchange(
+    client: &OidcClient,
+    code: &AuthorizationCode,
+    verifier: PkceCodeVerifier,
+) -> (String, String) {
+    let http = oidc_http();
+    let e = client
+        .exchange_code(AuthorizationCode::new(code.secret().clone()))
+        .expect("token endpoint")
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect_err("the token endpoint must refuse this exchange");
+    match e {
+        RequestTokenError::ServerResponse(r) => (
+            r.error().to_string(),
+            r.error_description().cloned().unwrap_or_default(),
+        ),
+        other => panic!("expected an OAuth error response, got {other:?}"),
+    }
+}
+
+/// The audit entries with this event name.
+fn audit_entries(segl: &Segl, event: &str) -> Vec<Value> {
+    segl.audit()
+        .into_iter()
+        .filter(|e| e["event"] == event)
+        .collect()
 }
 
 async fn reused_code_is_refused_and_revokes_its_tokens(backend: Backend) {
     let mut fx = Fixture::new(backend, &[]);
     let issuer = fx.server.issuer();
     let (_, client) = discover(&fx.server, &fx.rp).await;
-    let start = authorize(&client, &["profile"], &[]);
+    let start = authorize(&client, &["profile", "offline_access"], &[]);
     let mut b = fx.browser();
     let redirect_to = b
         .login(start.url.as_str(), NIN, &mut fx.device, PASSWORD)
@@ -596,17 +647,22 @@ async fn reused_code_is_refused_and_revokes_its_tokens(backend: Backend) {
 
     let tokens = exchange(&client, code.clone(), start.verifier).await;
     let access = tokens.access_token().secret().clone();
+    let refresh = tokens
+        .refresh_token()
+        .expect("offline_access gives a refresh token")
+        .clone();
     userinfo_raw(&fx.server, &access).await.expect_status(200);
+    let issued = audit_entries(&fx.segl, "token.issued");
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    let before = fx.segl.audit_ok();
 
-    let http = oidc_http();
-    let again = client
-        .exchange_code(AuthorizationCode::new(code.secret().clone()))
-        .expect("token endpoint")
-        .set_pkce_verifier(PkceCodeVerifier::new(verifier_secret))
-        .request_async(&http)
-        .await
-        .expect_err("a code works once");
-    assert_eq!(oauth_error(&again), "invalid_grant");
+    let (error, description) =
+        refused_exchange(&client, &code, PkceCodeVerifier::new(verifier_secret)).await;
+    assert_eq!(error, "invalid_grant", "{description}");
+    assert!(
+        description.contains("already used"),
+        "the refusal says the code was used: {description:?}"
+    );
 
     // RFC 6749 4.1.2: the tokens issued for that code are revoked.
     let r = userinfo_raw(&fx.server, &access).await;
@@ -620,7 +676,25 @@ async fn reused_code_is_refused_and_revokes_its_tokens(backend: Backend) {
         www.contains("invalid_token"),
         "WWW-Authenticate names invalid_token: {www:?}"
     );
-    fx.segl.audit_ok();
+    let refreshed = refresh_grant(&client, &refresh)
+        .await
+        .expect_err("the refresh token of a reused code is revoked");
+    assert_eq!(refreshed, "invalid_grant");
+
+    // One entry: the reuse, naming whose tokens it revoked (the access and refresh token).
+    // The refused refresh adds none, and nothing was issued again.
+    assert_eq!(fx.segl.audit_ok(), before + 1, "exactly one audit entry");
+    let reuses = audit_entries(&fx.segl, "token.code_reuse");
+    assert_eq!(reuses.len(), 1, "{reuses:?}");
+    let reuse = &reuses[0];
+    assert_eq!(reuse["subject"], issued[0]["subject"], "{reuse}");
+    assert_eq!(reuse["client_id"], fx.rp.client_id.as_str(), "{reuse}");
+    assert_eq!(reuse["data"]["revoked"], 2, "{reuse}");
+    assert!(
+        !reuse.to_string().contains(code.secret()),
+        "the code itself is not in the audit log: {reuse}"
+    );
+    assert_eq!(fx.segl.audit_count("token.issued"), 1, "no second issue");
 }
 
 async fn pkce_mismatch_is_invalid_grant(backend: Backend) {
@@ -633,17 +707,42 @@ async fn pkce_mismatch_is_invalid_grant(backend: Backend) {
         .login(start.url.as_str(), NIN, &mut fx.device, PASSWORD)
         .await;
     let code = code_from(&redirect_to, &fx.rp, &start, &issuer);
+    let before = fx.segl.audit_ok();
+
     let (_, other_verifier) = PkceCodeChallenge::new_random_sha256();
-    let http = oidc_http();
-    let e = client
-        .exchange_code(code)
-        .expect("token endpoint")
-        .set_pkce_verifier(other_verifier)
-        .request_async(&http)
-        .await
-        .expect_err("a wrong code_verifier must be refused");
-    assert_eq!(oauth_error(&e), "invalid_grant");
-    fx.segl.audit_ok();
+    let (error, description) = refused_exchange(&client, &code, other_verifier).await;
+    assert_eq!(error, "invalid_grant", "{description}");
+    assert!(
+        description.contains("PKCE") && description.contains("code_verifier"),
+        "the refusal names the PKCE failure: {description:?}"
+    );
+    // No token, but the refusal is recorded: a code with a wrong verifier may have been
+    // intercepted.
+    assert_eq!(fx.segl.audit_ok(), before + 1);
+    assert_eq!(fx.segl.audit_count("token.issued"), 0);
+    let refused = audit_entries(&fx.segl, "token.code_refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["data"]["reason"], "pkce", "{}", refused[0]);
+    assert_eq!(refused[0]["client_id"], fx.rp.client_id, "{}", refused[0]);
+    assert!(
+        !refused[0].to_string().contains(code.secret().as_str()),
+        "the code is not in the audit log: {}",
+        refused[0]
+    );
+
+    // The refusal spent the code: not even the right verifier redeems it now. That second
+    // presentation is a reuse, recorded, with no tokens to revoke.
+    let (error, description) = refused_exchange(&client, &code, start.verifier).await;
+    assert_eq!(error, "invalid_grant", "{description}");
+    assert!(
+        description.contains("already used"),
+        "the code is spent: {description:?}"
+    );
+    assert_eq!(fx.segl.audit_ok(), before + 2);
+    let reuses = audit_entries(&fx.segl, "token.code_reuse");
+    assert_eq!(reuses.len(), 1, "{reuses:?}");
+    assert_eq!(reuses[0]["data"]["revoked"], 0, "{}", reuses[0]);
+    assert_eq!(fx.segl.audit_count("token.issued"), 0, "still no token");
 }
 
 async fn prompt_none_without_session_is_login_required(backend: Backend) {
@@ -723,7 +822,7 @@ async fn request_object_is_not_supported(backend: Backend) {
             &elsewhere,
         ))
         .await;
-    assert_error_page(&r);
+    assert_error_page(&r, NOT_REGISTERED);
     assert!(
         !b.cookies.contains_key(FLOW_COOKIE),
         "no flow for a refused request"

@@ -18,7 +18,9 @@ use url::Url;
 backend_tests!(
     single_sign_on_prompt_and_max_age,
     max_age_zero_always_asks_again,
+    an_acr_claim_is_a_level_to_reach_also_for_single_sign_on,
     logout_ends_the_session_and_checks_the_redirect,
+    a_logout_the_store_cannot_record_changes_nothing,
     pushed_authorization_requests,
     client_secret_post_and_basic_are_enforced,
     private_key_jwt_client_assertions,
@@ -31,6 +33,10 @@ const SESSION_COOKIE: &str = "segl_sid";
 const PAR_URN: &str = "urn:ietf:params:oauth:request_uri:";
 /// Where the logout client sends browsers after logout (registered).
 const POST_LOGOUT_URI: &str = "http://127.0.0.1:9/bye";
+/// eIDAS "high": a code device or the app, and the password.
+const ACR_HIGH: &str = "http://eidas.europa.eu/LoA/high";
+/// eIDAS "substantial": the app with its own user verification.
+const ACR_SUBSTANTIAL: &str = "http://eidas.europa.eu/LoA/substantial";
 
 // ---------------------------------------------------------------------------------------
 // Helpers of this file
@@ -316,6 +322,161 @@ async fn max_age_zero_always_asks_again(backend: Backend) {
     login_flow_id(&r);
 }
 
+/// `segl app approve --wait 10` with the app's PIN: approves the request waiting for it.
+fn app_approves(fx: &AppFx) {
+    let args = [
+        "app",
+        "approve",
+        "--wait",
+        "10",
+        "--vault",
+        fx.app.vault(),
+        "--json",
+    ];
+    let out = fx.segl.cmd_stdin(&args, Some(&format!("{APP_PIN}\n")));
+    assert_success(&out, &args);
+}
+
+/// From a new login flow's view (state `identify`) to `done` with the app: identify,
+/// the app approves with its PIN, then the password if the flow asks for it.
+async fn app_login(fx: &AppFx, b: &mut Browser, flow: &Value) -> (Value, bool) {
+    let v = b.identify_choosing(flow, APP_NIN, "app").await;
+    assert_eq!(v["state"], "app_pending", "{v}");
+    app_approves(fx);
+    let mut v = collect_app(b, &v, 50).await.json();
+    let password = v["state"] == "password";
+    if password {
+        v = b.password_ok(&v, PASSWORD).await;
+    }
+    assert_eq!(v["state"], "done", "{v}");
+    (v, password)
+}
+
+/// OIDC Core 5.5.1.1: an `acr` claim requested with `value`/`values` through `claims` is a
+/// level the login must reach, like `acr_values`: a session below it is not reused (a new
+/// login, and `prompt=none` is `login_required`), the new login asks for what that level
+/// needs (the password after the app's PIN), and the ID token's `acr` is that level. With
+/// `acr_values` too, the stricter counts; only unknown values mean high; voluntary or
+/// essential, in `id_token` or `userinfo`, alike; a malformed `acr` request is refused.
+async fn an_acr_claim_is_a_level_to_reach_also_for_single_sign_on(backend: Backend) {
+    let fx = AppFx::new(backend, "", false);
+    let issuer = fx.server.issuer();
+    let (_, client) = discover(&fx.server, &fx.rp).await;
+    let essential =
+        |acr: &str| json!({"id_token": {"acr": {"essential": true, "values": [acr]}}}).to_string();
+    let id_token_claims = |tokens: &openidconnect::core::CoreTokenResponse, nonce: &Nonce| {
+        let id_token = tokens.id_token().expect("ID token").to_string();
+        verified_claims(&client, &id_token, nonce)
+    };
+
+    // The app with its PIN: a session at substantial.
+    let mut b = Browser::new(&fx.server);
+    let start = authorize(&client, &[], &[]);
+    let flow = b.start_flow(start.url.as_str()).await;
+    let (done, password) = app_login(&fx, &mut b, &flow).await;
+    assert!(!password, "substantial needs no password: {done}");
+    let code = code_from(
+        done["redirect_to"].as_str().unwrap(),
+        &fx.rp,
+        &start,
+        &issuer,
+    );
+    let claims = id_token_claims(&exchange(&client, code, start.verifier).await, &start.nonce);
+    assert_eq!(claims["acr"], ACR_SUBSTANTIAL, "{claims}");
+
+    // Substantial asked for: the session serves it.
+    let start = authorize(&client, &[], &[("claims", &essential(ACR_SUBSTANTIAL))]);
+    let r = b.get(start.url.as_str()).await;
+    let code = sso_code(&r, &fx.rp, &start, &issuer);
+    let claims = id_token_claims(&exchange(&client, code, start.verifier).await, &start.nonce);
+    assert_eq!(claims["acr"], ACR_SUBSTANTIAL, "{claims}");
+
+    // High asked for, in any of these ways: not from this session.
+    let high_requests = [
+        essential(ACR_HIGH),
+        json!({"id_token": {"acr": {"essential": true, "value": ACR_HIGH}}}).to_string(),
+        json!({"id_token": {"acr": {"values": [ACR_HIGH]}}}).to_string(),
+        json!({"userinfo": {"acr": {"essential": true, "values": [ACR_HIGH]}}}).to_string(),
+        json!({"id_token": {"acr": {"essential": true, "values": [ACR_SUBSTANTIAL, ACR_HIGH]}}})
+            .to_string(),
+        essential("urn:example:unknown-level"),
+    ];
+    for claims_req in &high_requests {
+        let start = authorize(&client, &[], &[("claims", claims_req)]);
+        let r = b.get(start.url.as_str()).await;
+        let id = login_flow_id(&r);
+        assert_eq!(
+            b.flow(&id).await["state"],
+            "identify",
+            "claims={claims_req}"
+        );
+        let start = authorize(&client, &[], &[("claims", claims_req), ("prompt", "none")]);
+        let r = b.get(start.url.as_str()).await;
+        assert_eq!(
+            redirected_error(&r, &fx.rp, start.state.secret(), &issuer),
+            "login_required",
+            "claims={claims_req} with prompt=none and a substantial session"
+        );
+    }
+    // With acr_values as well, the stricter of the two counts.
+    for (acr_values, claims_req) in [
+        (ACR_SUBSTANTIAL, essential(ACR_HIGH)),
+        (ACR_HIGH, essential(ACR_SUBSTANTIAL)),
+    ] {
+        let start = authorize(
+            &client,
+            &[],
+            &[("acr_values", acr_values), ("claims", &claims_req)],
+        );
+        let r = b.get(start.url.as_str()).await;
+        login_flow_id(&r);
+    }
+    // A malformed acr request: invalid_request back to the client.
+    for bad in [
+        json!({"id_token": {"acr": {"values": ACR_HIGH}}}),
+        json!({"id_token": {"acr": {"value": [ACR_HIGH]}}}),
+        json!({"id_token": {"acr": {"essential": "yes", "values": [ACR_HIGH]}}}),
+        json!({"id_token": {"acr": ACR_HIGH}}),
+    ] {
+        let start = authorize(&client, &[], &[("claims", &bad.to_string())]);
+        let r = b.get(start.url.as_str()).await;
+        assert_eq!(
+            redirected_error(&r, &fx.rp, start.state.secret(), &issuer),
+            "invalid_request",
+            "claims={bad}"
+        );
+    }
+
+    // The new login for high: after the app's PIN the password follows; acr high.
+    let start = authorize(&client, &[], &[("claims", &essential(ACR_HIGH))]);
+    let r = b.get(start.url.as_str()).await;
+    let id = login_flow_id(&r);
+    let flow = b.flow(&id).await;
+    let (done, password) = app_login(&fx, &mut b, &flow).await;
+    assert!(password, "high needs the password after the app: {done}");
+    let code = code_from(
+        done["redirect_to"].as_str().unwrap(),
+        &fx.rp,
+        &start,
+        &issuer,
+    );
+    let claims = id_token_claims(&exchange(&client, code, start.verifier).await, &start.nonce);
+    assert_eq!(claims["acr"], ACR_HIGH, "{claims}");
+    assert_eq!(
+        claims["amr"],
+        json!(["swk", "pin", "pwd", "mfa"]),
+        "{claims}"
+    );
+
+    // That session is high: now it serves the same request.
+    let start = authorize(&client, &[], &[("claims", &essential(ACR_HIGH))]);
+    let r = b.get(start.url.as_str()).await;
+    let code = sso_code(&r, &fx.rp, &start, &issuer);
+    let claims = id_token_claims(&exchange(&client, code, start.verifier).await, &start.nonce);
+    assert_eq!(claims["acr"], ACR_HIGH, "{claims}");
+    fx.segl.audit_ok();
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. Logout
 // ---------------------------------------------------------------------------------------
@@ -453,6 +614,123 @@ async fn logout_ends_the_session_and_checks_the_redirect(backend: Backend) {
         ))
         .await;
     assert_eq!(redirect_location(&r), POST_LOGOUT_URI);
+    fx.segl.audit_ok();
+}
+
+/// A connection to the installation's database (SQLite file or PostgreSQL).
+async fn db_connect(segl: &Segl) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let args = segl.location_args();
+    let url = args
+        .iter()
+        .position(|a| a == "--database-url")
+        .map(|i| args[i + 1].to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("sqlite://{}", segl.data_dir().join("segl.db").display()));
+    sqlx::AnyConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open the database {url}: {e}"))
+}
+
+/// Runs each statement on the test's own connection to the database.
+async fn db_exec(db: &mut sqlx::AnyConnection, statements: &[&str]) {
+    for sql in statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+            .execute(&mut *db)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+/// A logout whose audit event cannot be written (a trigger the test adds refuses it, as a
+/// full disk or a lost database would) ends nothing: 503 with Retry-After and an error page,
+/// not "logged out"; the session lives on at the server and the browser keeps its cookie;
+/// no `session.logout` event. Once the store works again, the logout goes through.
+async fn a_logout_the_store_cannot_record_changes_nothing(backend: Backend) {
+    let mut fx = Fixture::new(backend, &[]);
+    let issuer = fx.server.issuer();
+    let (_, client) = discover(&fx.server, &fx.rp).await;
+    let mut b = fx.browser();
+    let start = authorize(&client, &[], &[]);
+    b.login(start.url.as_str(), NIN, &mut fx.device, PASSWORD)
+        .await;
+    let sid = b
+        .cookies
+        .get(SESSION_COOKIE)
+        .cloned()
+        .expect("a session cookie after login");
+
+    let mut db = db_connect(&fx.segl).await;
+    let (refuse, allow): (&[&str], &[&str]) = match backend {
+        Backend::Sqlite => (
+            &[
+                "CREATE TRIGGER test_refuse_logout BEFORE INSERT ON audit_log \
+               WHEN NEW.event = 'session.logout' \
+               BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+            ],
+            &["DROP TRIGGER test_refuse_logout"],
+        ),
+        Backend::Postgres => (
+            &[
+                "CREATE FUNCTION test_refuse_logout() RETURNS trigger LANGUAGE plpgsql \
+                 AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+                "CREATE TRIGGER test_refuse_logout BEFORE INSERT ON audit_log FOR EACH ROW \
+                 WHEN (NEW.event = 'session.logout') EXECUTE FUNCTION test_refuse_logout()",
+            ],
+            &[
+                "DROP TRIGGER test_refuse_logout ON audit_log",
+                "DROP FUNCTION test_refuse_logout()",
+            ],
+        ),
+    };
+    db_exec(&mut db, refuse).await;
+
+    let r = b.get(&logout_url(&fx.server, &[])).await;
+    r.expect_status(503);
+    assert!(r.location().is_none(), "{}: no redirect", r.what);
+    assert!(
+        r.content_type().starts_with("text/html"),
+        "{}: an error page, got {:?}",
+        r.what,
+        r.content_type()
+    );
+    assert!(
+        r.headers.contains_key(reqwest::header::RETRY_AFTER),
+        "{}: a 503 says when to try again",
+        r.what
+    );
+    assert!(
+        r.body.contains("try again"),
+        "{}: the page says to try again: {}",
+        r.what,
+        r.body
+    );
+    assert_eq!(
+        b.cookies.get(SESSION_COOKIE),
+        Some(&sid),
+        "a failed logout keeps the session cookie"
+    );
+    assert_eq!(fx.segl.audit_count("session.logout"), 0);
+    // The session's end was undone with its event: it still signs on.
+    let start = authorize(&client, &[], &[("prompt", "none")]);
+    let r = b.get(start.url.as_str()).await;
+    sso_code(&r, &fx.rp, &start, &issuer);
+
+    // The store works again: the same logout ends the session, with its event.
+    db_exec(&mut db, allow).await;
+    let r = b.get(&logout_url(&fx.server, &[])).await;
+    r.expect_status(200);
+    assert!(
+        !b.cookies.contains_key(SESSION_COOKIE),
+        "logout removes the session cookie"
+    );
+    assert_eq!(fx.segl.audit_count("session.logout"), 1);
+    let start = authorize(&client, &[], &[("prompt", "none")]);
+    let r = b.get(start.url.as_str()).await;
+    assert_eq!(
+        redirected_error(&r, &fx.rp, start.state.secret(), &issuer),
+        "login_required"
+    );
     fx.segl.audit_ok();
 }
 

@@ -347,19 +347,37 @@ fn validate_request(
                 .ok_or_else(|| err("invalid_request", "max_age must be a non-negative integer"))?,
         ),
     };
-    // acr_values are voluntary claims: segl meets the strongest supported level asked for,
-    // and a login that cannot reach it fails rather than silently downgrading.
-    let acr = params
-        .get("acr_values")
-        .map(|v| {
-            v.split(' ')
-                .filter(|a| oidc::acr_rank(a).is_some())
-                .max_by_key(|a| oidc::acr_rank(a))
-                .unwrap_or(oidc::ACR_HIGH)
-                .to_string()
-        })
-        // Asked for nothing: the lowest level segl offers is the minimum.
-        .unwrap_or_else(|| oidc::ACR_SUBSTANTIAL.to_string());
+    let (id_token_claims, userinfo_claims, claims_acr) = match params.get("claims") {
+        None => (Vec::new(), Vec::new(), None),
+        Some(c) => {
+            let c = parse_claims(c).ok_or_else(|| {
+                err(
+                    "invalid_request",
+                    "claims is not a valid claims request object",
+                )
+            })?;
+            (c.id_token, c.userinfo, c.acr)
+        }
+    };
+    // The level to reach. `acr_values` (OIDC Core 3.1.2.1) and an `acr` claim requested
+    // with `value`/`values` (5.5.1.1) each list the levels the client accepts; each list
+    // means its strongest supported level, and a list of only unknown levels means high.
+    // Both present: the stricter of the two. The spec calls `acr_values` and a
+    // non-essential `acr` claim voluntary; segl enforces them all, essential or not: a
+    // session below the level is not reused, and a login that cannot reach it fails
+    // rather than silently downgrading. Asked for nothing: substantial, the lowest level
+    // segl offers.
+    let acr = [
+        params.get("acr_values").map(|v| required_acr(v.split(' '))),
+        claims_acr
+            .as_ref()
+            .map(|v| required_acr(v.iter().map(String::as_str))),
+    ]
+    .into_iter()
+    .flatten()
+    .max_by_key(|a| oidc::acr_rank(a))
+    .unwrap_or(oidc::ACR_SUBSTANTIAL)
+    .to_string();
     let login_hint = params
         .get("login_hint")
         .and_then(|h| Nin::parse(h).ok())
@@ -373,15 +391,6 @@ fn validate_request(
                 .collect()
         })
         .unwrap_or_default();
-    let (id_token_claims, userinfo_claims) = match params.get("claims") {
-        None => (Vec::new(), Vec::new()),
-        Some(c) => parse_claims(c).ok_or_else(|| {
-            err(
-                "invalid_request",
-                "claims is not a valid claims request object",
-            )
-        })?,
-    };
     Ok(AuthRequest {
         client_id: client.client_id.clone(),
         client_name: client.name.clone(),
@@ -400,18 +409,85 @@ fn validate_request(
     })
 }
 
-/// The `claims` request parameter (OIDC Core 5.5): the claim names per target.
-fn parse_claims(raw: &str) -> Option<(Vec<String>, Vec<String>)> {
+/// The level a list of accepted `acr` values asks for: the strongest supported one; a
+/// list with none segl supports means high, so an unknown level is never met by less.
+fn required_acr<'a>(asked: impl Iterator<Item = &'a str>) -> &'static str {
+    asked
+        .filter_map(|a| oidc::SUPPORTED_ACRS.iter().find(|s| **s == a))
+        .max_by_key(|a| oidc::acr_rank(a))
+        .copied()
+        .unwrap_or(oidc::ACR_HIGH)
+}
+
+/// The `claims` request parameter (OIDC Core 5.5), as far as segl acts on it.
+struct ClaimsRequest {
+    /// Claim names asked for the ID token.
+    id_token: Vec<String>,
+    /// Claim names asked for userinfo.
+    userinfo: Vec<String>,
+    /// The `acr` values asked for with `value` or `values` (5.5.1.1), from either
+    /// member; `None` when no level was named.
+    acr: Option<Vec<String>>,
+}
+
+fn parse_claims(raw: &str) -> Option<ClaimsRequest> {
     let v: Value = serde_json::from_str(raw).ok()?;
     let obj = v.as_object()?;
-    let names = |k: &str| -> Option<Vec<String>> {
+    let member = |k: &str| -> Option<Option<&serde_json::Map<String, Value>>> {
         match obj.get(k) {
-            None | Some(Value::Null) => Some(Vec::new()),
-            Some(Value::Object(m)) => Some(m.keys().cloned().collect()),
+            None | Some(Value::Null) => Some(None),
+            Some(Value::Object(m)) => Some(Some(m)),
             Some(_) => None,
         }
     };
-    Some((names("id_token")?, names("userinfo")?))
+    let (id_token, userinfo) = (member("id_token")?, member("userinfo")?);
+    let mut acr: Option<Vec<String>> = None;
+    for m in [id_token, userinfo].into_iter().flatten() {
+        if let Some(asked) = acr_request(m.get("acr"))? {
+            acr.get_or_insert_with(Vec::new).extend(asked);
+        }
+    }
+    let names = |m: Option<&serde_json::Map<String, Value>>| {
+        m.map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    };
+    Some(ClaimsRequest {
+        id_token: names(id_token),
+        userinfo: names(userinfo),
+        acr,
+    })
+}
+
+/// One member's request for `acr` (OIDC Core 5.5.1): `None` if malformed, `Some(None)` if
+/// it names no level (absent, `null`, or only `essential`), else the values named.
+fn acr_request(req: Option<&Value>) -> Option<Option<Vec<String>>> {
+    let m = match req {
+        None | Some(Value::Null) => return Some(None),
+        Some(Value::Object(m)) => m,
+        Some(_) => return None,
+    };
+    if m.get("essential").is_some_and(|e| !e.is_boolean()) {
+        return None;
+    }
+    let mut asked = Vec::new();
+    match m.get("value") {
+        None => {}
+        Some(Value::String(s)) => asked.push(s.clone()),
+        Some(_) => return None,
+    }
+    match m.get("values") {
+        None => {}
+        Some(Value::Array(a)) => {
+            for v in a {
+                asked.push(v.as_str()?.to_string());
+            }
+        }
+        Some(_) => return None,
+    }
+    if m.contains_key("value") || m.contains_key("values") {
+        Some(Some(asked))
+    } else {
+        Some(None)
+    }
 }
 
 fn redirect_error(st: &AppState, e: Redirectable) -> Response {
@@ -445,18 +521,75 @@ async fn authorize(st: AppState, jar: CookieJar, headers: HeaderMap, params: Par
         Ok(r) => r,
         Err(e) => return redirect_error(&st, e),
     };
-    match start_or_resume(&st, &jar, req).await {
+    let hinted = match hinted_sub(&st, &client, &params) {
+        Ok(h) => h,
+        Err(description) => {
+            return redirect_error(
+                &st,
+                Redirectable {
+                    redirect_uri,
+                    state: req.state,
+                    error: "invalid_request",
+                    description: description.into(),
+                },
+            );
+        }
+    };
+    match start_or_resume(&st, &jar, req, hinted.as_deref()).await {
         Ok(resp) => resp,
         Err(e) => redirect_error(&st, e),
     }
 }
 
-/// With a live session that satisfies `prompt` and `max_age`, answers at once; otherwise
-/// starts a login flow bound to this browser.
+/// An ID token segl issued, presented back as `id_token_hint` (authorize and logout).
+struct IdTokenHint {
+    /// The person it names.
+    sub: String,
+    /// The client it was issued to.
+    aud: String,
+}
+
+/// Verifies an `id_token_hint`: segl's own signature with a key of its JWKS, segl's `iss`,
+/// a `sub` and an `aud`. An expired token is fine: a hint names a person and grants nothing
+/// (OIDC Core 3.1.2.1, RP-Initiated Logout 1.0 section 2). `None` for anything else.
+fn verify_id_token_hint(st: &AppState, token: &str) -> Option<IdTokenHint> {
+    let claims = st.keys.verify_own(token, true).ok()?;
+    if claims.get("iss").and_then(Value::as_str) != Some(st.settings.issuer.as_str()) {
+        return None;
+    }
+    let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
+    Some(IdTokenHint {
+        sub: text("sub")?,
+        aud: text("aud")?,
+    })
+}
+
+/// The `sub` of the request's `id_token_hint`, if it has one: a verified ID token of segl
+/// issued to this client, or the reason it is refused (`invalid_request`).
+fn hinted_sub(
+    st: &AppState,
+    client: &Client,
+    params: &Params,
+) -> Result<Option<String>, &'static str> {
+    let Some(token) = params.get("id_token_hint") else {
+        return Ok(None);
+    };
+    let hint = verify_id_token_hint(st, token)
+        .ok_or("id_token_hint is not a valid ID token from this provider")?;
+    if hint.aud != client.client_id {
+        return Err("id_token_hint was issued to another client");
+    }
+    Ok(Some(hint.sub))
+}
+
+/// With a live session that satisfies `prompt`, `max_age`, the level asked for and the
+/// hints, answers at once; otherwise starts a login flow bound to this browser. `hinted` is
+/// the `sub` of a verified `id_token_hint`.
 async fn start_or_resume(
     st: &AppState,
     jar: &CookieJar,
     req: AuthRequest,
+    hinted: Option<&str>,
 ) -> Result<Response, Redirectable> {
     let now = st.now();
     let fail = |error: &'static str, description: String| Redirectable {
@@ -482,16 +615,23 @@ async fn start_or_resume(
         oidc::within_max_age(s.auth_time, req.max_age, now)
             && oidc::acr_rank(&s.acr) >= oidc::acr_rank(&req.acr)
     });
-    // A login_hint naming someone else than the session's person needs a fresh login.
-    let session = match (session, &req.login_hint) {
-        (Some(s), Some(hint)) => {
-            let mut conn = st.store.conn().await.map_err(server)?;
+    // A login_hint or an id_token_hint (OIDC Core 3.1.2.1) naming someone else than the
+    // session's person needs a fresh login; with prompt=none, that is login_required.
+    let mut other_person = false;
+    let session = match session {
+        Some(s) if req.login_hint.is_some() || hinted.is_some() => {
+            let mut conn = st.store.read().await.map_err(server)?;
             let p = persons::by_id(&mut conn, &s.person_id)
                 .await
                 .map_err(server)?;
-            p.filter(|p| &p.nin == hint).map(|_| s)
+            let same = p.is_some_and(|p| {
+                req.login_hint.as_ref().is_none_or(|h| &p.nin == h)
+                    && hinted.is_none_or(|h| p.sub == h)
+            });
+            other_person = !same;
+            same.then_some(s)
         }
-        (s, _) => s,
+        s => s,
     };
     if let Some(s) = session.filter(|_| !req.prompt.contains(&Prompt::Login)) {
         let (code, url) =
@@ -502,7 +642,12 @@ async fn start_or_resume(
         return Ok(Redirect::to(&url).into_response());
     }
     if req.prompt.contains(&Prompt::None) {
-        return Err(fail("login_required", "the person is not logged in".into()));
+        let why = if other_person {
+            "another person than the one hinted at is logged in"
+        } else {
+            "the person is not logged in"
+        };
+        return Err(fail("login_required", why.into()));
     }
     let (browser, new_cookie) = match jar.get(BROWSER_COOKIE) {
         Some(c) if c.value().len() >= 32 => (c.value().to_string(), false),
@@ -819,6 +964,7 @@ async fn par(
     }
     validate_request(&client, redirect_uri, &params)
         .map_err(|e| OAuthError::new(e.error, e.description))?;
+    hinted_sub(&st, &client, &params).map_err(|d| OAuthError::new("invalid_request", d))?;
     let uri = format!("{PAR_URN}{}", random_token(24));
     let ttl = st.settings.policy.par_ttl_secs;
     let data = serde_json::to_string(&params)
@@ -905,18 +1051,32 @@ pub async fn exchange_code(
         // The code is spent whatever is wrong with the request, so a wrong verifier cannot
         // be retried.
         let refuse = |e: OAuthError| (Decision::Refuse { spend: true }, Err(e));
-        let fail = |d: &str| OAuthError::new("invalid_grant", d);
+        // A code presented wrongly may have been intercepted: the refusal is audited
+        // (`token.code_refused`, with the presenting client and the reason, never the code).
+        let fail = |reason: &'static str, d: &str| {
+            let event = OwnedEvent {
+                event: "token.code_refused",
+                subject: Some(row.person_id.clone()),
+                client_id: Some(issuer.client.client_id.clone()),
+                data: json!({"reason": reason}),
+            };
+            (
+                Decision::Spend(Box::new(event)),
+                Err(OAuthError::new("invalid_grant", d)),
+            )
+        };
         let grant: Grant = match serde_json::from_str(&row.grant_data) {
             Ok(g) => g,
             Err(e) => return refuse(OAuthError::new("server_error", log_fault(&e))),
         };
         if row.client_id != issuer.client.client_id {
-            return refuse(fail("the code was issued to another client"));
+            return fail("client", "the code was issued to another client");
         }
         if redirect_uri.as_deref() != Some(grant.redirect_uri.as_str()) {
-            return refuse(fail(
+            return fail(
+                "redirect_uri",
                 "redirect_uri does not match the authorization request",
-            ));
+            );
         }
         let pkce = match (&grant.code_challenge, verifier.as_deref()) {
             (Some(ch), Some(v)) if pkce_s256_matches(v, ch) => Ok(()),
@@ -926,7 +1086,7 @@ pub async fn exchange_code(
             (None, None) => Ok(()),
         };
         if let Err(d) = pkce {
-            return refuse(fail(d));
+            return fail("pkce", d);
         }
         issuer.issue(&grant, person, true, now)
     });
@@ -1271,12 +1431,9 @@ async fn logout_post(
 async fn logout(st: AppState, jar: CookieJar, headers: HeaderMap, p: Params) -> Response {
     let langs = pages::langs_from(p.get("ui_locales").map(String::as_str), &headers);
     let hint_aud = match p.get("id_token_hint") {
-        Some(t) => match st.keys.verify_own(t, true) {
-            Ok(claims) => claims
-                .get("aud")
-                .and_then(|a| a.as_str())
-                .map(str::to_string),
-            Err(_) => {
+        Some(t) => match verify_id_token_hint(&st, t) {
+            Some(hint) => Some(hint.aud),
+            None => {
                 return pages::error_page(
                     StatusCode::BAD_REQUEST,
                     "id_token_hint is not a valid ID token from this provider",
@@ -1306,8 +1463,12 @@ async fn logout(st: AppState, jar: CookieJar, headers: HeaderMap, p: Params) -> 
             );
         };
         let client = match st.store.conn().await {
-            Ok(mut c) => clients::by_id(&mut c, cid).await.ok().flatten(),
-            Err(_) => None,
+            Ok(mut c) => clients::by_id(&mut c, cid).await,
+            Err(e) => Err(e),
+        };
+        let client = match client {
+            Ok(c) => c,
+            Err(e) => return logout_unavailable(&e, &langs),
         };
         match client {
             Some(cl) if cl.post_logout_redirect_uris.iter().any(|u| u == uri) => {
@@ -1339,28 +1500,9 @@ async fn logout(st: AppState, jar: CookieJar, headers: HeaderMap, p: Params) -> 
     let mut jar = jar;
     if let Some(c) = jar.get(SESSION_COOKIE) {
         let hash = sha256_b64url(c.value().as_bytes());
-        if let Ok(mut tx) = st.store.begin().await {
-            let person = grants::session(&mut tx, &hash, now)
-                .await
-                .ok()
-                .flatten()
-                .map(|s| s.person_id);
-            if grants::end_session(&mut tx, &hash).await.unwrap_or(false) {
-                let _ = audit::append(
-                    &mut tx,
-                    &Event {
-                        event: "session.logout",
-                        subject: person.as_deref(),
-                        client_id: client_id.as_deref(),
-                        data: json!({}),
-                    },
-                    now,
-                )
-                .await;
-            }
-            if let Err(e) = tx.commit().await {
-                log_fault(&e);
-            }
+        if let Err(e) = end_session(&st, &hash, client_id.as_deref(), now).await {
+            // Nothing changed: the session lives on and the browser keeps its cookie.
+            return logout_unavailable(&e, &langs);
         }
         jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
     }
@@ -1368,4 +1510,61 @@ async fn logout(st: AppState, jar: CookieJar, headers: HeaderMap, p: Params) -> 
         Some(url) => (jar, Redirect::to(&url)).into_response(),
         None => (jar, pages::logged_out_page(&langs)).into_response(),
     }
+}
+
+/// Ends the session whose cookie hashes to `hash`, with its `session.logout` audit event in
+/// the same transaction: both or neither. A session that is unknown, expired or already
+/// ended is no error (logging out twice is fine) and records nothing.
+async fn end_session(
+    st: &AppState,
+    hash: &str,
+    client_id: Option<&str>,
+    now: i64,
+) -> Result<(), segl_store::StoreError> {
+    let mut tx = st.store.begin().await?;
+    let ended = async {
+        let person = grants::session(&mut tx, hash, now)
+            .await?
+            .map(|s| s.person_id);
+        if grants::end_session(&mut tx, hash).await? {
+            audit::append(
+                &mut tx,
+                &Event {
+                    event: "session.logout",
+                    subject: person.as_deref(),
+                    client_id,
+                    data: json!({}),
+                },
+                now,
+            )
+            .await?;
+        }
+        Ok::<_, segl_store::StoreError>(())
+    }
+    .await;
+    match ended {
+        Ok(()) => tx.commit().await.map_err(segl_store::StoreError::from),
+        Err(e) => {
+            // Dropping the transaction rolls back too; saying so frees the connection now.
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// A logout the store could not record: 503 with Retry-After, so the person (or client)
+/// tries again, rather than a "logged out" page over a session that still lives.
+fn logout_unavailable(e: &segl_store::StoreError, langs: &[String]) -> Response {
+    let id = log_fault(e);
+    let mut resp = pages::error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!(
+            "Logging out could not be completed and you are still logged in. Please try again \
+             in a moment (error id {id})."
+        ),
+        langs,
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    resp
 }

@@ -323,6 +323,9 @@ pub enum Decision {
         /// Keep the value marked as used.
         spend: bool,
     },
+    /// Issue nothing, keep the value used, and record why (a code presented with a wrong
+    /// PKCE verifier, redirect URI or client: perhaps an intercepted one).
+    Spend(Box<OwnedEvent>),
 }
 
 /// The outcome of [`Store::redeem_grant`].
@@ -417,6 +420,10 @@ impl Store {
                 tx.commit().await?;
             }
             Decision::Refuse { spend: true } => tx.commit().await?,
+            Decision::Spend(e) => {
+                audit::append(&mut tx, &e.as_event(), now).await?;
+                tx.commit().await?;
+            }
             Decision::Refuse { spend: false } => tx.rollback().await?,
         }
         Ok(Redeemed::Fresh(value))
@@ -470,6 +477,10 @@ impl Store {
             }
             Decision::Refuse { spend: true } => {
                 crate::db::execute_one(&mut tx, spend, &spend_args).await?
+            }
+            Decision::Spend(e) => {
+                crate::db::execute_one(&mut tx, spend, &spend_args).await?;
+                audit::append(&mut tx, &e.as_event(), now).await?;
             }
             Decision::Refuse { spend: false } => {}
         }
@@ -560,12 +571,18 @@ fn redeem_grant_sync<T>(
         crate::writer::bind(&mut st, &[&hash, &now])?;
         st.raw_execute()?;
     }
-    if let Decision::Issue(t) = decision {
-        at_once(insert_token(&mut Lite(c), INSERT_ACCESS, &t.access))?;
-        if let Some(r) = &t.refresh {
-            at_once(insert_token(&mut Lite(c), INSERT_REFRESH, r))?;
+    match decision {
+        Decision::Issue(t) => {
+            at_once(insert_token(&mut Lite(c), INSERT_ACCESS, &t.access))?;
+            if let Some(r) = &t.refresh {
+                at_once(insert_token(&mut Lite(c), INSERT_REFRESH, r))?;
+            }
+            at_once(audit::append(&mut Lite(c), &t.event.as_event(), now))?;
         }
-        at_once(audit::append(&mut Lite(c), &t.event.as_event(), now))?;
+        Decision::Spend(e) => {
+            at_once(audit::append(&mut Lite(c), &e.as_event(), now))?;
+        }
+        Decision::Refuse { .. } => {}
     }
     Ok(Redeemed::Fresh(value))
 }
