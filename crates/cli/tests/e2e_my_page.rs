@@ -147,21 +147,6 @@ fn code_in(m: &Value) -> String {
         .to_string()
 }
 
-/// A connection to the installation's database (SQLite file or PostgreSQL).
-async fn db_connect(segl: &Segl) -> sqlx::AnyConnection {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let args = segl.location_args();
-    let url = args
-        .iter()
-        .position(|a| a == "--database-url")
-        .map(|i| args[i + 1].to_string_lossy().into_owned())
-        .unwrap_or_else(|| format!("sqlite://{}", segl.data_dir().join("segl.db").display()));
-    sqlx::AnyConnection::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot open the database {url}: {e}"))
-}
-
 fn certs_of(segl: &Segl) -> Vec<Value> {
     match segl.json(&["cert", "list", "--nin", NIN, "--json"]) {
         Value::Array(v) => v,
@@ -408,7 +393,7 @@ async fn my_page_shows_the_eid_and_changes_email_with_a_code(backend: Backend) {
     .await;
     r.expect_status(303);
     let code3 = code_in(&message_of(&fx.segl, "contact.code", third, 1));
-    let mut db = db_connect(&fx.segl).await;
+    let mut db = fx.segl.db_connect().await;
     let n =
         sqlx::query("UPDATE contact_changes SET expires_at = created_at - 1 WHERE new_value = $1")
             .bind(third)

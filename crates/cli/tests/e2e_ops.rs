@@ -390,18 +390,6 @@ async fn configuration_is_validated_and_shows_its_sources(backend: Backend) {
 // 9. Audit chain
 // ---------------------------------------------------------------------------------------
 
-async fn db_connect(segl: &Segl) -> sqlx::AnyConnection {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let url = match database_url(segl) {
-        Some(u) => u,
-        None => format!("sqlite://{}", segl.data_dir().join("segl.db").display()),
-    };
-    sqlx::AnyConnection::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot open the database {url}: {e}"))
-}
-
 /// `segl audit verify --json`, any exit code: (exit code, report).
 fn audit_verify(segl: &Segl) -> (Option<i32>, Value) {
     let out = segl.cmd(&["audit", "verify", "--json"]);
@@ -456,7 +444,7 @@ async fn audit_verify_finds_a_tampered_entry(backend: Backend) {
     // Stop the server so nothing else writes, then tamper.
     let Fixture { segl, server, .. } = fx;
     drop(server);
-    let mut db = db_connect(&segl).await;
+    let mut db = segl.db_connect().await;
     let original: String = sqlx::query_scalar("SELECT data FROM audit_log WHERE seq = $1")
         .bind(seq)
         .fetch_one(&mut db)

@@ -617,21 +617,6 @@ async fn logout_ends_the_session_and_checks_the_redirect(backend: Backend) {
     fx.segl.audit_ok();
 }
 
-/// A connection to the installation's database (SQLite file or PostgreSQL).
-async fn db_connect(segl: &Segl) -> sqlx::AnyConnection {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let args = segl.location_args();
-    let url = args
-        .iter()
-        .position(|a| a == "--database-url")
-        .map(|i| args[i + 1].to_string_lossy().into_owned())
-        .unwrap_or_else(|| format!("sqlite://{}", segl.data_dir().join("segl.db").display()));
-    sqlx::AnyConnection::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot open the database {url}: {e}"))
-}
-
 /// Runs each statement on the test's own connection to the database.
 async fn db_exec(db: &mut sqlx::AnyConnection, statements: &[&str]) {
     for sql in statements {
@@ -660,7 +645,7 @@ async fn a_logout_the_store_cannot_record_changes_nothing(backend: Backend) {
         .cloned()
         .expect("a session cookie after login");
 
-    let mut db = db_connect(&fx.segl).await;
+    let mut db = fx.segl.db_connect().await;
     let (refuse, allow): (&[&str], &[&str]) = match backend {
         Backend::Sqlite => (
             &[

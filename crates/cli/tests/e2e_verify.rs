@@ -332,21 +332,6 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> String {
     path(dir, name)
 }
 
-/// A connection to the installation's database (SQLite file or PostgreSQL).
-async fn db_connect(segl: &Segl) -> sqlx::AnyConnection {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let args = segl.location_args();
-    let url = args
-        .iter()
-        .position(|a| a == "--database-url")
-        .map(|i| args[i + 1].to_string_lossy().into_owned())
-        .unwrap_or_else(|| format!("sqlite://{}", segl.data_dir().join("segl.db").display()));
-    sqlx::AnyConnection::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot open the database {url}: {e}"))
-}
-
 /// The signature carries no OCSP response; the signer certificate is recorded as this
 /// segl's (written into the database here: segl's own person keys cannot sign from a
 /// test), so its records answer: good, then revoked before the signing time.
@@ -362,7 +347,7 @@ async fn own_certificate_without_ocsp_uses_this_segls_records(backend: Backend) 
     openssl(d, "x509 -in leaf.pem -outform DER -out leaf.der");
     let leaf = std::fs::read(d.join("leaf.der")).unwrap();
 
-    let mut db = db_connect(&segl).await;
+    let mut db = segl.db_connect().await;
     sqlx::query(
         "INSERT INTO certificates (serial, ca, person_id, cert_der, key_store, key_ref, \
          not_before, not_after, revoked_at, reason, created_at) \

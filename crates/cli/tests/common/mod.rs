@@ -264,6 +264,20 @@ impl Segl {
         self.dir.path()
     }
 
+    /// A connection of the test's own to the installation's database (SQLite file or
+    /// PostgreSQL), for what no command shows or to break things on purpose.
+    pub async fn db_connect(&self) -> sqlx::AnyConnection {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let url = match &self.db {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", self.data_dir().join("segl.db").display()),
+        };
+        sqlx::AnyConnection::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open the database {url}: {e}"))
+    }
+
     /// Writes `segl.toml` into the data directory (read by every command and `serve`).
     pub fn write_config(&self, toml: &str) {
         std::fs::write(self.data_dir().join("segl.toml"), toml).expect("write segl.toml");
