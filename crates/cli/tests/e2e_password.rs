@@ -16,30 +16,21 @@ async fn weak_passwords_are_refused_at_enrolment(backend: Backend) {
     // The data directory of a fresh machine does not exist yet; a refusal must not make it
     // (no keys, no database, no CA).
     let dir = segl.data_dir().join("fresh");
-    let mut location = segl.location_args();
-    location[1] = dir.clone().into();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_segl"))
-        .args([
-            "person",
-            "add",
-            "--nin",
-            NIN,
-            "--name",
-            NAME,
-            "--password-stdin",
-        ])
-        .args(location)
-        .env_remove("SEGL_DATA_DIR")
-        .env_remove("SEGL_DATABASE_URL")
-        .env_remove("SEGL_CONFIG")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run segl");
-    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"short1\n")
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("segl did not finish");
+    let out = run_stdin(
+        segl.command_in(
+            &dir,
+            &[
+                "person",
+                "add",
+                "--nin",
+                NIN,
+                "--name",
+                NAME,
+                "--password-stdin",
+            ],
+        ),
+        Some("short1\n"),
+    );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("password refused"),

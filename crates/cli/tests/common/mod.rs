@@ -295,8 +295,15 @@ impl Segl {
 
     /// The `segl` command with the given arguments and this installation's location.
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_in(self.data_dir(), args)
+    }
+
+    /// [`Segl::command`] with the data directory `dir` instead (e.g. one not made yet).
+    pub fn command_in(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut location = self.location_args();
+        location[1] = dir.into();
         let mut c = Command::new(env!("CARGO_BIN_EXE_segl"));
-        c.args(args).args(self.location_args());
+        c.args(args).args(location);
         // Only what the test says counts: no location or config from the caller's shell.
         for var in ["SEGL_DATA_DIR", "SEGL_DATABASE_URL", "SEGL_CONFIG"] {
             c.env_remove(var);
@@ -312,19 +319,7 @@ impl Segl {
 
     /// Runs `segl ARGS…`, writing `input` to its standard input.
     pub fn cmd_stdin(&self, args: &[&str], input: Option<&str>) -> Output {
-        let mut c = self.command(args);
-        c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        c.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
-        let mut child = c.spawn().expect("cannot run the segl binary");
-        if let Some(input) = input {
-            let mut stdin = child.stdin.take().expect("stdin");
-            stdin.write_all(input.as_bytes()).expect("write stdin");
-        }
-        child.wait_with_output().expect("segl did not finish")
+        run_stdin(self.command(args), input)
     }
 
     /// Runs a command that must succeed and print JSON; returns the JSON.
@@ -1705,4 +1700,20 @@ pub async fn collect_app(b: &mut Browser, flow: &Value, rounds: u32) -> Resp {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the flow stayed in app_pending");
+}
+
+/// Runs `c`, writing `input` to its standard input; returns its output.
+pub fn run_stdin(mut c: Command, input: Option<&str>) -> Output {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = c.spawn().expect("cannot run the segl binary");
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("segl did not finish")
 }
